@@ -1,0 +1,28 @@
+package config
+
+// The main options of the core. Feature packages register their own.
+func init() {
+	for _, d := range []OptionDef{
+		{Name: "primary_hostname", Kind: KindString, Doc: "this host's name; default: the system host name"},
+		{Name: "authserv_id", Kind: KindString, Doc: "authserv-id of Authentication-Results headers (RFC 8601); default: primary_hostname"},
+		{Name: "milter_listen", Kind: KindListen, Default: "inet:127.0.0.1:8894", Doc: "milter listeners, separated by spaces: inet:ADDR:PORT, inet:PORT@ADDR, unix:PATH; empty disables"},
+		{Name: "policy_listen", Kind: KindListen, Default: "inet:127.0.0.1:8895", Doc: "TLS policy listeners (socketmap, tcp_table, line protocol); empty disables"},
+		{Name: "dns_servers", Kind: KindServerList, Doc: "DNS resolvers to ask, separated by spaces: IP, IP:PORT, [IPv6]:PORT; default: nameserver lines of /etc/resolv.conf"},
+		{Name: "dns_trust_ad", Kind: KindNetList, Default: "<; 127.0.0.0/8 ; ::1", Doc: "resolvers whose AD bit (DNSSEC validated) is trusted; others never give secure answers"},
+		{Name: "dns_timeout", Kind: KindDuration, Default: "2s", Doc: "time to wait for one DNS server before trying the next"},
+		{Name: "dns_retries", Kind: KindInt, Default: "2", Min: 1, Max: 10, Doc: "rounds across dns_servers before a lookup is a temporary error"},
+		{Name: "dns_cache_size", Kind: KindInt, Default: "10000", Min: 0, Max: 10_000_000, Doc: "DNS answers kept in the cache; 0 disables it"},
+		{Name: "dns_cache_max_ttl", Kind: KindDuration, Default: "1d", Doc: "longest time a DNS answer is cached, whatever its TTL"},
+		{Name: "log_format", Kind: KindEnum, Default: "text", Enum: []string{"text", "json"}, Doc: "log line format on stderr"},
+		{Name: "log_level", Kind: KindEnum, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Doc: "lowest level logged"},
+		{Name: "shutdown_timeout", Kind: KindDuration, Default: "30s", Doc: "on SIGTERM, how long open sessions may take to finish"},
+		{Name: "expansion_max_size", Kind: KindInt, Default: "64K", Min: 1024, Max: 16 << 20, Doc: "largest result of one string expansion"},
+		{Name: "acl_smtp_connect", Kind: KindACLName, Doc: "ACL run when a client connects"},
+		{Name: "acl_smtp_helo", Kind: KindACLName, Doc: "ACL run at HELO/EHLO"},
+		{Name: "acl_smtp_mail", Kind: KindACLName, Doc: "ACL run at MAIL FROM"},
+		{Name: "acl_smtp_rcpt", Kind: KindACLName, Doc: "ACL run at each RCPT TO"},
+		{Name: "acl_smtp_data", Kind: KindACLName, Doc: "ACL run at the end of the message (after the headers and body)"},
+	} {
+		RegisterOption(d)
+	}
+}
