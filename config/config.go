@@ -78,7 +78,12 @@ func (c *Config) typeOptions(r *Reporter) {
 		if d == nil && !hasValue {
 			for _, pfx := range []string{"no_", "not_"} {
 				if base, ok := strings.CutPrefix(name, pfx); ok {
-					if bd := lookupOption(base); bd != nil && bd.Kind == KindBool {
+					if bd := lookupOption(base); bd != nil {
+						if bd.Kind != KindBool {
+							r.Errorf(ol.Pos, "%q applies only to boolean options, and %s is a %s", pfx, base, bd.Kind)
+							d = bd
+							break
+						}
 						d, name, value, hasValue = bd, base, NewValue("false", ol.Pos), true
 					}
 				}
@@ -87,6 +92,9 @@ func (c *Config) typeOptions(r *Reporter) {
 		if d == nil {
 			r.Errorf(ol.Pos, "unknown option %q%s", ol.Name, suggest.Hint(ol.Name, "", optionNames()))
 			continue
+		}
+		if !hasValue && name != ol.Name {
+			continue // a no_ prefix on a non-boolean, reported above
 		}
 		if !hasValue {
 			if d.Kind != KindBool {
