@@ -1,0 +1,156 @@
+package acl
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/expand"
+)
+
+// Result is the outcome of running the ACL of a stage.
+type Result struct {
+	Verb       Verb   // Accept, Deny, Defer, Discard or Drop
+	Message    string // the expanded "message" (SMTP text) for the verdict, if any
+	LogMessage string // the expanded "log_message" of the deciding statement
+	ACL        string // the ACL that decided ("" when none is configured)
+	Pos        config.Pos
+	Err        error // why the run deferred, when it did because of an error
+}
+
+// runner evaluates one ACL run.
+type runner struct {
+	p *Program
+	t *Txn
+}
+
+func (r *runner) eval(e *expand.Expr) (string, error) { return e.EvalLimits(r.t, r.p.limits) }
+
+func (r *runner) log(kind string, pos config.Pos, text string) {
+	r.t.Logs = append(r.t.Logs, LogLine{Stage: r.t.Stage, ACL: "", Pos: pos, Kind: kind, Text: text})
+}
+
+// Run runs the ACL configured for stage. With no ACL configured the
+// verdict is accept. A panic inside a condition is recovered and answered
+// with defer, never accept.
+func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
+	t.Stage = stage
+	a := p.stage[stage]
+	if a == nil {
+		return Result{Verb: Accept}
+	}
+	return p.run(ctx, a, t)
+}
+
+// RunACL runs the named ACL (for the test-acl command and the acl
+// condition).
+func (p *Program) RunACL(ctx context.Context, name string, t *Txn) Result {
+	a := p.acls[name]
+	if a == nil {
+		return Result{Verb: Defer, ACL: name, Err: fmt.Errorf("no ACL named %q", name)}
+	}
+	return p.run(ctx, a, t)
+}
+
+func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
+	if t.depth >= MaxCallDepth {
+		return Result{Verb: Defer, ACL: a.name, Pos: a.pos, Err: fmt.Errorf("ACL calls nested deeper than %d", MaxCallDepth)}
+	}
+	prevCtx := t.ctx
+	t.ctx = ctx
+	t.depth++
+	nHeaders, nRemove := len(t.AddHeaders), len(t.RemoveHeaders)
+	r := &runner{p: p, t: t}
+	pos := a.pos
+	defer func() {
+		t.depth--
+		t.ctx = prevCtx
+		if v := recover(); v != nil {
+			res = Result{Verb: Defer, ACL: a.name, Pos: pos, Err: fmt.Errorf("internal error: %v", v)}
+		}
+		if res.Verb == Deny || res.Verb == Defer || res.Verb == Drop {
+			// headers added by a run that rejects are discarded, as in Exim
+			t.AddHeaders, t.RemoveHeaders = t.AddHeaders[:nHeaders], t.RemoveHeaders[:nRemove]
+		}
+		for i := range t.Logs {
+			if t.Logs[i].ACL == "" {
+				t.Logs[i].ACL = a.name
+			}
+		}
+	}()
+	for i := range a.stmts {
+		st := &a.stmts[i]
+		pos = st.pos
+		var msg, logMsg *expand.Expr
+		ok, err := true, error(nil)
+		for j := range st.items {
+			it := &st.items[j]
+			pos = it.pos
+			switch it.kind {
+			case kMessage:
+				msg = it.expr
+			case kLogMessage:
+				logMsg = it.expr
+			case kAction:
+				err = it.action(r)
+			case kCond:
+				var v bool
+				v, err = it.cond(t)
+				if err == nil && v == it.neg {
+					ok = false
+				}
+			}
+			if err != nil {
+				err = fmt.Errorf("%s: %s: %w", it.pos, it.name, err)
+				break
+			}
+			if !ok {
+				break
+			}
+		}
+		pos = st.pos
+		if err != nil {
+			if st.verb == Warn {
+				r.log("error", pos, err.Error())
+				continue
+			}
+			return r.verdict(a, st, Defer, msg, logMsg, err)
+		}
+		switch st.verb {
+		case Warn:
+			if ok && logMsg != nil {
+				if s, e := r.eval(logMsg); e == nil {
+					r.log("log_message", st.pos, s)
+				} else {
+					r.log("error", st.pos, e.Error())
+				}
+			}
+		case Require:
+			if !ok {
+				return r.verdict(a, st, Deny, msg, logMsg, nil)
+			}
+		default:
+			if ok {
+				return r.verdict(a, st, st.verb, msg, logMsg, nil)
+			}
+		}
+	}
+	return Result{Verb: Deny, ACL: a.name, Pos: a.pos, Message: ""}
+}
+
+func (r *runner) verdict(a *aclProg, st *statement, v Verb, msg, logMsg *expand.Expr, cause error) Result {
+	res := Result{Verb: v, ACL: a.name, Pos: st.pos, Err: cause}
+	if msg != nil {
+		s, err := r.eval(msg)
+		if err != nil && res.Err == nil {
+			res.Err = err
+		}
+		res.Message = s
+	}
+	if logMsg != nil {
+		if s, err := r.eval(logMsg); err == nil {
+			res.LogMessage = s
+		}
+	}
+	return res
+}

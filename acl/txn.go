@@ -1,0 +1,207 @@
+package acl
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/resolver"
+)
+
+// Services are what conditions may use beyond the transaction itself.
+type Services struct {
+	DNS             resolver.Querier
+	PrimaryHostname string
+	AuthservID      string
+	Now             func() time.Time
+}
+
+// Conn is the state of one SMTP connection, kept across its messages.
+type Conn struct {
+	ClientIP   netip.Addr // invalid for a local submission
+	ClientPort int
+	ClientName string // the client host name the MTA verified, or ""
+	LocalIP    netip.Addr
+	LocalPort  int
+	Helo       string
+	TLSCipher  string
+	TLSVersion string
+	TLSBits    string
+	AuthID     string // the SASL login name; "" when not authenticated
+	Vars       []string
+	state      map[any]any
+}
+
+// Value returns connection-scoped feature state stored under key.
+func (c *Conn) Value(key any) any { return c.state[key] }
+
+// SetValue stores connection-scoped feature state.
+func (c *Conn) SetValue(key, v any) {
+	if c.state == nil {
+		c.state = map[any]any{}
+	}
+	c.state[key] = v
+}
+
+// Header is one header field of the message: the name, and the raw value
+// after the colon (folding kept, no final CRLF).
+type Header struct {
+	Name  string
+	Value string
+}
+
+// AddedHeader is a header an ACL asked to add.
+type AddedHeader struct {
+	Text    string // "Name: value", possibly several lines
+	AtStart bool   // :at_start: — above the existing headers
+}
+
+// LogLine is something an ACL asked to log: log_message, logwrite, or an
+// error on a warn statement.
+type LogLine struct {
+	Stage Stage
+	ACL   string
+	Pos   config.Pos
+	Kind  string // "log_message", "logwrite", "error"
+	Text  string
+}
+
+// Txn is the environment of ACL runs for one message (and the connection it
+// arrives on). It implements expand.Env.
+type Txn struct {
+	Conn        *Conn
+	Services    *Services
+	Stage       Stage
+	HasSender   bool   // MAIL FROM seen
+	Sender      string // "" for the null sender <>
+	Recipients  []string
+	Rcpt        string // the recipient being checked at RCPT
+	Headers     []Header
+	MessageSize int64
+	QueueID     string
+	Vars        []string // acl_m variables
+
+	Controls      map[string]string
+	AddHeaders    []AddedHeader
+	RemoveHeaders []string
+	Logs          []LogLine
+	AuthResults   []AuthResult
+
+	state map[any]any
+	ctx   context.Context
+	depth int
+}
+
+// NewTxn starts the first transaction of a connection.
+func NewTxn(conn *Conn, svc *Services) *Txn {
+	if conn == nil {
+		conn = &Conn{}
+	}
+	if svc == nil {
+		svc = &Services{}
+	}
+	return &Txn{Conn: conn, Services: svc, ctx: context.Background()}
+}
+
+// Reset forgets the per-message state (at MAIL FROM, or after a message),
+// keeping the connection.
+func (t *Txn) Reset() {
+	*t = Txn{Conn: t.Conn, Services: t.Services, ctx: context.Background()}
+}
+
+// Context implements expand.Env.
+func (t *Txn) Context() context.Context { return t.ctx }
+
+// Header implements expand.Env.
+func (t *Txn) Header(name string) []string {
+	var out []string
+	for _, h := range t.Headers {
+		if strings.EqualFold(h.Name, name) {
+			out = append(out, h.Value)
+		}
+	}
+	return out
+}
+
+// Value returns message-scoped feature state stored under key (for example
+// a check result computed once per message).
+func (t *Txn) Value(key any) any { return t.state[key] }
+
+// SetValue stores message-scoped feature state.
+func (t *Txn) SetValue(key, v any) {
+	if t.state == nil {
+		t.state = map[any]any{}
+	}
+	t.state[key] = v
+}
+
+// Control returns the argument of a control set on the transaction and
+// whether it was set.
+func (t *Txn) Control(name string) (string, bool) {
+	v, ok := t.Controls[name]
+	return v, ok
+}
+
+// SetControl records a control (used by ControlDef.Apply).
+func (t *Txn) SetControl(name, arg string) {
+	if t.Controls == nil {
+		t.Controls = map[string]string{}
+	}
+	t.Controls[name] = arg
+}
+
+// SenderDomain returns the domain of the envelope sender, lower-cased.
+func (t *Txn) SenderDomain() string { return strings.ToLower(domainOf(t.Sender)) }
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return ""
+}
+
+func localPartOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[:i]
+	}
+	return addr
+}
+
+// AuthResult is one method's result for the Authentication-Results header
+// (RFC 8601 §2.2): features append them to Txn.AuthResults when they
+// evaluate a check, and the milter writes the header at end of message.
+type AuthResult struct {
+	Method string // "spf", "dkim", "dmarc", "arc", "iprev", "auth"
+	Result string // "pass", "fail", …
+	Reason string // optional reason (written as a comment or reason=)
+	Props  []AuthProp
+}
+
+// AuthProp is a ptype.property=value item such as smtp.mailfrom=example.com.
+type AuthProp struct {
+	Type  string // "smtp", "header", "body", "policy"
+	Name  string
+	Value string
+}
+
+// AddAuthResult records a result for the Authentication-Results header,
+// replacing an earlier result of the same method and the same first
+// property (so a check evaluated twice is reported once).
+func (t *Txn) AddAuthResult(r AuthResult) {
+	for i, old := range t.AuthResults {
+		if old.Method == r.Method && samePropKey(old.Props, r.Props) {
+			t.AuthResults[i] = r
+			return
+		}
+	}
+	t.AuthResults = append(t.AuthResults, r)
+}
+
+func samePropKey(a, b []AuthProp) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	return a[0] == b[0]
+}
