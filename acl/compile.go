@@ -47,7 +47,7 @@ type item struct {
 	pos    config.Pos
 	neg    bool
 	cond   CondFunc
-	expr   *expand.Expr            // message, log_message
+	expr   *expand.Expr          // message, log_message
 	action func(r *runner) error // other modifiers
 }
 
