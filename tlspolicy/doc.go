@@ -1,9 +1,18 @@
-// Package tlspolicy is the TCP policy socket that tells an MTA's SMTP client
-// whether DANE (RFC 7672) or OCSP stapling is required for a next hop. It
-// speaks the Postfix/Sendmail socketmap protocol (netstrings), Postfix's
-// tcp_table protocol, and a line protocol for Exim's ${readsocket}.
+// Package tlspolicy decides, for one SMTP next hop, whether the MTA's SMTP
+// client must use DANE (RFC 7672, with RFC 6698 and RFC 7671 for TLSA
+// records) and whether it should request or require OCSP stapling, and
+// serves those decisions on a TCP or unix socket to Postfix
+// (smtp_tls_policy_maps over socketmap or tcp_table), Sendmail (socket map)
+// and Exim (${readsocket} line protocol).
 //
-// This first version frames and answers the three protocols with "no
-// policy known" so that MTAs can be wired to it; the per-next-hop DANE and
-// OCSP decisions arrive with their own change.
+// The decision (Decide) follows RFC 7672 §2.2: the security of the MX
+// RRset decides between mandatory DANE and "DANE may be used" (§2.2.1), MX
+// preference order is kept whatever the security of each host; each host
+// needs secure address records (§2.2.2) before its TLSA RRset at
+// _PORT._tcp.HOST is looked up, at the CNAME-expanded name first and then
+// at the original name (§2.2.3); only usable TLSA records count (§3.1,
+// RFC 7671 §4), and a secure TLSA RRset without usable records makes TLS
+// mandatory but unauthenticated (§2.2). Any SERVFAIL, bogus answer or
+// timeout on a lookup that matters is a temporary failure, never a
+// downgrade (§2.1.1).
 package tlspolicy

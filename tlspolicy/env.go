@@ -1,0 +1,128 @@
+package tlspolicy
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/resolver"
+)
+
+// The options this package owns.
+func init() {
+	for _, d := range []config.OptionDef{
+		{Name: "policy_allow", Kind: config.KindNetList, Default: "<; 127.0.0.0/8 ; ::1", Doc: "client addresses allowed to query the TLS policy socket (unix sockets are always allowed)"},
+		{Name: "policy_max_connections", Kind: config.KindInt, Default: "512", Min: 1, Max: 1_000_000, Doc: "open TLS policy connections at most; further clients wait in the listen queue"},
+		{Name: "policy_idle_timeout", Kind: config.KindDuration, Default: "15m", Doc: "how long an idle policy connection is kept open (Postfix closes its own after ipc_idle, 5s, and ipc_ttl, 1000s)"},
+		{Name: "policy_request_timeout", Kind: config.KindDuration, Default: "10s", Doc: "time to receive a whole request once it started, and to send the reply"},
+		{Name: "dane_domains", Kind: config.KindDomainList, Default: "*", Doc: "next-hop domains for which DANE is tried (RFC 7672)"},
+		{Name: "dane_require_domains", Kind: config.KindDomainList, Doc: "next-hop domains for which DANE is required: without it the MTA defers"},
+		{Name: "dane_disable_domains", Kind: config.KindDomainList, Doc: "next-hop domains for which DANE is never used (answer: may)"},
+		{Name: "hosts_try_dane", Kind: config.KindHostList, Doc: "MX hosts (names or addresses) for which DANE is tried, as in Exim"},
+		{Name: "hosts_require_dane", Kind: config.KindHostList, Doc: "MX hosts (names or addresses) for which DANE is required, as in Exim"},
+		{Name: "hosts_require_ocsp", Kind: config.KindHostList, Doc: "hosts that must staple a valid OCSP response"},
+		{Name: "hosts_request_ocsp", Kind: config.KindHostList, Default: "*", Doc: "hosts asked for OCSP stapling; while \"*\", hosts using DANE are asked only when they have only DANE-TA records"},
+		{Name: "dane_pkix_as_dane", Kind: config.KindBool, Default: "false", Doc: "use TLSA usages 0 and 1 as 2 and 3 (a digest with usage 0 stays unusable)"},
+		{Name: "dane_cache_size", Kind: config.KindInt, Default: "10000", Min: 0, Max: 10_000_000, Doc: "next-hop decisions cached; 0 disables the cache"},
+		{Name: "dane_cache_max_ttl", Kind: config.KindDuration, Default: "1h", Doc: "longest time a decision is cached, whatever the DNS TTLs"},
+		{Name: "dane_lookup_timeout", Kind: config.KindDuration, Default: "10s", Doc: "time for all the DNS lookups of one decision; past it the answer is a temporary failure"},
+	} {
+		config.RegisterOption(d)
+	}
+}
+
+// Env is what the policy server needs from one loaded configuration. The
+// daemon builds a new one on start and on reload.
+type Env struct {
+	Decider        *Decider
+	Logger         *slog.Logger
+	Allow          []netip.Prefix // client addresses allowed; nil allows none but unix sockets
+	MaxConns       int
+	IdleTimeout    time.Duration
+	RequestTimeout time.Duration
+}
+
+// Defaults of the server limits.
+const (
+	DefaultMaxConns       = 512
+	DefaultIdleTimeout    = 15 * time.Minute
+	DefaultRequestTimeout = 10 * time.Second
+)
+
+// DefaultAllow is the default policy_allow: loopback only.
+var DefaultAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// NewEnv compiles the policy options of cfg and makes a Decider that asks q.
+func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, error) {
+	rules, err := RulesFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	size := int(cfg.Int("dane_cache_size"))
+	if size == 0 {
+		size = -1
+	}
+	return &Env{
+		Decider: NewDecider(q, DeciderOptions{
+			Rules:         rules,
+			CacheSize:     size,
+			CacheMaxTTL:   cfg.Duration("dane_cache_max_ttl"),
+			LookupTimeout: cfg.Duration("dane_lookup_timeout"),
+		}),
+		Logger:         logger,
+		Allow:          cfg.Get("policy_allow").Nets,
+		MaxConns:       int(cfg.Int("policy_max_connections")),
+		IdleTimeout:    cfg.Duration("policy_idle_timeout"),
+		RequestTimeout: cfg.Duration("policy_request_timeout"),
+	}, nil
+}
+
+// RulesFromConfig compiles the per-destination DANE and OCSP options.
+func RulesFromConfig(cfg *config.Config) (*Rules, error) {
+	r := &Rules{PKIXAsDANE: cfg.Bool("dane_pkix_as_dane")}
+	for _, o := range []struct {
+		name string
+		host bool
+		dst  **List
+	}{
+		{"dane_domains", false, &r.DANEDomains},
+		{"dane_require_domains", false, &r.RequireDomains},
+		{"dane_disable_domains", false, &r.DisableDomains},
+		{"hosts_try_dane", true, &r.TryHosts},
+		{"hosts_require_dane", true, &r.RequireHosts},
+		{"hosts_require_ocsp", true, &r.RequireOCSP},
+		{"hosts_request_ocsp", true, &r.RequestOCSP},
+	} {
+		s := cfg.Get(o.name)
+		v := s.Value
+		if s.Str != v.Text { // a quoted value
+			v = config.NewValue(s.Str, v.Pos)
+		}
+		l, err := CompileList(cfg, v, o.host)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.name, err)
+		}
+		*o.dst = l
+	}
+	r.RequestOCSPDefault = r.RequestOCSP.String() == "*"
+	return r, nil
+}
+
+// TestEnv returns an Env for tests and tools: the default rules unless
+// rules is not nil, a discarding logger, loopback clients allowed.
+func TestEnv(q resolver.Querier, rules *Rules) *Env {
+	return &Env{
+		Decider:        NewDecider(q, DeciderOptions{Rules: rules}),
+		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Allow:          DefaultAllow,
+		MaxConns:       DefaultMaxConns,
+		IdleTimeout:    DefaultIdleTimeout,
+		RequestTimeout: DefaultRequestTimeout,
+	}
+}
