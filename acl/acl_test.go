@@ -279,3 +279,25 @@ func TestNoACLAccepts(t *testing.T) {
 		t.Errorf("no ACL: %s", res.Verb)
 	}
 }
+
+func TestHooksAndTimeout(t *testing.T) {
+	reg := NewRegistry()
+	var ran []string
+	reg.AddHook(Hook{Name: "h", Stages: OnlyData, Run: func(t *Txn) error {
+		ran = append(ran, t.Stage.String())
+		if _, ok := t.Context().Deadline(); !ok {
+			return errors.New("no deadline")
+		}
+		return errors.New("hook failed")
+	}})
+	p := compile(t, "acl_timeout = 5s\nacl_smtp_data = d\nbegin acl\nd:\n  accept\n", reg)
+	txn := newTxn("192.0.2.1")
+	p.Run(context.Background(), Rcpt, txn)
+	res := p.Run(context.Background(), Data, txn)
+	if res.Verb != Accept || strings.Join(ran, ",") != "data" {
+		t.Fatalf("verdict %s, hooks ran at %v", res.Verb, ran)
+	}
+	if len(txn.Logs) != 1 || txn.Logs[0].Text != "hook failed" || txn.Logs[0].ACL != "(h)" {
+		t.Errorf("hook error not logged: %+v", txn.Logs)
+	}
+}

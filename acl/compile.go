@@ -72,6 +72,8 @@ type Program struct {
 	varsC    map[string]int
 	varsM    map[string]int
 	limits   expand.Limits
+	timeout  time.Duration
+	hooks    [numStages][]Hook
 	Warnings config.ErrorList
 }
 
@@ -115,10 +117,17 @@ func Compile(cfg *config.Config, reg *Registry) (*Program, error) {
 		reg: reg, cfg: cfg, rep: rep,
 		lists: &listCompiler{cfg: cfg, named: map[string]*List{}, busy: map[string]bool{}},
 		prog: &Program{acls: map[string]*aclProg{}, varsC: map[string]int{}, varsM: map[string]int{},
-			limits: expand.Limits{MaxOutput: int(cfg.Int("expansion_max_size"))}},
+			limits: expand.Limits{MaxOutput: int(cfg.Int("expansion_max_size"))}, timeout: cfg.Duration("acl_timeout")},
 		stages: map[string]StageSet{}, via: map[string]string{},
 	}
 	c.lists.primary = cfg.String("primary_hostname")
+	for _, h := range reg.Hooks() {
+		for _, s := range Stages() {
+			if h.Stages.norm().Has(s) {
+				c.prog.hooks[s] = append(c.prog.hooks[s], h)
+			}
+		}
+	}
 	c.collectVars()
 	c.reach()
 	for _, def := range cfg.File.ACLs {

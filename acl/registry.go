@@ -74,8 +74,20 @@ const (
 	ArgRequired
 )
 
+// Hook is work a feature does at a stage whatever the ACLs say, before the
+// stage's ACL runs: for example evaluating SPF at DATA so that the
+// Authentication-Results header carries it. A hook's error is logged on the
+// transaction and does not change the verdict; conditions that need the
+// same result report their own error.
+type Hook struct {
+	Name   string
+	Stages StageSet
+	Run    func(t *Txn) error
+}
+
 // Registry holds the conditions, variables and controls a Program may use.
 type Registry struct {
+	hooks    []Hook
 	mu       sync.RWMutex
 	conds    map[string]*CondDef
 	vars     map[string]*VarDef
@@ -92,6 +104,20 @@ func NewRegistry() *Registry {
 	registerCoreConditions(r)
 	registerCoreVars(r)
 	return r
+}
+
+// AddHook registers a stage hook; hooks run in registration order.
+func (r *Registry) AddHook(h Hook) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hooks = append(r.hooks, h)
+}
+
+// Hooks returns the registered hooks.
+func (r *Registry) Hooks() []Hook {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]Hook(nil), r.hooks...)
 }
 
 // Condition registers a condition. It panics on a duplicate name.

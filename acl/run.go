@@ -30,16 +30,44 @@ func (r *runner) log(kind string, pos config.Pos, text string) {
 	r.t.Logs = append(r.t.Logs, LogLine{Stage: r.t.Stage, ACL: "", Pos: pos, Kind: kind, Text: text})
 }
 
-// Run runs the ACL configured for stage. With no ACL configured the
-// verdict is accept. A panic inside a condition is recovered and answered
-// with defer, never accept.
+// Run runs the hooks of the stage and then the ACL configured for it,
+// within acl_timeout. With no ACL configured the verdict is accept. A panic
+// inside a condition is recovered and answered with defer, never accept.
 func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 	t.Stage = stage
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	p.runHooks(ctx, stage, t)
 	a := p.stage[stage]
 	if a == nil {
 		return Result{Verb: Accept}
 	}
 	return p.run(ctx, a, t)
+}
+
+func (p *Program) runHooks(ctx context.Context, stage Stage, t *Txn) {
+	if len(p.hooks[stage]) == 0 {
+		return
+	}
+	prev := t.ctx
+	t.ctx = ctx
+	defer func() { t.ctx = prev }()
+	for _, h := range p.hooks[stage] {
+		err := func() (err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					err = fmt.Errorf("internal error: %v", v)
+				}
+			}()
+			return h.Run(t)
+		}()
+		if err != nil {
+			t.Logs = append(t.Logs, LogLine{Stage: stage, ACL: "(" + h.Name + ")", Kind: "error", Text: err.Error()})
+		}
+	}
 }
 
 // RunACL runs the named ACL (for the test-acl command and the acl

@@ -16,6 +16,7 @@ func init() {
 		{Name: "log_format", Kind: KindEnum, Default: "text", Enum: []string{"text", "json"}, Doc: "log line format on stderr"},
 		{Name: "log_level", Kind: KindEnum, Default: "info", Enum: []string{"debug", "info", "warn", "error"}, Doc: "lowest level logged"},
 		{Name: "shutdown_timeout", Kind: KindDuration, Default: "30s", Doc: "on SIGTERM, how long open sessions may take to finish"},
+		{Name: "acl_timeout", Kind: KindDuration, Default: "20s", Doc: "longest time one ACL run (with its DNS lookups) may take before it defers; keep it below the MTA's milter command timeout"},
 		{Name: "expansion_max_size", Kind: KindInt, Default: "64K", Min: 1024, Max: 16 << 20, Doc: "largest result of one string expansion"},
 		{Name: "acl_smtp_connect", Kind: KindACLName, Doc: "ACL run when a client connects"},
 		{Name: "acl_smtp_helo", Kind: KindACLName, Doc: "ACL run at HELO/EHLO"},
