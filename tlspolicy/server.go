@@ -2,40 +2,55 @@ package tlspolicy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"net"
-	"strconv"
+	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
-// Limits of one connection.
-const (
-	MaxRequest  = 4096             // bytes of one request
-	IdleTimeout = 60 * time.Second // between requests on one connection
-)
-
-// Server answers policy requests on its listeners.
+// Server answers policy requests on its listeners. On one connection it
+// accepts, request by request:
+//
+//   - socketmap (Postfix socketmap_table(5), Sendmail socket maps): the
+//     netstring "NAME KEY", answered "OK value", "NOTFOUND ", "TEMP reason"
+//     or "PERM reason"; the connection stays open;
+//   - tcp_table (Postfix tcp_table(5)): "get KEY\n" with %XX encoding,
+//     answered "200 value", "500 reason" or "400 reason"; the connection
+//     stays open;
+//   - the line protocol for Exim's ${readsocket}: "dane NEXTHOP",
+//     "ocsp HOST" or "policy NEXTHOP", answered with one line, after
+//     which the server closes the connection.
 type Server struct {
-	Logger *slog.Logger
+	env func() *Env
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
-	conns     map[net.Conn]bool
+	conns     map[*conn]bool
 	wg        sync.WaitGroup
 	closing   bool
+	active    atomic.Int64
 }
 
-// NewServer returns a server that logs to logger.
-func NewServer(logger *slog.Logger) *Server {
-	return &Server{Logger: logger, listeners: map[net.Listener]bool{}, conns: map[net.Conn]bool{}}
+// conn is one client connection.
+type conn struct {
+	c    net.Conn
+	idle atomic.Bool // waiting for a request: Shutdown may close it at once
 }
 
-// Serve accepts connections on l until l is closed or Shutdown is called.
+// NewServer returns a server that takes the configuration in force from
+// env on every connection, so that a reload applies to new connections.
+func NewServer(env func() *Env) *Server {
+	return &Server{env: env, listeners: map[net.Listener]bool{}, conns: map[*conn]bool{}}
+}
+
+// Serve accepts connections on l until l is closed or Shutdown is called;
+// then it returns nil.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
@@ -44,34 +59,90 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = true
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
 	for {
+		// The connection limit: further clients wait in the listen queue.
+		for s.active.Load() >= int64(max(s.env().MaxConns, 1)) {
+			if s.isClosing() {
+				return nil
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 		c, err := l.Accept()
 		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			delete(s.listeners, l)
-			s.mu.Unlock()
-			if closing || errors.Is(err, net.ErrClosed) {
+			if s.isClosing() || errors.Is(err, net.ErrClosed) {
 				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
 			}
 			return err
 		}
+		delay = 0
+		env := s.env()
+		if !allowed(c.RemoteAddr(), env.Allow) {
+			env.Logger.Warn("policy: client not in policy_allow", "client", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		cn := &conn{c: c}
 		s.mu.Lock()
-		s.conns[c] = true
+		if s.closing {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[cn] = true
 		s.wg.Add(1)
+		s.active.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			s.handle(c)
+			defer s.active.Add(-1)
+			s.handle(cn, env)
 			s.mu.Lock()
-			delete(s.conns, c)
+			delete(s.conns, cn)
 			s.mu.Unlock()
 		}()
 	}
 }
 
-// Shutdown stops accepting and waits for open connections until ctx is
-// done, then closes them.
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// allowed reports whether a client may query: unix-socket clients always,
+// TCP clients when their address is in allow.
+func allowed(a net.Addr, allow []netip.Prefix) bool {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return true
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Shutdown stops accepting, closes idle connections, waits for requests
+// in progress until ctx is done, then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -81,110 +152,225 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		s.mu.Lock()
 		for c := range s.conns {
-			c.Close()
+			if c.idle.Load() {
+				c.c.Close()
+			}
 		}
 		s.mu.Unlock()
-		<-done
-		return ctx.Err()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			s.mu.Lock()
+			for c := range s.conns {
+				c.c.Close()
+			}
+			s.mu.Unlock()
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+		}
 	}
 }
 
-func (s *Server) handle(c net.Conn) {
+// handle serves one connection until the client closes it, it idles too
+// long, a request is malformed, or a line-protocol request was answered.
+func (s *Server) handle(cn *conn, env *Env) {
+	c := cn.c
 	defer c.Close()
-	br := bufio.NewReaderSize(c, MaxRequest)
+	br := bufio.NewReaderSize(c, MaxRequest+64)
+	bw := bufio.NewWriterSize(c, 4096)
+	client := c.RemoteAddr().String()
 	for {
-		c.SetReadDeadline(time.Now().Add(IdleTimeout))
+		cn.idle.Store(true)
+		if s.isClosing() {
+			return
+		}
+		c.SetReadDeadline(time.Now().Add(env.IdleTimeout))
 		first, err := br.Peek(1)
+		cn.idle.Store(false)
 		if err != nil {
 			return
 		}
-		var reply string
-		if first[0] >= '0' && first[0] <= '9' {
+		if !requestBuffered(br) {
+			c.SetReadDeadline(time.Now().Add(env.RequestTimeout))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), env.RequestTimeout)
+		var closeAfter bool
+		if '0' <= first[0] && first[0] <= '9' {
 			req, err := readNetstring(br, MaxRequest)
 			if err != nil {
-				s.Logger.Warn("policy: bad socketmap request", "client", c.RemoteAddr().String(), "error", err)
-				io.WriteString(c, netstring("PERM "+err.Error()))
+				cancel()
+				if errors.Is(err, ErrTooLong) || errors.Is(err, ErrNetstring) {
+					env.Logger.Warn("policy: bad socketmap request", "client", client, "error", err)
+					bw.Write(appendNetstring(nil, "PERM "+err.Error()))
+					s.flush(c, bw, env)
+				}
 				return
 			}
-			reply = netstring(s.socketmap(req))
+			bw.Write(appendNetstring(nil, s.socketmap(ctx, env, client, req)))
 		} else {
 			line, err := readLine(br, MaxRequest)
 			if err != nil {
+				cancel()
+				if errors.Is(err, ErrTooLong) {
+					env.Logger.Warn("policy: request line too long", "client", client)
+					bw.WriteString("500 request too long\n")
+					s.flush(c, bw, env)
+				}
 				return
 			}
-			reply = s.lineRequest(line)
+			var reply string
+			reply, closeAfter = s.lineRequest(ctx, env, client, line)
+			bw.WriteString(reply)
 		}
-		c.SetWriteDeadline(time.Now().Add(IdleTimeout))
-		if _, err := io.WriteString(c, reply); err != nil {
+		cancel()
+		// Pipelined requests are answered together.
+		if closeAfter || br.Buffered() == 0 {
+			if !s.flush(c, bw, env) {
+				return
+			}
+		}
+		if closeAfter {
 			return
 		}
 	}
 }
 
-// socketmap answers "NAME KEY" (Postfix/Sendmail socketmap).
-func (s *Server) socketmap(req string) string {
-	name, key, ok := strings.Cut(req, " ")
-	if !ok || key == "" {
-		return "PERM expected \"mapname key\""
-	}
-	s.Logger.Debug("policy: socketmap lookup", "map", name, "key", key)
-	return "NOTFOUND "
+func (s *Server) flush(c net.Conn, bw *bufio.Writer, env *Env) bool {
+	c.SetWriteDeadline(time.Now().Add(env.RequestTimeout))
+	return bw.Flush() == nil
 }
 
-// lineRequest answers Postfix tcp_table ("get KEY") and the line protocol
-// for Exim ("dane NEXTHOP").
-func (s *Server) lineRequest(line string) string {
-	if key, ok := strings.CutPrefix(line, "get "); ok {
-		s.Logger.Debug("policy: tcp_table lookup", "key", key)
-		return "500 no-policy\n"
-	}
-	return "none\n"
+// requestBuffered reports whether a whole request may already be in the
+// buffer (it holds a "," or a newline), so that no second deadline is
+// needed for it.
+func requestBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.IndexByte(b, ',') >= 0 || bytes.IndexByte(b, '\n') >= 0
 }
 
-func readLine(br *bufio.Reader, max int) (string, error) {
-	line, err := br.ReadSlice('\n')
+// decide returns the decision for a key, logging decisions made from DNS.
+func (s *Server) decide(ctx context.Context, env *Env, client, proto, key string) (*Decision, error) {
+	h, err := ParseNextHop(key)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if len(line) > max {
-		return "", errors.New("request too long")
+	before := env.Decider.lookups.Load()
+	d := env.Decider.DecideNextHop(ctx, h)
+	switch {
+	case d.Level == LevelTemp:
+		env.Logger.Warn("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(), "reason", d.Reason)
+	case env.Decider.lookups.Load() != before:
+		env.Logger.Info("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(),
+			"ocsp", d.OCSP.String(), "tlsa_usage", d.UsageBits, "reason", d.Reason)
+	default:
+		env.Logger.Debug("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String())
 	}
-	return strings.TrimRight(string(line), "\r\n"), nil
+	return d, nil
 }
 
-// readNetstring reads "LEN:DATA," (djb netstrings, as socketmap uses).
-func readNetstring(br *bufio.Reader, max int) (string, error) {
-	n := 0
-	for i := 0; ; i++ {
-		b, err := br.ReadByte()
-		if err != nil {
-			return "", err
+// socketmap answers "NAME KEY". The map name chooses the vocabulary:
+// "ocsp" answers require/request/none, "dane" and "exim" answer
+// require/try/none, any other name (such as "policy") answers Postfix's
+// smtp_tls_policy_maps levels.
+func (s *Server) socketmap(ctx context.Context, env *Env, client, req string) string {
+	name, key, ok := strings.Cut(req, " ")
+	if !ok || name == "" || key == "" {
+		return "PERM expected \"NAME KEY\""
+	}
+	key = strings.ToLower(key)
+	if strings.HasPrefix(key, ".") {
+		// Postfix's parent-domain lookup after NOTFOUND for a subdomain:
+		// the subdomain's own DNS decided already.
+		return "NOTFOUND "
+	}
+	if name == "ocsp" && !strings.HasPrefix(key, "[") {
+		key = "[" + key + "]"
+	}
+	d, err := s.decide(ctx, env, client, "socketmap", key)
+	if err != nil {
+		return "NOTFOUND "
+	}
+	switch name {
+	case "ocsp":
+		return "OK " + d.OCSP.String()
+	case "dane", "exim":
+		if d.Level == LevelTemp {
+			return "TEMP " + oneLine(d.Reason)
 		}
-		if b == ':' && i > 0 {
-			break
-		}
-		if b < '0' || b > '9' || i >= 7 || (i == 1 && n == 0) {
-			return "", errors.New("bad netstring length")
-		}
-		n = n*10 + int(b-'0')
+		return "OK " + d.Level.Exim()
 	}
-	if n > max {
-		return "", errors.New("request too long")
+	switch d.Level {
+	case LevelTemp:
+		return "TEMP " + oneLine(d.Reason)
+	case LevelNone:
+		return "NOTFOUND "
 	}
-	buf := make([]byte, n+1)
-	if _, err := io.ReadFull(br, buf); err != nil {
-		return "", err
-	}
-	if buf[n] != ',' {
-		return "", errors.New("netstring not terminated by ','")
-	}
-	return string(buf[:n]), nil
+	return "OK " + d.Level.String()
 }
 
-func netstring(s string) string { return strconv.Itoa(len(s)) + ":" + s + "," }
+// lineRequest answers a tcp_table request ("get KEY") or a line-protocol
+// request. closeAfter is true for the line protocol, whose client reads
+// until the connection closes.
+func (s *Server) lineRequest(ctx context.Context, env *Env, client, line string) (reply string, closeAfter bool) {
+	verb, arg, _ := strings.Cut(line, " ")
+	switch verb {
+	case "get":
+		return s.tcpTable(ctx, env, client, arg), false
+	case "put":
+		return "500 the policy table is read-only\n", false
+	case "dane", "ocsp", "policy":
+	default:
+		return "defer unknown request: use dane NEXTHOP, ocsp HOST or policy NEXTHOP\n", true
+	}
+	key := strings.ToLower(strings.TrimSpace(arg))
+	if verb == "ocsp" && !strings.HasPrefix(key, "[") {
+		key = "[" + key + "]"
+	}
+	d, err := s.decide(ctx, env, client, "line", key)
+	if err != nil {
+		if verb == "ocsp" {
+			return "request " + oneLine(err.Error()) + "\n", true
+		}
+		return "defer " + oneLine(err.Error()) + "\n", true
+	}
+	var tok string
+	switch verb {
+	case "dane":
+		tok = d.Level.Exim()
+	case "ocsp":
+		tok = d.OCSP.String()
+	case "policy":
+		tok = d.Level.String()
+	}
+	return tok + " " + oneLine(d.Reason) + "\n", true
+}
+
+// tcpTable answers "get KEY" of Postfix's tcp_table(5).
+func (s *Server) tcpTable(ctx context.Context, env *Env, client, arg string) string {
+	key, err := decodeTCPTable(arg)
+	if err != nil || key == "" {
+		return "500 malformed%20key\n"
+	}
+	key = strings.ToLower(key)
+	if strings.HasPrefix(key, ".") {
+		return "500 no%20policy\n"
+	}
+	d, err := s.decide(ctx, env, client, "tcp_table", key)
+	if err != nil {
+		return "500 " + encodeTCPTable(err.Error()) + "\n"
+	}
+	switch d.Level {
+	case LevelTemp:
+		return "400 " + encodeTCPTable(oneLine(d.Reason)) + "\n"
+	case LevelNone:
+		return "500 no%20policy\n"
+	}
+	return "200 " + encodeTCPTable(d.Level.String()) + "\n"
+}
