@@ -419,6 +419,10 @@ func (e *engine) combine(d *Decision) {
 		return
 	}
 	total := nDANE + nUnusable + nTemp + nOther
+	secureMX := "secure MX RRset"
+	if !d.MXLookup {
+		secureMX = "[host] next hop, no MX lookup"
+	}
 	switch {
 	case total == 0:
 		d.Level, d.Reason = LevelNone, "no MX host has an address"
@@ -434,7 +438,7 @@ func (e *engine) combine(d *Decision) {
 		}
 	case nDANE > 0 && nDANE+nTemp == total:
 		d.Level = LevelDANEOnly
-		d.Reason = fmt.Sprintf("secure MX RRset; %s usable TLSA records: DANE authentication is mandatory", countHosts(nDANE, total))
+		d.Reason = fmt.Sprintf("%s; %s usable TLSA records: DANE authentication is mandatory", secureMX, countHosts(nDANE, total))
 		if nTemp > 0 {
 			d.Reason += fmt.Sprintf("; lookups failed for %s, which the MTA checks itself", firstTemp.Name)
 		}
@@ -445,7 +449,7 @@ func (e *engine) combine(d *Decision) {
 		d.Level, d.Reason = LevelNone, "no MX host has secure TLSA records: no DANE"
 	default:
 		d.Level = LevelDANE
-		d.Reason = fmt.Sprintf("secure MX RRset; %s usable TLSA records, the others not: DANE per host", countHosts(nDANE, total))
+		d.Reason = fmt.Sprintf("%s; %s usable TLSA records, the others not: DANE per host", secureMX, countHosts(nDANE, total))
 		if nTemp > 0 {
 			d.Reason += fmt.Sprintf("; lookups failed for %s, which the MTA checks itself", firstTemp.Name)
 		}
