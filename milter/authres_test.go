@@ -1,0 +1,99 @@
+package milter
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mailsidecar/sidecar/acl"
+)
+
+func TestAuthservID(t *testing.T) {
+	tests := []struct{ value, want string }{
+		{" mx.example.net; spf=pass", "mx.example.net"},
+		{"mx.example.net;spf=pass", "mx.example.net"},
+		{" mx.example.net 1; none", "mx.example.net"},
+		{" mx.example.net(comment); none", "mx.example.net"},
+		{" (leading comment) mx.example.net; none", "mx.example.net"},
+		{" (nested (comment) \\) here) mx.example.net; none", "mx.example.net"},
+		{"\r\n\t(folded)\r\n mx.example.net;\r\n\tdkim=pass", "mx.example.net"},
+		{` "mx.example.net"; none`, "mx.example.net"},
+		{` "mx\"quoted"; none`, `mx"quoted`},
+		{` "unterminated`, "unterminated"},
+		{" mx.example.net", "mx.example.net"},
+		{" ; spf=pass", ";"[:0]},
+		{"", ""},
+		{" (only a comment", ""},
+		{` "a; b" ; spf=pass`, "a; b"},
+	}
+	for _, tc := range tests {
+		if got := authservID(tc.value); got != tc.want {
+			t.Errorf("authservID(%q) = %q, want %q", tc.value, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"mx.example.net", "MX.Example.Net", true},
+		{"mx.example.net.", "mx.example.net", true},
+		{"mx.example.net", "mx.example.org", false},
+		{"", "", false},
+	} {
+		if got := sameAuthservID(tc.a, tc.b); got != tc.want {
+			t.Errorf("sameAuthservID(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}
+
+func TestFormatAuthResults(t *testing.T) {
+	tests := []struct {
+		name    string
+		id      string
+		results []acl.AuthResult
+		want    string
+	}{
+		{"none", "mx.example.net", nil, " mx.example.net; none"},
+		{"one line", "mx.example.net", []acl.AuthResult{{Method: "SPF", Result: "Pass", Props: []acl.AuthProp{prop("smtp", "mailfrom", "example.org")}}},
+			" mx.example.net; spf=pass smtp.mailfrom=example.org"},
+		{"quoted id", "mx example", nil, ` "mx example"; none`},
+		{"values", "mx", []acl.AuthResult{{Method: "auth", Result: "pass", Props: []acl.AuthProp{
+			prop("smtp", "auth", "user@example.org"), prop("smtp", "mailfrom", "@example.org"), prop("policy", "x", "a;b"),
+			prop("header", "b", "abc/def+"), prop("bad type", "x", "y")}}},
+			" mx;\r\n\tauth=pass smtp.auth=user@example.org smtp.mailfrom=@example.org\r\n\tpolicy.x=\"a;b\" header.b=\"abc/def+\""},
+		{"invalid method skipped", "mx", []acl.AuthResult{{Method: "sp f", Result: "pass"}}, " mx; none"},
+		{"reason quoted", "mx", []acl.AuthResult{{Method: "dmarc", Result: "fail", Reason: `say "no"`}}, ` mx; dmarc=fail reason="say \"no\""`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := formatAuthResults(tc.id, tc.results); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// Every line of a folded header fits in 78 columns unless one item alone
+// is longer, and the id parser reads back our own header.
+func TestFormatAuthResultsFolding(t *testing.T) {
+	var results []acl.AuthResult
+	for i := range 6 {
+		results = append(results, acl.AuthResult{Method: "dkim", Result: "pass", Reason: "good signature",
+			Props: []acl.AuthProp{prop("header", "d", "sub"+strings.Repeat("x", i*5)+".example.org"), prop("header", "s", "selector2024"), prop("header", "b", "AbCdEfGh")}})
+	}
+	v := formatAuthResults("mx.example.net", results)
+	for i, line := range strings.Split(authResultsName+":"+v, "\r\n") {
+		if len(line) > foldWidth {
+			t.Errorf("line %d has %d columns: %q", i, len(line), line)
+		}
+		if i > 0 && !strings.HasPrefix(line, "\t") {
+			t.Errorf("continuation line %d does not start with a tab: %q", i, line)
+		}
+	}
+	if id := authservID(v); id != "mx.example.net" {
+		t.Errorf("authservID of our own header = %q", id)
+	}
+}
+
+func prop(typ, name, value string) acl.AuthProp {
+	return acl.AuthProp{Type: typ, Name: name, Value: value}
+}
