@@ -130,15 +130,32 @@ func (dc *Decider) Decide(ctx context.Context, nexthop string) (*Decision, error
 // DecideNextHop is Decide for a parsed next hop.
 func (dc *Decider) DecideNextHop(ctx context.Context, h NextHop) *Decision {
 	key := h.String()
-	if dc.cache != nil {
-		if c, ok := dc.cache.Get(key); ok {
-			if dc.now().Before(c.expires) {
-				dc.hits.Add(1)
-				return c.d
-			}
-			dc.cache.Remove(key)
-		}
+	if d := dc.cached(key); d != nil {
+		return d
 	}
+	return dc.decideMiss(ctx, key, h)
+}
+
+// cached returns the cached decision for a next hop key, or nil.
+func (dc *Decider) cached(key string) *Decision {
+	if dc.cache == nil {
+		return nil
+	}
+	c, ok := dc.cache.Get(key)
+	if !ok {
+		return nil
+	}
+	if !dc.now().Before(c.expires) {
+		dc.cache.Remove(key)
+		return nil
+	}
+	dc.hits.Add(1)
+	return c.d
+}
+
+// decideMiss decides a next hop that is not in the cache, sharing the
+// work with identical decisions in progress.
+func (dc *Decider) decideMiss(ctx context.Context, key string, h NextHop) *Decision {
 	dc.mu.Lock()
 	f, ok := dc.flights[key]
 	if ok {

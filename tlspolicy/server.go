@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -200,12 +201,11 @@ func (s *Server) handle(cn *conn, env *Env) {
 		if !requestBuffered(br) {
 			c.SetReadDeadline(time.Now().Add(env.RequestTimeout))
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), env.RequestTimeout)
+		ctx := context.Background() // decide adds the deadline on a cache miss
 		var closeAfter bool
 		if '0' <= first[0] && first[0] <= '9' {
 			req, err := readNetstring(br, MaxRequest)
 			if err != nil {
-				cancel()
 				if errors.Is(err, ErrTooLong) || errors.Is(err, ErrNetstring) {
 					env.Logger.Warn("policy: bad socketmap request", "client", client, "error", err)
 					bw.Write(appendNetstring(nil, "PERM "+err.Error()))
@@ -217,7 +217,6 @@ func (s *Server) handle(cn *conn, env *Env) {
 		} else {
 			line, err := readLine(br, MaxRequest)
 			if err != nil {
-				cancel()
 				if errors.Is(err, ErrTooLong) {
 					env.Logger.Warn("policy: request line too long", "client", client)
 					bw.WriteString("500 request too long\n")
@@ -229,7 +228,6 @@ func (s *Server) handle(cn *conn, env *Env) {
 			reply, closeAfter = s.lineRequest(ctx, env, client, line)
 			bw.WriteString(reply)
 		}
-		cancel()
 		// Pipelined requests are answered together.
 		if closeAfter || br.Buffered() == 0 {
 			if !s.flush(c, bw, env) {
@@ -261,8 +259,17 @@ func (s *Server) decide(ctx context.Context, env *Env, client, proto, key string
 	if err != nil {
 		return nil, err
 	}
+	key = h.String()
+	if d := env.Decider.cached(key); d != nil {
+		if env.Logger.Enabled(ctx, slog.LevelDebug) {
+			env.Logger.Debug("policy", "proto", proto, "client", client, "nexthop", key, "policy", d.Level.String(), "cached", true)
+		}
+		return d, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, env.RequestTimeout)
+	defer cancel()
 	before := env.Decider.lookups.Load()
-	d := env.Decider.DecideNextHop(ctx, h)
+	d := env.Decider.decideMiss(ctx, key, h)
 	switch {
 	case d.Level == LevelTemp:
 		env.Logger.Warn("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(), "reason", d.Reason)
@@ -270,7 +277,7 @@ func (s *Server) decide(ctx context.Context, env *Env, client, proto, key string
 		env.Logger.Info("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(),
 			"ocsp", d.OCSP.String(), "tlsa_usage", d.UsageBits, "reason", d.Reason)
 	default:
-		env.Logger.Debug("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String())
+		env.Logger.Debug("policy", "proto", proto, "client", client, "nexthop", key, "policy", d.Level.String(), "shared", true)
 	}
 	return d, nil
 }
