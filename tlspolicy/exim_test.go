@@ -1,0 +1,179 @@
+//go:build linux
+
+package tlspolicy
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// eximBinary finds exim4: $SIDECAR_EXIM, then PATH, then a private unpack
+// of Debian's exim4-daemon-heavy (testdata/exim/unpack.sh) in the user's
+// cache directory. It skips the test when none can be had (fails under
+// CI=true).
+func eximBinary(t *testing.T) string {
+	t.Helper()
+	skip := func(msg string) {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		fmt.Println("SKIP:", msg)
+		t.Skip(msg)
+	}
+	if os.Geteuid() != 0 {
+		skip("Exim test: needs root (a private mount namespace provides Exim's Debian-exim user)")
+	}
+	if p := os.Getenv("SIDECAR_EXIM"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("exim4"); err == nil {
+		return p
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "sidecar-exim")
+	bin := filepath.Join(dir, "root/usr/sbin/exim4")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		skip("Exim test: exim4 not found and no apt-get to unpack exim4-daemon-heavy")
+	}
+	out, err := exec.Command("sh", "testdata/exim/unpack.sh", dir).CombinedOutput()
+	if err != nil {
+		skip(fmt.Sprintf("Exim test: cannot unpack exim4-daemon-heavy: %v\n%s", err, out))
+	}
+	return bin
+}
+
+// exim runs exim4 with conf in a mount namespace whose /etc/passwd and
+// /etc/group have the Debian-exim user that Debian's build requires.
+func exim(t *testing.T, bin, dir, stdin string, args ...string) string {
+	t.Helper()
+	// The unpacked libraries: every directory under the unpack root with a .so file.
+	var libs []string
+	root := filepath.Dir(filepath.Dir(filepath.Dir(bin)))
+	seen := map[string]bool{}
+	filepath.WalkDir(filepath.Join(root, "usr/lib"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.Contains(d.Name(), ".so") && !seen[filepath.Dir(p)] {
+			seen[filepath.Dir(p)] = true
+			libs = append(libs, filepath.Dir(p))
+		}
+		return nil
+	})
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	script := fmt.Sprintf("mount --bind %s/passwd /etc/passwd && mount --bind %s/group /etc/group && exec %s -C %s/exim.conf %s",
+		dir, dir, bin, dir, strings.Join(quoted, " "))
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+strings.Join(libs, ":"))
+	cmd.Stdin = strings.NewReader(stdin)
+	out, _ := cmd.CombinedOutput()
+	return string(out)
+}
+
+func TestEximReadsocket(t *testing.T) {
+	bin := eximBinary(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare")
+	}
+	_, addr := startServer(t, testServerEnv())
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	for _, d := range []string{"spool", "log"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+	}
+	tmpl, err := os.ReadFile("testdata/exim/exim.conf.in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.NewReplacer("@DIR@", dir, "@PORT@", port).Replace(string(tmpl))
+	os.WriteFile(filepath.Join(dir, "exim.conf"), []byte(conf), 0o644)
+	passwd, _ := os.ReadFile("/etc/passwd")
+	group, _ := os.ReadFile("/etc/group")
+	os.WriteFile(filepath.Join(dir, "passwd"), append(passwd, "Debian-exim:x:64321:64321::/nonexistent:/usr/sbin/nologin\n"...), 0o644)
+	os.WriteFile(filepath.Join(dir, "group"), append(group, "Debian-exim:x:64321:\n"...), 0o644)
+
+	// transportOption returns the README's expansion of a transport option,
+	// with $domain or $host made literal (-be has neither).
+	transportOption := func(name, domain, host string) string {
+		re := regexp.MustCompile(`(?m)^  ` + name + ` = (.*)$`)
+		m := re.FindStringSubmatch(conf)
+		if m == nil {
+			t.Fatalf("no %s in exim.conf.in", name)
+		}
+		expr := m[1]
+		for _, macro := range []string{"SIDECAR_DANE", "SIDECAR_OCSP", "SIDECAR_POLICY"} {
+			def := regexp.MustCompile(`(?m)^` + macro + ` = (.*)$`).FindStringSubmatch(conf)[1]
+			expr = strings.ReplaceAll(expr, macro, def)
+		}
+		expr = strings.ReplaceAll(expr, "SIDECAR_POLICY", "inet:127.0.0.1:"+port)
+		expr = strings.ReplaceAll(expr, "$domain", domain)
+		expr = strings.ReplaceAll(expr, "$host", host)
+		// On stdin, as arguments are limited to 256 octets; Exim answers
+		// "> RESULT\n> ".
+		out := strings.TrimPrefix(exim(t, bin, dir, expr+"\n", "-be"), "> ")
+		out, _, _ = strings.Cut(out, "\n")
+		return out
+	}
+
+	tests := []struct {
+		domain      string
+		route       string // substring of exim -bt
+		requireDANE string // expansion of hosts_require_dane
+	}{
+		{"dane.example.com", "router = catchall", "*"},                  // require
+		{"mixed.example.com", "router = catchall", ""},                  // try
+		{"notlsa.example.com", "router = catchall", ""},                 // none
+		{"mxfail.example.com", "DANE policy lookup failed", "Failed: "}, // defer
+		{"bogustlsa.example.com", "DANE policy lookup failed", "Failed: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.domain, func(t *testing.T) {
+			bt := exim(t, bin, dir, "", "-bt", "user@"+tt.domain)
+			if !strings.Contains(bt, tt.route) {
+				t.Errorf("exim -bt user@%s:\n%s\nwant %q", tt.domain, bt, tt.route)
+			}
+			got := transportOption("hosts_require_dane", tt.domain, "")
+			if !strings.HasPrefix(got, tt.requireDANE) || (tt.requireDANE == "" && got != "") {
+				t.Errorf("hosts_require_dane for %s = %q, want %q", tt.domain, got, tt.requireDANE)
+			}
+			t.Logf("%s: -bt %q; hosts_require_dane %q", tt.domain, firstLine(bt), got)
+		})
+	}
+	for _, tt := range []struct{ host, require, request string }{
+		{"mx1.dane.example.com", "", ""}, // DANE-EE: no OCSP
+		{"mx2.example.com", "", "*"},     // DANE-TA only: request
+		{"plain.example.com", "", "*"},   // no DANE: request
+	} {
+		if got := transportOption("hosts_require_ocsp", "", tt.host); got != tt.require {
+			t.Errorf("hosts_require_ocsp for %s = %q, want %q", tt.host, got, tt.require)
+		}
+		if got := transportOption("hosts_request_ocsp", "", tt.host); got != tt.request {
+			t.Errorf("hosts_request_ocsp for %s = %q, want %q", tt.host, got, tt.request)
+		}
+	}
+	// The sidecar unreachable: Exim defers rather than skipping DANE.
+	conf2 := strings.ReplaceAll(conf, "inet:127.0.0.1:"+port, "inet:127.0.0.1:1")
+	os.WriteFile(filepath.Join(dir, "exim.conf"), []byte(conf2), 0o644)
+	if bt := exim(t, bin, dir, "", "-bt", "user@dane.example.com"); !strings.Contains(bt, "DANE policy lookup failed: defer sidecar unreachable") {
+		t.Errorf("sidecar down: exim -bt:\n%s", bt)
+	}
+}
+
+func firstLine(s string) string {
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Scan()
+	return sc.Text()
+}
