@@ -42,7 +42,7 @@ const (
 
 // verdictReply turns an ACL verdict into the reply for the MTA, and says
 // whether the connection is to be closed after it (drop).
-func verdictReply(res acl.Result) (r *reply, closeAfter bool) {
+func verdictReply(res acl.Result) (r gomilter.Response, closeAfter bool) {
 	switch res.Verb {
 	case acl.Accept:
 		return replyContinue, false
@@ -65,7 +65,9 @@ func verdictReply(res acl.Result) (r *reply, closeAfter bool) {
 // class (a deny cannot answer 2xx or 4xx); lines after newlines become a
 // multi-line reply; "%" is doubled, as the MTAs require; control characters
 // become spaces. force keeps the default's code (drop is always 421).
-func smtpReply(message, def string, force bool) *reply {
+// go-milter's CustomResponse for SMFIR_REPLYCODE reports Continue, so it
+// does not replace the handler either.
+func smtpReply(message, def string, force bool) *gomilter.CustomResponse {
 	defCode, defExt, defText := splitReply(def)
 	code, ext, text := splitReply(message)
 	if code == "" || code[0] != defCode[0] || force {
@@ -99,8 +101,7 @@ func smtpReply(message, def string, force bool) *reply {
 		b.WriteByte(' ')
 		writeReplyText(&b, line)
 	}
-	b.WriteByte(0)
-	return &reply{gomilter.Message{Code: byte(gomilter.ActReplyCode), Data: []byte(b.String())}}
+	return gomilter.NewResponseStr(byte(gomilter.ActReplyCode), b.String())
 }
 
 func writeReplyText(b *strings.Builder, line string) {

@@ -65,17 +65,17 @@ func TestReplyLimits(t *testing.T) {
 	for i := range long {
 		long[i] = 'x'
 	}
-	r := smtpReply(string(long), DefaultDeny, false)
-	if n := len(r.msg.Data); n > 512 {
+	r := smtpReply(string(long), DefaultDeny, false).Response()
+	if n := len(r.Data); n > 512 {
 		t.Errorf("reply line of %d bytes", n)
 	}
 	many := ""
 	for range 100 {
 		many += "line\n"
 	}
-	r = smtpReply(many, DefaultDeny, false)
+	r = smtpReply(many, DefaultDeny, false).Response()
 	lines := 1
-	for _, c := range r.msg.Data {
+	for _, c := range r.Data {
 		if c == '\n' {
 			lines++
 		}
@@ -83,8 +83,7 @@ func TestReplyLimits(t *testing.T) {
 	if lines != maxReplyLines {
 		t.Errorf("%d lines, want %d", lines, maxReplyLines)
 	}
-	// go-milter's client parses our reply.
-	if r.msg.Code != byte(gomilter.ActReplyCode) {
-		t.Errorf("code %q", r.msg.Code)
+	if r.Code != byte(gomilter.ActReplyCode) {
+		t.Errorf("code %q", r.Code)
 	}
 }

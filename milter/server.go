@@ -176,6 +176,9 @@ func (l *listener) Accept() (net.Conn, error) {
 			delay = min(2*delay, time.Second)
 			continue
 		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetNoDelay(true) // Go's default; replies must not wait on Nagle
+		}
 		sess := l.srv.newSession(c)
 		if sess == nil {
 			c.Close()
