@@ -75,13 +75,14 @@ func (c *Config) typeOptions(r *Reporter) {
 	for _, ol := range c.File.Options {
 		name, value, hasValue := ol.Name, ol.Value, ol.HasValue
 		d := lookupOption(name)
+		reported := false
 		if d == nil && !hasValue {
 			for _, pfx := range []string{"no_", "not_"} {
 				if base, ok := strings.CutPrefix(name, pfx); ok {
 					if bd := lookupOption(base); bd != nil {
 						if bd.Kind != KindBool {
 							r.Errorf(ol.Pos, "%q applies only to boolean options, and %s is a %s", pfx, base, bd.Kind)
-							d = bd
+							d, reported = bd, true
 							break
 						}
 						d, name, value, hasValue = bd, base, NewValue("false", ol.Pos), true
@@ -93,8 +94,8 @@ func (c *Config) typeOptions(r *Reporter) {
 			r.Errorf(ol.Pos, "unknown option %q%s", ol.Name, suggest.Hint(ol.Name, "", optionNames()))
 			continue
 		}
-		if !hasValue && name != ol.Name {
-			continue // a no_ prefix on a non-boolean, reported above
+		if reported {
+			continue // a no_ prefix on a non-boolean
 		}
 		if !hasValue {
 			if d.Kind != KindBool {

@@ -1,0 +1,275 @@
+// Package daemon wires sidecar together: it loads and compiles the
+// configuration, builds the resolver, opens the milter and policy
+// listeners, reloads on request and drains on shutdown. cmd/sidecar adds
+// the signals.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/milter"
+	"github.com/mailsidecar/sidecar/resolver"
+	"github.com/mailsidecar/sidecar/tlspolicy"
+)
+
+// Runtime is one loaded configuration and everything built from it. It is
+// replaced as a whole on reload; sessions keep the one they started with.
+type Runtime struct {
+	Config   *config.Config
+	Program  *acl.Program
+	Resolver *resolver.Resolver
+	Services *acl.Services
+	Milter   *milter.Env
+	Policy   *tlspolicy.Env
+}
+
+// Load reads the configuration at path ("" for the embedded default) and
+// compiles it with reg. The error is a config.ErrorList when the file has
+// problems.
+func Load(path string, reg *acl.Registry) (*config.Config, *acl.Program, error) {
+	var cfg *config.Config
+	var err error
+	if path == "" {
+		cfg, err = config.Load(config.DefaultName, config.DefaultText)
+	} else {
+		cfg, err = config.LoadFile(path)
+	}
+	if cfg == nil {
+		return nil, nil, err // the file could not be read
+	}
+	// Compile the ACLs even when the options have errors, so that one run
+	// reports every problem.
+	prog, cerr := acl.Compile(cfg, reg)
+	if err != nil || cerr != nil {
+		all := cfg.Reporter.List
+		all.Sort()
+		return cfg, nil, all
+	}
+	return cfg, prog, nil
+}
+
+// Build makes a Runtime from a compiled configuration.
+func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime, error) {
+	host := cfg.String("primary_hostname")
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	authserv := cfg.String("authserv_id")
+	if authserv == "" {
+		authserv = host
+	}
+	cacheSize := int(cfg.Int("dns_cache_size"))
+	if cacheSize == 0 {
+		cacheSize = -1
+	}
+	trust := cfg.Get("dns_trust_ad").Nets
+	if trust == nil {
+		trust = []netip.Prefix{}
+	}
+	res, err := resolver.New(resolver.Options{
+		Servers:   cfg.Get("dns_servers").Addrs,
+		TrustAD:   trust,
+		Timeout:   cfg.Duration("dns_timeout"),
+		Attempts:  int(cfg.Int("dns_retries")),
+		CacheSize: cacheSize,
+		MaxTTL:    cfg.Duration("dns_cache_max_ttl"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("DNS resolver: %w", err)
+	}
+	svc := &acl.Services{DNS: res, PrimaryHostname: host, AuthservID: authserv, Now: time.Now}
+	policy, err := tlspolicy.NewEnv(cfg, res, logger)
+	if err != nil {
+		return nil, fmt.Errorf("TLS policy: %w", err)
+	}
+	return &Runtime{
+		Config: cfg, Program: prog, Resolver: res, Services: svc,
+		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv},
+		Policy: policy,
+	}, nil
+}
+
+// NewLogger returns the slog logger the configuration asks for.
+func NewLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Daemon is a running sidecar.
+type Daemon struct {
+	path   string
+	reg    *acl.Registry
+	stderr io.Writer
+	logger *slog.Logger
+
+	rt      atomic.Pointer[Runtime]
+	milter  *milter.Server
+	policy  *tlspolicy.Server
+	mu      sync.Mutex
+	lis     []net.Listener
+	addrs   map[string][]net.Addr // option -> bound addresses
+	serveWG sync.WaitGroup
+}
+
+// New loads the configuration at path ("" for the embedded default) and
+// prepares a daemon; nothing listens until Start.
+func New(path string, reg *acl.Registry, stderr io.Writer) (*Daemon, error) {
+	cfg, prog, err := Load(path, reg)
+	if err != nil {
+		return nil, err
+	}
+	logger := NewLogger(stderr, cfg.String("log_format"), cfg.String("log_level"))
+	for _, w := range cfg.Reporter.List.Warnings() {
+		logger.Warn("configuration: " + w.Error())
+	}
+	rt, err := Build(cfg, prog, logger)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{path: path, reg: reg, stderr: stderr, logger: logger, addrs: map[string][]net.Addr{}}
+	d.rt.Store(rt)
+	d.milter = milter.NewServer(func() *milter.Env { return d.rt.Load().Milter })
+	d.policy = tlspolicy.NewServer(func() *tlspolicy.Env { return d.rt.Load().Policy })
+	return d, nil
+}
+
+// Logger returns the daemon's logger.
+func (d *Daemon) Logger() *slog.Logger { return d.logger }
+
+// Runtime returns the configuration in force.
+func (d *Daemon) Runtime() *Runtime { return d.rt.Load() }
+
+// Addrs returns the addresses bound for "milter_listen" or "policy_listen".
+func (d *Daemon) Addrs(option string) []net.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.addrs[option]
+}
+
+// Start opens the listeners and serves them in the background.
+func (d *Daemon) Start() error {
+	cfg := d.rt.Load().Config
+	for _, spec := range []struct {
+		option string
+		serve  func(net.Listener) error
+	}{
+		{"milter_listen", d.milter.Serve},
+		{"policy_listen", d.policy.Serve},
+	} {
+		for _, l := range cfg.Get(spec.option).Lis {
+			ln, err := listen(l)
+			if err != nil {
+				d.closeListeners()
+				return fmt.Errorf("%s %s: %w", spec.option, l, err)
+			}
+			d.mu.Lock()
+			d.lis = append(d.lis, ln)
+			d.addrs[spec.option] = append(d.addrs[spec.option], ln.Addr())
+			d.mu.Unlock()
+			d.logger.Info("listening", "option", spec.option, "address", l.String(), "bound", ln.Addr().String())
+			serve := spec.serve
+			d.serveWG.Add(1)
+			go func() {
+				defer d.serveWG.Done()
+				if err := serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+					d.logger.Error("listener stopped", "address", ln.Addr().String(), "error", err)
+				}
+			}()
+		}
+	}
+	return nil
+}
+
+func listen(l config.Listen) (net.Listener, error) {
+	if l.Network == "unix" {
+		if fi, err := os.Lstat(l.Address); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(l.Address) // a stale socket from an earlier run
+		}
+		ln, err := net.Listen("unix", l.Address)
+		if err == nil {
+			os.Chmod(l.Address, 0o666)
+		}
+		return ln, err
+	}
+	return net.Listen("tcp", l.Address)
+}
+
+func (d *Daemon) closeListeners() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, l := range d.lis {
+		l.Close()
+	}
+	d.lis = nil
+}
+
+// Reload loads the configuration again. On any error the running
+// configuration stays in force and every problem is logged.
+func (d *Daemon) Reload() error {
+	cfg, prog, err := Load(d.path, d.reg)
+	if err != nil {
+		for _, e := range config.AsList(err) {
+			d.logger.Error("reload failed, keeping the running configuration", "error", e.Error())
+		}
+		return err
+	}
+	rt, err := Build(cfg, prog, d.logger)
+	if err != nil {
+		d.logger.Error("reload failed, keeping the running configuration", "error", err.Error())
+		return err
+	}
+	old := d.rt.Load().Config
+	for _, opt := range []string{"milter_listen", "policy_listen", "log_format", "log_level"} {
+		if old.Get(opt).Value.Text != cfg.Get(opt).Value.Text {
+			d.logger.Warn("option changed; it takes effect after a restart", "option", opt)
+		}
+	}
+	for _, w := range cfg.Reporter.List.Warnings() {
+		d.logger.Warn("configuration: " + w.Error())
+	}
+	d.rt.Store(rt)
+	d.logger.Info("configuration reloaded", "file", cfgName(d.path))
+	return nil
+}
+
+func cfgName(path string) string {
+	if path == "" {
+		return config.DefaultName
+	}
+	return path
+}
+
+// Shutdown stops accepting, lets open sessions finish until
+// shutdown_timeout, and returns.
+func (d *Daemon) Shutdown() error {
+	timeout := d.rt.Load().Config.Duration("shutdown_timeout")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	d.closeListeners()
+	var errs []error
+	if err := d.milter.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("milter sessions: %w", err))
+	}
+	if err := d.policy.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("policy sessions: %w", err))
+	}
+	d.serveWG.Wait()
+	return errors.Join(errs...)
+}
