@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/mailsidecar/sidecar/acl"
+	_ "github.com/mailsidecar/sidecar/checks"
 	"github.com/mailsidecar/sidecar/internal/daemon"
 )
 
@@ -32,6 +33,7 @@ func commands() []command {
 	return []command{
 		{"run", "run the daemon (the default when no command is given)", cmdRun},
 		{"check-config", "check a configuration file and print every problem", cmdCheckConfig},
+		{"spf", "check SPF for a client address, HELO name and sender, as the daemon does", cmdSPF},
 		{"dane", "show the DANE/OCSP policy of a next hop, as the policy socket answers it", cmdDane},
 		{"help", "show help on commands, options, ACL conditions and variables", cmdHelp},
 		{"version", "print the version", cmdVersion},

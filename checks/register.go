@@ -1,0 +1,20 @@
+package checks
+
+import (
+	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/expand"
+)
+
+func init() {
+	registerOptions()
+	expand.RegisterLookup("spf", lookupSPF)
+	Register(acl.Default)
+}
+
+// Register adds the conditions, variables and hooks of the features to
+// reg. acl.Default gets them when the package is imported; tests build a
+// fresh registry with acl.NewRegistry and Register. The main options and
+// the expansion lookups are process-wide and registered once, at import.
+func Register(reg *acl.Registry) {
+	registerSPF(reg)
+}

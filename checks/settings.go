@@ -1,0 +1,120 @@
+package checks
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+
+	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/spf"
+)
+
+// DefaultGuess is the default of the spf_guess option, Exim's.
+const DefaultGuess = "v=spf1 a/24 mx/24 ptr ?all"
+
+// The main options of the SPF feature.
+const (
+	OptSPFGuess          = "spf_guess"
+	OptSPFAuthRes        = "spf_authres"
+	OptSPFReceivedHeader = "spf_received_header"
+)
+
+func registerOptions() {
+	for _, d := range []config.OptionDef{
+		{Name: OptSPFGuess, Kind: config.KindString, Default: DefaultGuess,
+			Doc: "SPF record the spf_guess condition evaluates for a domain that publishes none (\"v=spf1\" may be left out)"},
+		{Name: OptSPFAuthRes, Kind: config.KindBool, Default: "true",
+			Doc: "check SPF at DATA for every message and report it in Authentication-Results (spf=... smtp.mailfrom=/smtp.helo=)"},
+		{Name: OptSPFReceivedHeader, Kind: config.KindBool, Default: "false",
+			Doc: "add a Received-SPF header (RFC 7208 §9.1) on top of every message, with the SPF check of its MAIL FROM (or HELO)"},
+	} {
+		config.RegisterOption(d)
+	}
+}
+
+// Settings are the main options of the SPF feature.
+type Settings struct {
+	// Guess is the record spf_guess evaluates for a domain without an
+	// SPF record, always starting with "v=spf1"; "" makes spf_guess the
+	// same as spf.
+	Guess string
+	// AuthRes: evaluate SPF at DATA and add it to Txn.AuthResults.
+	AuthRes bool
+	// ReceivedHeader: add a Received-SPF header at DATA.
+	ReceivedHeader bool
+}
+
+// DefaultSettings are the settings of a configuration that sets none of
+// the SPF options.
+func DefaultSettings() Settings {
+	return Settings{Guess: DefaultGuess, AuthRes: true}
+}
+
+// SettingsFrom reads the SPF options of a loaded configuration. The error,
+// a config.ErrorList, points at a spf_guess value that is not a valid SPF
+// record.
+func SettingsFrom(cfg *config.Config) (Settings, error) {
+	s := Settings{
+		Guess:          normalizeGuess(cfg.String(OptSPFGuess)),
+		AuthRes:        cfg.Bool(OptSPFAuthRes),
+		ReceivedHeader: cfg.Bool(OptSPFReceivedHeader),
+	}
+	if s.Guess != "" {
+		if _, err := spf.ParseRecord(s.Guess); err != nil {
+			pos := cfg.Get(OptSPFGuess).Value.Pos
+			e := &config.Error{Pos: pos,
+				Msg: fmt.Sprintf("%s is not a valid SPF record: %v (for example: %s = %s)", OptSPFGuess, err, OptSPFGuess, DefaultGuess)}
+			if cfg.Reporter != nil {
+				e.Source = cfg.Reporter.Source(pos.File, pos.Line)
+			}
+			return DefaultSettings(), config.ErrorList{e}
+		}
+	}
+	return s, nil
+}
+
+// normalizeGuess trims a guess record and puts "v=spf1" in front of it
+// when it is left out.
+func normalizeGuess(g string) string {
+	g = strings.TrimSpace(g)
+	if g == "" {
+		return ""
+	}
+	if len(g) < 6 || !strings.EqualFold(g[:6], "v=spf1") || (len(g) > 6 && g[6] != ' ') {
+		g = "v=spf1 " + g
+	}
+	return g
+}
+
+// current holds the settings in force for every registry (the options are
+// main options: one set per process).
+var current atomic.Pointer[Settings]
+
+// Configure puts the SPF options of a loaded configuration in force. The
+// acl package gives features no access to the configuration it compiles
+// (CondCompile hides it; hooks, variables and lookups see only the
+// transaction), so whoever loads a configuration calls Configure after
+// config.Load succeeds, and again on every reload; until the first call the
+// defaults apply. On error the settings in force do not change.
+func Configure(cfg *config.Config) error {
+	s, err := SettingsFrom(cfg)
+	if err != nil {
+		return err
+	}
+	Apply(s)
+	return nil
+}
+
+// Apply puts settings in force (Configure without a configuration).
+func Apply(s Settings) {
+	s.Guess = normalizeGuess(s.Guess)
+	current.Store(&s)
+}
+
+// CurrentSettings returns the settings in force.
+func CurrentSettings() Settings {
+	if p := current.Load(); p != nil {
+		return *p
+	}
+	return DefaultSettings()
+}
