@@ -301,3 +301,23 @@ func TestHooksAndTimeout(t *testing.T) {
 		t.Errorf("hook error not logged: %+v", txn.Logs)
 	}
 }
+
+func TestConfigurer(t *testing.T) {
+	reg := NewRegistry()
+	reg.AddConfigurer(Configurer{Name: "feat", Configure: func(cfg *config.Config) (any, error) {
+		if cfg.String("authserv_id") == "bad" {
+			s := cfg.Get("authserv_id")
+			return nil, config.ErrorList{{Pos: s.Value.Pos, Msg: "authserv_id must not be bad"}}
+		}
+		return cfg.String("authserv_id"), nil
+	}})
+	reg.Variable(VarDef{Name: "feat", Get: func(t *Txn) (string, error) { s, _ := t.Feature("feat").(string); return s, nil }})
+	p := compile(t, "authserv_id = mx1\nacl_smtp_connect = c\nbegin acl\nc:\n  deny message = $feat\n", reg)
+	if res := p.Run(context.Background(), Connect, newTxn("192.0.2.1")); res.Message != "mx1" {
+		t.Errorf("feature value %q", res.Message)
+	}
+	errs := compileErrors(t, "authserv_id = bad\n", reg)
+	if len(errs) != 1 || errs[0] != "test.conf:1:15: authserv_id must not be bad" {
+		t.Errorf("errors %q", errs)
+	}
+}

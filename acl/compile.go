@@ -74,6 +74,7 @@ type Program struct {
 	limits   expand.Limits
 	timeout  time.Duration
 	hooks    [numStages][]Hook
+	features map[string]any
 	Warnings config.ErrorList
 }
 
@@ -90,6 +91,9 @@ func (p *Program) ACLFor(s Stage) string {
 	}
 	return ""
 }
+
+// Feature returns the value the named Configurer produced.
+func (p *Program) Feature(name string) any { return p.features[name] }
 
 // HasACL reports whether an ACL of that name exists.
 func (p *Program) HasACL(name string) bool { return p.acls[name] != nil }
@@ -121,6 +125,20 @@ func Compile(cfg *config.Config, reg *Registry) (*Program, error) {
 		stages: map[string]StageSet{}, via: map[string]string{},
 	}
 	c.lists.primary = cfg.String("primary_hostname")
+	c.prog.features = map[string]any{}
+	for _, fc := range reg.Configurers() {
+		v, err := fc.Configure(cfg)
+		if err != nil {
+			for _, e := range config.AsList(err) {
+				if e.Source == "" && e.Pos.IsValid() {
+					e.Source = rep.Source(e.Pos.File, e.Pos.Line)
+				}
+				rep.List = append(rep.List, e)
+			}
+			continue
+		}
+		c.prog.features[fc.Name] = v
+	}
 	for _, h := range reg.Hooks() {
 		for _, s := range Stages() {
 			if h.Stages.norm().Has(s) {

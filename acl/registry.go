@@ -85,9 +85,20 @@ type Hook struct {
 	Run    func(t *Txn) error
 }
 
+// Configurer reads a feature's main options when a configuration is
+// compiled. Its value is kept on the Program (so a reload never changes
+// what running sessions see) and read with Txn.Feature or
+// CondCompile.Feature. An error — preferably a config.ErrorList pointing at
+// the option — makes the configuration invalid.
+type Configurer struct {
+	Name      string
+	Configure func(cfg *config.Config) (any, error)
+}
+
 // Registry holds the conditions, variables and controls a Program may use.
 type Registry struct {
 	hooks    []Hook
+	confs    []Configurer
 	mu       sync.RWMutex
 	conds    map[string]*CondDef
 	vars     map[string]*VarDef
@@ -112,6 +123,24 @@ func (r *Registry) AddHook(h Hook) {
 	defer r.mu.Unlock()
 	r.hooks = append(r.hooks, h)
 }
+
+// AddConfigurer registers a feature's configuration reader.
+func (r *Registry) AddConfigurer(c Configurer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.confs = append(r.confs, c)
+}
+
+// Configurers returns the registered configuration readers.
+func (r *Registry) Configurers() []Configurer {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return append([]Configurer(nil), r.confs...)
+}
+
+// Feature returns the value a Configurer of that name produced for the
+// Program being compiled (nil when there is none).
+func (cc *CondCompile) Feature(name string) any { return cc.prog.prog.features[name] }
 
 // Hooks returns the registered hooks.
 func (r *Registry) Hooks() []Hook {

@@ -35,6 +35,7 @@ func (r *runner) log(kind string, pos config.Pos, text string) {
 // inside a condition is recovered and answered with defer, never accept.
 func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 	t.Stage = stage
+	t.prog = p
 	if p.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
@@ -73,6 +74,7 @@ func (p *Program) runHooks(ctx context.Context, stage Stage, t *Txn) {
 // RunACL runs the named ACL (for the test-acl command and the acl
 // condition).
 func (p *Program) RunACL(ctx context.Context, name string, t *Txn) Result {
+	t.prog = p
 	a := p.acls[name]
 	if a == nil {
 		return Result{Verb: Defer, ACL: name, Err: fmt.Errorf("no ACL named %q", name)}

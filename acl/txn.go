@@ -92,6 +92,16 @@ type Txn struct {
 	state map[any]any
 	ctx   context.Context
 	depth int
+	prog  *Program
+}
+
+// Feature returns the value a feature's Configurer produced for the
+// Program running this transaction (nil outside a run).
+func (t *Txn) Feature(name string) any {
+	if t.prog == nil {
+		return nil
+	}
+	return t.prog.Feature(name)
 }
 
 // NewTxn starts the first transaction of a connection.
@@ -108,7 +118,7 @@ func NewTxn(conn *Conn, svc *Services) *Txn {
 // Reset forgets the per-message state (at MAIL FROM, or after a message),
 // keeping the connection.
 func (t *Txn) Reset() {
-	*t = Txn{Conn: t.Conn, Services: t.Services, ctx: context.Background()}
+	*t = Txn{Conn: t.Conn, Services: t.Services, ctx: context.Background(), prog: t.prog}
 }
 
 // Context implements expand.Env.

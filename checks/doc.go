@@ -56,11 +56,9 @@
 //
 // # Settings
 //
-// The acl package gives features no access to the configuration it
-// compiles: CondCompile hides it, and hooks, variables and lookups receive
-// only the transaction. The options spf_guess, spf_authres and
-// spf_received_header are therefore put in force by Configure(cfg), which
-// whoever loads a configuration calls after config.Load (and on each
-// reload); it also rejects an invalid spf_guess record with its position.
-// Until Configure is called the defaults (DefaultSettings) apply.
+// The options spf_guess, spf_authres and spf_received_header are read by
+// an acl.Configurer when a configuration is compiled, so an invalid
+// spf_guess record is a load-time error with its position, and each
+// compiled Program (each reload) carries its own settings: sessions keep
+// the settings of the configuration they started with.
 package checks

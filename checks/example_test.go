@@ -40,10 +40,6 @@ check_data:
 		resolver.Record{Name: "nospf.example", Type: resolver.TypeA, IP: netip.MustParseAddr("198.51.100.7")},
 	)
 	cfg, err := config.Load("sidecar.conf", []byte(conf))
-	if err == nil {
-		err = checks.Configure(cfg) // the spf_* main options
-	}
-	defer checks.Apply(checks.DefaultSettings())
 	reg := acl.NewRegistry()
 	checks.Register(reg)
 	var prog *acl.Program

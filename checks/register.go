@@ -16,5 +16,6 @@ func init() {
 // fresh registry with acl.NewRegistry and Register. The main options and
 // the expansion lookups are process-wide and registered once, at import.
 func Register(reg *acl.Registry) {
+	registerConfigurer(reg)
 	registerSPF(reg)
 }

@@ -3,7 +3,8 @@ package checks
 import (
 	"fmt"
 	"strings"
-	"sync/atomic"
+
+	"github.com/mailsidecar/sidecar/acl"
 
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/spf"
@@ -86,35 +87,24 @@ func normalizeGuess(g string) string {
 	return g
 }
 
-// current holds the settings in force for every registry (the options are
-// main options: one set per process).
-var current atomic.Pointer[Settings]
+// featureName is the name under which the SPF settings are kept on a
+// compiled acl.Program.
+const featureName = "spf"
 
-// Configure puts the SPF options of a loaded configuration in force. The
-// acl package gives features no access to the configuration it compiles
-// (CondCompile hides it; hooks, variables and lookups see only the
-// transaction), so whoever loads a configuration calls Configure after
-// config.Load succeeds, and again on every reload; until the first call the
-// defaults apply. On error the settings in force do not change.
-func Configure(cfg *config.Config) error {
-	s, err := SettingsFrom(cfg)
-	if err != nil {
-		return err
-	}
-	Apply(s)
-	return nil
-}
-
-// Apply puts settings in force (Configure without a configuration).
-func Apply(s Settings) {
-	s.Guess = normalizeGuess(s.Guess)
-	current.Store(&s)
-}
-
-// CurrentSettings returns the settings in force.
-func CurrentSettings() Settings {
-	if p := current.Load(); p != nil {
-		return *p
+// settingsOf returns the SPF settings of the Program running t.
+func settingsOf(t *acl.Txn) Settings {
+	if s, ok := t.Feature(featureName).(Settings); ok {
+		return s
 	}
 	return DefaultSettings()
+}
+
+func registerConfigurer(reg *acl.Registry) {
+	reg.AddConfigurer(acl.Configurer{Name: featureName, Configure: func(cfg *config.Config) (any, error) {
+		s, err := SettingsFrom(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}})
 }

@@ -250,7 +250,7 @@ func compileSPF(guessing bool) func(cc *acl.CondCompile) (acl.CondFunc, error) {
 		return func(t *acl.Txn) (bool, error) {
 			guess := ""
 			if guessing {
-				guess = CurrentSettings().Guess
+				guess = settingsOf(t).Guess
 			}
 			return match(t, string(check(t, guess, true).Outcome.Result))
 		}, nil
@@ -269,7 +269,7 @@ func yesNo(b bool) string {
 // Received-SPF header when spf_received_header is true. A local
 // submission (no client address) is not checked.
 func spfHook(t *acl.Txn) error {
-	s := CurrentSettings()
+	s := settingsOf(t)
 	if (!s.AuthRes && !s.ReceivedHeader) || !t.HasSender || !t.Conn.ClientIP.IsValid() {
 		return nil
 	}

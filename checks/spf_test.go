@@ -62,10 +62,6 @@ func tryLoad(t *testing.T, text string) (*acl.Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Configure(cfg); err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { Apply(DefaultSettings()) })
 	reg := acl.NewRegistry()
 	Register(reg)
 	return acl.Compile(cfg, reg)
@@ -471,7 +467,7 @@ r:
 
 	// The option, without "v=spf1": a narrower guess fails the client.
 	p = load(t, "spf_guess = a/32 -all\n"+text)
-	if s := CurrentSettings(); s.Guess != "v=spf1 a/32 -all" {
+	if s, _ := p.Feature(featureName).(Settings); s.Guess != "v=spf1 a/32 -all" {
 		t.Errorf("settings: %+v", s)
 	}
 	txn = newTxn(z, "198.51.100.9", "client.example", "user@noguess.example")
