@@ -1,0 +1,185 @@
+package dkim
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// headerFieldName is the name of the signature header field (RFC 6376 §3.5).
+const headerFieldName = "DKIM-Signature"
+
+// field is one header field: its name and its raw value after the colon,
+// continuation lines included.
+type field struct {
+	name, value string
+}
+
+// splitFields splits a header block (without the empty line that ends it)
+// into fields, with LF or CRLF line ends. A line that starts with a space
+// or tab continues the previous field; as in go-msgauth, a first line that
+// starts with white space, or a line without a colon, is a field of its
+// own (so that both count DKIM-Signature fields alike).
+func splitFields(hdr string) []field {
+	var fields []field
+	var lines []string
+	for len(hdr) > 0 {
+		i := strings.IndexByte(hdr, '\n')
+		var line string
+		if i < 0 {
+			line, hdr = hdr, ""
+		} else {
+			line, hdr = hdr[:i], hdr[i+1:]
+		}
+		line = strings.TrimSuffix(line, "\r")
+		if len(lines) > 0 && line != "" && (line[0] == ' ' || line[0] == '\t') {
+			lines[len(lines)-1] += "\r\n" + line
+			continue
+		}
+		lines = append(lines, line)
+	}
+	for _, l := range lines {
+		name, value, _ := strings.Cut(l, ":")
+		fields = append(fields, field{name: strings.TrimSpace(name), value: value})
+	}
+	return fields
+}
+
+// signature is what this package reads from a DKIM-Signature field
+// itself: go-msgauth's results lack the selector, algorithm and b=.
+type signature struct {
+	domain     string // d=, lower-cased
+	identifier string // i=, or "@" + d=
+	selector   string // s=
+	algorithm  string // a=
+	bprefix    string // first 8 of b=
+	hasLength  bool   // l= present
+	hasExpiry  bool
+	expiry     time.Time // x=
+	hasTime    bool
+	timestamp  time.Time // t=
+	err        error     // the tag list or a tag could not be read
+}
+
+// errTagList is a malformed tag=value list (RFC 6376 §3.2).
+var errTagList = errors.New("malformed tag list")
+
+// parseTagList parses an RFC 6376 §3.2 tag=value list. Tag names are
+// case-sensitive; a duplicate tag is an error. Values keep their inner
+// white space; the caller strips it where the syntax allows FWS.
+func parseTagList(s string) (map[string]string, error) {
+	tags := map[string]string{}
+	for _, spec := range strings.Split(s, ";") {
+		name, value, ok := strings.Cut(spec, "=")
+		if !ok {
+			if strings.TrimSpace(spec) == "" {
+				continue
+			}
+			return tags, fmt.Errorf("%w: %q has no '='", errTagList, strings.TrimSpace(spec))
+		}
+		name = strings.TrimSpace(name)
+		if name == "" {
+			return tags, fmt.Errorf("%w: empty tag name", errTagList)
+		}
+		if _, dup := tags[name]; dup {
+			return tags, fmt.Errorf("%w: duplicate tag %s=", errTagList, name)
+		}
+		tags[name] = strings.TrimSpace(value)
+	}
+	return tags, nil
+}
+
+// stripFWS removes all white space (folding included) from a tag value.
+func stripFWS(s string) string {
+	if strings.IndexAny(s, " \t\r\n") < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// parseSignature reads the tags a Result reports and the ones this
+// package checks itself (x=, t=, l=) from a DKIM-Signature value.
+func parseSignature(value string) signature {
+	var sig signature
+	tags, err := parseTagList(value)
+	sig.domain = strings.ToLower(stripFWS(tags["d"]))
+	sig.selector = stripFWS(tags["s"])
+	sig.algorithm = strings.ToLower(stripFWS(tags["a"]))
+	sig.identifier = stripFWS(tags["i"])
+	if _, ok := tags["i"]; !ok && sig.domain != "" {
+		sig.identifier = "@" + sig.domain
+	}
+	b := stripFWS(tags["b"])
+	sig.bprefix = b[:min(8, len(b))]
+	_, sig.hasLength = tags["l"]
+	if err != nil {
+		sig.err = err
+		return sig
+	}
+	if v, ok := tags["x"]; ok {
+		t, err := parseUnixTime(v)
+		if err != nil {
+			sig.err = fmt.Errorf("malformed x= (expiration): %w", err)
+			return sig
+		}
+		sig.hasExpiry, sig.expiry = true, t
+	}
+	if v, ok := tags["t"]; ok {
+		t, err := parseUnixTime(v)
+		if err != nil {
+			sig.err = fmt.Errorf("malformed t= (timestamp): %w", err)
+			return sig
+		}
+		sig.hasTime, sig.timestamp = true, t
+	}
+	if sig.hasExpiry && sig.hasTime && !sig.expiry.After(sig.timestamp) {
+		// RFC 6376 §3.5: x= MUST be greater than t=.
+		sig.err = errors.New("x= (expiration) is not after t= (timestamp)")
+	}
+	return sig
+}
+
+// parseUnixTime parses a DKIM timestamp: 1 to 12 digits (RFC 6376 §3.5).
+func parseUnixTime(v string) (time.Time, error) {
+	v = stripFWS(v)
+	if v == "" || len(v) > 12 {
+		return time.Time{}, fmt.Errorf("%q is not 1 to 12 digits", v)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return time.Time{}, fmt.Errorf("%q is not 1 to 12 digits", v)
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(n, 0), nil
+}
+
+// keyFlags reads the t= flags of a DKIM key record (RFC 6376 §3.6.1):
+// "y" testing, "s" strict i= domain.
+func keyFlags(record string) (testing, strict bool) {
+	tags, _ := parseTagList(record)
+	for _, f := range strings.Split(tags["t"], ":") {
+		switch stripFWS(f) {
+		case "y":
+			testing = true
+		case "s":
+			strict = true
+		}
+	}
+	return testing, strict
+}
+
+// identifierDomain returns the domain part of an i= value.
+func identifierDomain(i string) string {
+	return strings.ToLower(i[strings.LastIndexByte(i, '@')+1:])
+}

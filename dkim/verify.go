@@ -1,0 +1,481 @@
+package dkim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	msgdkim "github.com/emersion/go-msgauth/dkim"
+
+	"github.com/mailsidecar/sidecar/resolver"
+)
+
+// DefaultMaxSignatures is the number of signatures verified per message
+// when Verifier.MaxSignatures is zero.
+const DefaultMaxSignatures = 8
+
+// MaxHeaderBytes bounds the header block a Stream buffers (the same bound
+// as the milter's). A longer header makes End fail with ErrHeaderTooLarge.
+const MaxHeaderBytes = 4 << 20
+
+// Errors of a Stream.
+var (
+	// ErrHeaderTooLarge: the header block exceeded MaxHeaderBytes. Every
+	// signature seen is reported as temperror.
+	ErrHeaderTooLarge = errors.New("dkim: header exceeds the size limit")
+	// ErrHeaderEnded: WriteField or EndHeader after the end of the header.
+	ErrHeaderEnded = errors.New("dkim: header already ended")
+	// ErrClosed: Write after End or Abort.
+	ErrClosed = errors.New("dkim: stream closed")
+)
+
+// reasonTooMany is the reason given to signatures beyond MaxSignatures.
+const reasonTooMany = "too many signatures"
+
+// Verifier verifies the DKIM signatures of messages (RFC 6376, RFC 8463)
+// with go-msgauth, looking keys up through a resolver.Querier so that DNS
+// failures give temperror, never permerror. A Verifier is safe for
+// concurrent use; its fields must not change while in use.
+type Verifier struct {
+	// DNS answers the key queries (TXT at selector._domainkey.domain).
+	DNS resolver.Querier
+	// MaxSignatures caps the signatures verified per message, in header
+	// order from the top; 0 means DefaultMaxSignatures. Signatures beyond
+	// the cap cost no DNS query and no cryptography: they are reported
+	// with status policy and reason "too many signatures", so that a
+	// message with hundreds of signatures costs no more than the cap.
+	MaxSignatures int
+	// Now is the clock for the x= expiration check; nil means time.Now.
+	Now func() time.Time
+}
+
+func (v *Verifier) maxSignatures() int {
+	if v.MaxSignatures > 0 {
+		return v.MaxSignatures
+	}
+	return DefaultMaxSignatures
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+// Verify verifies every DKIM-Signature of a message: msg is the raw
+// message, header and body, with CRLF or LF line ends. It returns one
+// Result per DKIM-Signature field in header order, or none when the
+// message is not signed. DNS queries run under ctx.
+func (v *Verifier) Verify(ctx context.Context, msg io.Reader) ([]Result, error) {
+	s := v.NewStream(ctx)
+	if _, err := io.Copy(s, msg); err != nil {
+		s.Abort()
+		return nil, err
+	}
+	return s.Close()
+}
+
+// Stream verifies a message fed in pieces, as a milter receives it: either
+// raw bytes through Write (header, empty line, body), or header fields
+// through WriteField, then EndHeader, then the body through Write. End (or
+// Close) finishes it; Abort drops it.
+//
+// The header block is buffered (up to MaxHeaderBytes); the body is not:
+// it streams through go-msgauth's hashers, so memory stays bounded
+// whatever the body size. Key queries start when the header ends and run
+// concurrently, one per signature; a body Write may wait for them. When
+// the header holds no DKIM-Signature, nothing runs and the body is
+// discarded as it comes. A Stream is not safe for concurrent use.
+type Stream struct {
+	v    *Verifier
+	ctx  context.Context
+	st   streamState
+	hdr  []byte // header bytes until the header ends
+	scan int    // hdr has no header end before this offset
+	sigs []signature
+	keys *keyCache
+
+	pw       *io.PipeWriter
+	done     chan struct{} // closed when the go-msgauth goroutine returns
+	verifs   []*msgdkim.Verification
+	verr     error
+	draining bool // the verifier stopped reading: discard the rest
+
+	results []Result
+	err     error
+}
+
+type streamState int
+
+const (
+	stHeader streamState = iota
+	stBody
+	stEnded
+)
+
+// errVerifierDone closes the pipe's read side once go-msgauth returns, so
+// that later writes are discarded instead of blocking.
+var errVerifierDone = errors.New("verifier done")
+
+// NewStream starts verifying one message. DNS queries run under ctx,
+// which must stay valid until End.
+func (v *Verifier) NewStream(ctx context.Context) *Stream {
+	return &Stream{v: v, ctx: ctx}
+}
+
+// Write takes the next bytes of the message: raw header bytes until the
+// empty line that ends the header, then body bytes. It never returns an
+// error for the message's content; after End or Abort it returns
+// ErrClosed.
+func (s *Stream) Write(p []byte) (int, error) {
+	switch s.st {
+	case stHeader:
+		if s.err != nil {
+			return len(p), nil
+		}
+		s.hdr = append(s.hdr, p...)
+		end, body := headerEnd(s.hdr, s.scan)
+		if end < 0 {
+			s.scan = max(0, len(s.hdr)-2)
+			if len(s.hdr) > MaxHeaderBytes {
+				s.failHeader()
+			}
+			return len(p), nil
+		}
+		s.endHeader(end, body)
+	case stBody:
+		s.writeBody(p)
+	default:
+		return 0, ErrClosed
+	}
+	return len(p), nil
+}
+
+// WriteField adds one header field: its name and its raw value after the
+// colon, exactly as received (leading space and CRLF folding kept, which
+// c=simple needs; LF folding is accepted too), without the final CRLF.
+func (s *Stream) WriteField(name, value string) error {
+	if s.st != stHeader {
+		return ErrHeaderEnded
+	}
+	if s.err != nil {
+		return nil
+	}
+	s.hdr = append(s.hdr, name...)
+	s.hdr = append(s.hdr, ':')
+	s.hdr = append(s.hdr, value...)
+	s.hdr = append(s.hdr, '\r', '\n')
+	s.scan = len(s.hdr)
+	if len(s.hdr) > MaxHeaderBytes {
+		s.failHeader()
+	}
+	return nil
+}
+
+// EndHeader ends the header written with WriteField: the body follows.
+func (s *Stream) EndHeader() error {
+	if s.st != stHeader {
+		return ErrHeaderEnded
+	}
+	if s.err != nil {
+		s.st = stBody
+		return nil
+	}
+	end := len(s.hdr)
+	s.hdr = append(s.hdr, '\r', '\n')
+	s.endHeader(end, len(s.hdr))
+	return nil
+}
+
+// failHeader gives up on a header over MaxHeaderBytes: the signatures
+// found so far are reported as temperror.
+func (s *Stream) failHeader() {
+	s.err = ErrHeaderTooLarge
+	end := bytes.LastIndexByte(s.hdr, '\n')
+	for _, f := range splitFields(string(s.hdr[:end+1])) {
+		if strings.EqualFold(f.name, headerFieldName) {
+			s.sigs = append(s.sigs, parseSignature(f.value))
+		}
+	}
+	s.hdr = nil
+}
+
+// headerEnd finds the empty line that ends the header in b, searching
+// from offset from: it returns the length of the header block (up to and
+// including the last field's line end) and the offset of the body, or
+// -1, -1 when the header has not ended yet.
+func headerEnd(b []byte, from int) (end, body int) {
+	if from == 0 {
+		switch {
+		case bytes.HasPrefix(b, []byte("\n")):
+			return 0, 1
+		case bytes.HasPrefix(b, []byte("\r\n")):
+			return 0, 2
+		}
+	}
+	for i := from; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1, -1
+		}
+		i += j + 1
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i, i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i, i + 2
+		}
+	}
+}
+
+// endHeader handles the end of the header: hdr[:end] is the header block,
+// hdr[body:] the first body bytes. It starts go-msgauth on a pipe when the
+// header holds a signature.
+func (s *Stream) endHeader(end, body int) {
+	s.st = stBody
+	for _, f := range splitFields(string(s.hdr[:end])) {
+		if strings.EqualFold(f.name, headerFieldName) {
+			s.sigs = append(s.sigs, parseSignature(f.value))
+		}
+	}
+	if len(s.sigs) == 0 {
+		s.hdr = nil
+		s.draining = true
+		return
+	}
+	s.keys = &keyCache{lookup: resolver.TXTLookup(s.ctx, s.v.DNS), entries: map[string]*keyEntry{}}
+	pr, pw := io.Pipe()
+	s.pw, s.done = pw, make(chan struct{})
+	opts := &msgdkim.VerifyOptions{LookupTXT: s.keys.get, MaxVerifications: s.v.maxSignatures()}
+	go func() {
+		defer close(s.done)
+		s.verifs, s.verr = msgdkim.VerifyWithOptions(pr, opts)
+		pr.CloseWithError(errVerifierDone)
+	}()
+	head, rest := s.hdr[:body], s.hdr[body:]
+	s.hdr = nil
+	s.writeBody(head)
+	s.writeBody(rest)
+}
+
+// writeBody passes bytes to go-msgauth, or drops them once it stopped
+// reading.
+func (s *Stream) writeBody(p []byte) {
+	if s.draining || len(p) == 0 {
+		return
+	}
+	if _, err := s.pw.Write(p); err != nil {
+		s.draining = true
+	}
+}
+
+// End finishes the message and waits for the verifications; Results then
+// returns them. A message without an empty line after the header is
+// taken as a header without body. End returns ErrHeaderTooLarge when the
+// header was too large (the Results are then temperror); calling End
+// again returns the same error.
+func (s *Stream) End() error {
+	switch s.st {
+	case stEnded:
+		return s.err
+	case stHeader:
+		if s.err == nil && len(s.hdr) > 0 {
+			end := len(s.hdr)
+			if s.hdr[end-1] != '\n' {
+				s.hdr = append(s.hdr, '\r', '\n')
+				end = len(s.hdr)
+			}
+			s.hdr = append(s.hdr, '\r', '\n')
+			s.endHeader(end, len(s.hdr))
+		}
+	}
+	s.st = stEnded
+	if s.pw != nil {
+		s.pw.Close()
+		<-s.done
+	}
+	s.results = s.buildResults()
+	return s.err
+}
+
+// Results returns the results after End: one per DKIM-Signature field in
+// header order, nil for an unsigned message.
+func (s *Stream) Results() []Result { return s.results }
+
+// Close is End followed by Results.
+func (s *Stream) Close() ([]Result, error) {
+	err := s.End()
+	return s.results, err
+}
+
+// Abort drops the message. Verification goroutines finish on their own
+// (the pipe is closed as if the body ended, so go-msgauth's own goroutines
+// all return); nothing waits for them.
+func (s *Stream) Abort() {
+	if s.st == stEnded {
+		return
+	}
+	s.st = stEnded
+	if s.pw != nil {
+		s.pw.Close()
+	}
+	s.hdr = nil
+}
+
+// buildResults turns go-msgauth's verifications, the signature tags and
+// the key records into Results.
+func (s *Stream) buildResults() []Result {
+	if len(s.sigs) == 0 {
+		return nil
+	}
+	limit := s.v.maxSignatures()
+	now := s.v.now()
+	out := make([]Result, len(s.sigs))
+	for i, sig := range s.sigs {
+		r := Result{
+			Domain: sig.domain, Identifier: sig.identifier, Selector: sig.selector,
+			Algorithm: sig.algorithm, BPrefix: sig.bprefix,
+		}
+		switch {
+		case i >= limit:
+			r.Status, r.Reason = Policy, reasonTooMany
+		case s.err != nil:
+			r.Status, r.Reason, r.Err = TempError, "header too large to verify", s.err
+		case i >= len(s.verifs) || s.verifs[i] == nil:
+			err := s.verr
+			if err == nil {
+				err = errors.New("dkim: no verification result")
+			}
+			r.Status, r.Reason, r.Err = TempError, "verification did not complete", err
+		default:
+			s.judge(&r, sig, s.verifs[i].Err, now)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// judge sets the status of one verified signature from go-msgauth's error
+// and this package's own checks: x= against Verifier.Now, x= after t=,
+// and the key flags t=y (reported) and t=s (i= domain must equal d=).
+func (s *Stream) judge(r *Result, sig signature, err error, now time.Time) {
+	r.Status, r.Reason = classify(err, sig)
+	r.Err = err
+	keyName := strings.ToLower(sig.selector + "._domainkey." + sig.domain)
+	rec, recErr, looked := s.keys.result(keyName)
+	if r.Status == TempError && looked && recErr != nil {
+		r.Reason = "key unavailable: " + dnsErrorText(recErr)
+	}
+	if looked && recErr == nil && len(rec) == 1 {
+		var strict bool
+		r.Testing, strict = keyFlags(rec[0])
+		if strict && r.Status == Pass && identifierDomain(sig.identifier) != sig.domain {
+			r.Status, r.Reason = PermError, "i= domain is not d= and the key demands it (t=s)"
+			r.Err = errors.New("dkim: " + r.Reason)
+		}
+	}
+	if r.Status != Pass && r.Status != Fail {
+		return
+	}
+	if sig.err != nil {
+		r.Status, r.Reason, r.Err = PermError, sig.err.Error(), sig.err
+		return
+	}
+	if r.Status == Pass && sig.hasExpiry && now.After(sig.expiry) {
+		r.Status, r.Reason = Fail, "signature expired"
+		r.Err = errors.New("dkim: signature expired at " + sig.expiry.UTC().Format(time.RFC3339))
+	}
+}
+
+// classify maps a go-msgauth verification error to a status and reason.
+// go-msgauth rejects l= outright; that is a local policy (RFC 8601
+// §2.7.1), so it becomes policy, not fail. Its expiry check (against the
+// real clock) gives fail, as this package's own does.
+func classify(err error, sig signature) (Status, string) {
+	if err == nil {
+		return Pass, ""
+	}
+	reason := strings.TrimPrefix(err.Error(), "dkim: ")
+	if i := strings.Index(reason, ": lookup "); i >= 0 {
+		reason = reason[:i]
+	}
+	switch {
+	case msgdkim.IsTempFail(err):
+		return TempError, reason
+	case msgdkim.IsPermFail(err):
+		if strings.Contains(reason, "signature has expired") {
+			return Fail, "signature expired"
+		}
+		return PermError, reason
+	case sig.hasLength && strings.Contains(reason, "body length"):
+		return Policy, "body length limit (l=) not accepted"
+	}
+	return Fail, reason
+}
+
+// dnsErrorText says briefly what went wrong with a key query: the
+// resolver's own words ("DNS timeout", "DNS SERVFAIL"), which
+// resolver.TXTLookup puts last in the *net.DNSError.
+func dnsErrorText(err error) string {
+	var de *net.DNSError
+	if !errors.As(err, &de) {
+		return err.Error()
+	}
+	text := de.Err
+	if i := strings.LastIndex(text, ": "); i >= 0 {
+		text = text[i+2:]
+	}
+	if text == "" {
+		text = "DNS failure"
+	}
+	return text
+}
+
+// keyCache runs each key query once per message and keeps the answer,
+// so that the key record's flags can be read after go-msgauth is done.
+type keyCache struct {
+	lookup  func(string) ([]string, error)
+	mu      sync.Mutex
+	entries map[string]*keyEntry
+}
+
+type keyEntry struct {
+	once sync.Once
+	txts []string
+	err  error // what go-msgauth got: a *net.DNSError
+}
+
+// get is go-msgauth's LookupTXT.
+func (k *keyCache) get(name string) ([]string, error) {
+	key := strings.ToLower(name)
+	k.mu.Lock()
+	e := k.entries[key]
+	if e == nil {
+		e = &keyEntry{}
+		k.entries[key] = e
+	}
+	k.mu.Unlock()
+	e.once.Do(func() { e.txts, e.err = k.lookup(name) })
+	return e.txts, e.err
+}
+
+// result returns the outcome of a key query made during verification;
+// looked is false when go-msgauth did not ask for the name.
+func (k *keyCache) result(name string) (txts []string, err error, looked bool) {
+	if k == nil {
+		return nil, nil, false
+	}
+	k.mu.Lock()
+	e := k.entries[name]
+	k.mu.Unlock()
+	if e == nil {
+		return nil, nil, false
+	}
+	return e.txts, e.err, true
+}
