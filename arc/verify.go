@@ -1,0 +1,397 @@
+package arc
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mailsidecar/sidecar/resolver"
+)
+
+// The signing algorithms of ARC (RFC 8617 §4.1.2 and §4.1.3 take DKIM's
+// minus SHA-1, RFC 8301; Ed25519 from RFC 8463).
+const (
+	algRSASHA256     = "rsa-sha256"
+	algEd25519SHA256 = "ed25519-sha256"
+)
+
+// keyTypeOf returns the k= key type an a= algorithm needs, or "".
+func keyTypeOf(alg string) string {
+	switch alg {
+	case algRSASHA256:
+		return "rsa"
+	case algEd25519SHA256:
+		return "ed25519"
+	}
+	return ""
+}
+
+// verifyError is why a signature did not verify. temp marks a DNS failure:
+// the signature may be good, the key could not be fetched.
+type verifyError struct {
+	temp bool
+	msg  string
+}
+
+func (e *verifyError) Error() string { return e.msg }
+
+func permErr(format string, a ...any) *verifyError {
+	return &verifyError{msg: fmt.Sprintf(format, a...)}
+}
+
+// sigParams are the tags common to the AMS and the AS, decoded and checked.
+type sigParams struct {
+	alg              string
+	b                []byte
+	bStart, bEnd     int
+	domain, selector string
+}
+
+// commonParams decodes and checks a=, b=, d=, s= and t= (RFC 8617
+// §4.1.2, §4.1.3, with the RFC 6376 §3.5 syntax).
+func commonParams(sig *Signature) (*sigParams, *verifyError) {
+	p := &sigParams{}
+	tags := sig.tags
+	a, ok := tags.get("a")
+	switch {
+	case !ok:
+		return nil, permErr("no a= tag")
+	case keyTypeOf(a) == "":
+		return nil, permErr("unsupported algorithm a=%s", a)
+	}
+	p.alg = a
+	bt := tags.find("b")
+	if bt == nil {
+		return nil, permErr("no b= tag")
+	}
+	b, err := decodeBase64(bt.value)
+	if err != nil || len(b) == 0 {
+		return nil, permErr("b= is not a base64 signature")
+	}
+	p.b, p.bStart, p.bEnd = b, bt.start, bt.end
+	d, ok := tags.get("d")
+	if !ok || !validDomain(d) {
+		return nil, permErr("missing or invalid d=")
+	}
+	s, ok := tags.get("s")
+	if !ok || !validSelector(s) {
+		return nil, permErr("missing or invalid s=")
+	}
+	p.domain, p.selector = d, s
+	if t, ok := tags.get("t"); ok {
+		if _, ok := parseDecimal(t); !ok {
+			return nil, permErr("invalid t=")
+		}
+	}
+	return p, nil
+}
+
+// decodeBase64 decodes a base64 value after removing its FWS.
+func decodeBase64(s string) ([]byte, error) {
+	return base64.StdEncoding.DecodeString(stripFWS(s))
+}
+
+// validDomain checks a d= value: dot-separated labels of letters, digits,
+// hyphens and underscores, each 1 to 63 octets, at most 253 in all.
+func validDomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	start := 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if l := i - start; l == 0 || l > 63 {
+				return false
+			}
+			start = i + 1
+			continue
+		}
+		if c := s[i]; !isAlpha(c) && !isDigit(c) && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// validSelector checks an s= value (RFC 6376 §3.1: a sub-domain).
+func validSelector(s string) bool { return validDomain(s) }
+
+// amsParams are the decoded tags of an ARC-Message-Signature.
+type amsParams struct {
+	sigParams
+	bh            []byte
+	headers       []string // lower case
+	relaxedHeader bool
+	body          bodyKey
+	expires       int64 // x=, or -1
+}
+
+// parseCanon parses c= (RFC 6376 §3.5): header/body, each simple or
+// relaxed; the body part defaults to simple, the whole to simple/simple.
+func parseCanon(c string, present bool) (relaxedHeader, relaxedBody bool, err error) {
+	if !present {
+		return false, false, nil
+	}
+	h, b, slash := strings.Cut(c, "/")
+	parse := func(s string) (bool, bool) {
+		switch s {
+		case "simple":
+			return false, true
+		case "relaxed":
+			return true, true
+		}
+		return false, false
+	}
+	rh, ok := parse(h)
+	if !ok {
+		return false, false, fmt.Errorf("invalid c=%s", c)
+	}
+	rb := false
+	if slash {
+		if rb, ok = parse(b); !ok {
+			return false, false, fmt.Errorf("invalid c=%s", c)
+		}
+	}
+	return rh, rb, nil
+}
+
+// parseAMS decodes and checks the tags of an AMS (RFC 8617 §4.1.2: the
+// DKIM-Signature tags without v=, with i= the instance).
+func parseAMS(sig *Signature) (*amsParams, *verifyError) {
+	cp, verr := commonParams(sig)
+	if verr != nil {
+		return nil, verr
+	}
+	p := &amsParams{sigParams: *cp, expires: -1}
+	tags := sig.tags
+	bh, ok := tags.get("bh")
+	if !ok {
+		return nil, permErr("no bh= tag")
+	}
+	if p.bh, _ = decodeBase64(bh); len(p.bh) != sha256.Size {
+		return nil, permErr("bh= is not a base64 SHA-256 hash")
+	}
+	h, ok := tags.get("h")
+	if !ok {
+		return nil, permErr("no h= tag")
+	}
+	for _, name := range splitHeaderList(h) {
+		name = asciiLower(name)
+		if name == "arc-seal" {
+			// RFC 8617 §4.1.2: ARC-Seal fields are never signed by an AMS.
+			return nil, permErr("h= lists ARC-Seal")
+		}
+		p.headers = append(p.headers, name)
+	}
+	c, present := tags.get("c")
+	var err error
+	p.relaxedHeader, p.body.relaxed, err = parseCanon(c, present)
+	if err != nil {
+		return nil, permErr("%v", err)
+	}
+	p.body.limit = -1
+	if l, ok := tags.get("l"); ok {
+		if p.body.limit, ok = parseDecimal(l); !ok {
+			return nil, permErr("invalid l=")
+		}
+	}
+	if x, ok := tags.get("x"); ok {
+		if p.expires, ok = parseDecimal(x); !ok {
+			return nil, permErr("invalid x=")
+		}
+		if t, ok := tags.get("t"); ok {
+			if tv, _ := parseDecimal(t); tv > p.expires {
+				return nil, permErr("x= is before t=")
+			}
+		}
+	}
+	return p, nil
+}
+
+// bodyKeyOf returns the body hash an AMS needs, if its tags parse.
+func bodyKeyOf(sig *Signature) (bodyKey, bool) {
+	c, present := sig.tags.get("c")
+	_, rb, err := parseCanon(c, present)
+	if err != nil {
+		return bodyKey{}, false
+	}
+	k := bodyKey{relaxed: rb, limit: -1}
+	if l, ok := sig.tags.get("l"); ok {
+		if k.limit, ok = parseDecimal(l); !ok {
+			return bodyKey{}, false
+		}
+	}
+	return k, true
+}
+
+// verifier holds what verifying the signatures of one message needs.
+type verifier struct {
+	ctx    context.Context
+	dns    resolver.Querier
+	now    time.Time
+	fields []field
+	hs     *HeaderSet
+	bodies map[bodyKey]*bodyHasher
+	keys   keyCache
+	buf    []byte
+}
+
+// verifyAMS verifies the ARC-Message-Signature of one set: the body hash,
+// then the signature over the fields named by h= and the AMS itself
+// (RFC 6376 §6.1.3, as RFC 8617 §5.2 step 4 applies it).
+func (v *verifier) verifyAMS(set *Set) *verifyError {
+	p, verr := parseAMS(set.AMS)
+	if verr != nil {
+		return verr
+	}
+	if p.expires >= 0 && v.now.Unix() > p.expires {
+		return permErr("signature expired (x=)")
+	}
+	bh := v.bodies[p.body]
+	if bh == nil {
+		return permErr("no body hash computed") // cannot happen: set up at the end of the header
+	}
+	if bh.short() {
+		return permErr("body shorter than l=")
+	}
+	if !constantTimeEqual(bh.finish(), p.bh) {
+		return permErr("body hash mismatch")
+	}
+	key, kerr := v.key(&p.sigParams)
+	if kerr != nil {
+		return kerr
+	}
+	h := sha256.New()
+	v.buf = hashSelected(h, v.buf, v.fields, p.headers, p.relaxedHeader, set.AMS.field)
+	v.buf = canonSigHeader(v.buf[:0], set.AMS.field, p.bStart, p.bEnd, p.relaxedHeader)
+	h.Write(v.buf)
+	if !verifySig(key, h.Sum(nil), p.b) {
+		return permErr("signature did not verify")
+	}
+	return nil
+}
+
+// hashSelected hashes the canonical fields named by names: for each name,
+// the lowest field of that name not yet used, going up (RFC 6376 §5.4.2).
+// A name with no field left contributes nothing. skip is the signature
+// field itself, which its own h= never selects.
+func hashSelected(h interface{ Write([]byte) (int, error) }, buf []byte, fields []field, names []string, relaxed bool, skip *field) []byte {
+	// next[name] is where the upward search for that name resumes.
+	var next map[string]int
+	for _, name := range names {
+		if name == "" {
+			continue
+		}
+		if next == nil {
+			next = make(map[string]int, len(names))
+		}
+		i, ok := next[name]
+		if !ok {
+			i = len(fields) - 1
+		}
+		for ; i >= 0; i-- {
+			f := &fields[i]
+			if f != skip && f.lname == name {
+				buf = canonHeader(buf[:0], f, relaxed)
+				h.Write(buf)
+				break
+			}
+		}
+		next[name] = i - 1
+	}
+	return buf
+}
+
+// verifyAS verifies the ARC-Seal of set k (1-based) over the ARC Sets 1 to
+// k (RFC 8617 §5.1.1, §5.2 step 6).
+func (v *verifier) verifyAS(k int) *verifyError {
+	sig := v.hs.Sets[k-1].Seal
+	p, verr := parseAS(sig)
+	if verr != nil {
+		return verr
+	}
+	key, kerr := v.key(p)
+	if kerr != nil {
+		return kerr
+	}
+	digest := sealDigest(v.hs.Sets[:k], p.bStart, p.bEnd, false, &v.buf)
+	if !verifySig(key, digest, p.b) {
+		return permErr("signature did not verify")
+	}
+	return nil
+}
+
+// parseAS decodes and checks the tags of an ARC-Seal (RFC 8617 §4.1.3).
+func parseAS(sig *Signature) (*sigParams, *verifyError) {
+	if _, ok := sig.tags.get("h"); ok {
+		return nil, permErr("ARC-Seal with an h= tag")
+	}
+	if _, ok := sig.tags.get("cv"); !ok {
+		return nil, permErr("no cv= tag")
+	}
+	return commonParams(sig)
+}
+
+// sealDigest hashes the seal scope: for each set in order, the relaxed
+// AAR, AMS and AS, the last AS without its b= value and final CRLF. With
+// onlyLast, only the last set is covered: the scope of a cv=fail seal
+// (RFC 8617 §5.1.2).
+func sealDigest(sets []Set, bStart, bEnd int, onlyLast bool, buf *[]byte) []byte {
+	h := sha256.New()
+	b := *buf
+	first := 0
+	if onlyLast {
+		first = len(sets) - 1
+	}
+	for j := first; j < len(sets); j++ {
+		s := &sets[j]
+		b = canonHeader(b[:0], s.aar, true)
+		b = canonHeader(b, s.AMS.field, true)
+		if j < len(sets)-1 {
+			b = canonHeader(b, s.Seal.field, true)
+		} else {
+			b = canonSigHeader(b, s.Seal.field, bStart, bEnd, true)
+		}
+		h.Write(b)
+	}
+	*buf = b
+	return h.Sum(nil)
+}
+
+// key fetches the key of a signature and checks it suits the algorithm.
+func (v *verifier) key(p *sigParams) (*publicKey, *verifyError) {
+	key, kerr := lookupKey(v.ctx, v.dns, v.keys, p.selector, p.domain)
+	if kerr != nil {
+		return nil, &verifyError{temp: kerr.temp, msg: kerr.msg}
+	}
+	if key.keyType() != keyTypeOf(p.alg) {
+		return nil, permErr("key type %s does not match a=%s", key.keyType(), p.alg)
+	}
+	return key, nil
+}
+
+// verifySig checks a signature over a SHA-256 digest: RSASSA-PKCS1-v1_5
+// (RFC 6376 §3.3.1) or PureEdDSA Ed25519 over the digest (RFC 8463 §3).
+func verifySig(key *publicKey, digest, sig []byte) bool {
+	if key.ed != nil {
+		return ed25519.Verify(key.ed, digest, sig)
+	}
+	return rsa.VerifyPKCS1v15(key.rsa, crypto.SHA256, digest, sig) == nil
+}
+
+func constantTimeEqual(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var d byte
+	for i := range a {
+		d |= a[i] ^ b[i]
+	}
+	return d == 0
+}
