@@ -6,7 +6,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"os"
@@ -240,7 +239,7 @@ func TestValidationSuite(t *testing.T) {
 
 func TestSigningSuite(t *testing.T) {
 	docs := loadSuiteDocs(t, "arc-draft-sign-tests.yml")
-	total, passed, identical := 0, 0, 0
+	total, passed, sameAMS, sameAS := 0, 0, 0, 0
 	for _, doc := range docs {
 		zone := suiteZone(doc)
 		key := parseSuiteKey(t, str(get(doc, "privatekey")))
@@ -248,7 +247,7 @@ func TestSigningSuite(t *testing.T) {
 		for _, tc := range pairs(get(doc, "tests")) {
 			total++
 			name := tc.key
-			ok, same := runSigningCase(t, name, tc.val, zone, key, domain, sel)
+			ok, ams, as := runSigningCase(t, name, tc.val, zone, key, domain, sel)
 			if why, dev := knownSigningDeviations[name]; dev {
 				t.Logf("%s: known deviation (%s)", name, why)
 				ok = false
@@ -256,11 +255,20 @@ func TestSigningSuite(t *testing.T) {
 			if ok {
 				passed++
 			}
-			identical += same
+			if ams {
+				sameAMS++
+			}
+			if as {
+				sameAS++
+			}
 		}
 	}
 	t.Logf("ARC signing: %d of %d passed", passed, total)
-	t.Logf("ARC signing: %d b= values byte-identical with the suite's", identical)
+	// RSASSA-PKCS1-v1_5 is deterministic: a b= equal to the suite's means
+	// the canonical input was byte for byte the same. The suite's own
+	// ARC-Seal b= values do not verify over the AAR text it gives, so
+	// only the AMS can match; ours are checked by verification instead.
+	t.Logf("ARC signing: AMS b= byte-identical with the suite's in %d cases, AS b= in %d", sameAMS, sameAS)
 	if total != 17 {
 		t.Errorf("the signing suite has %d cases, expected 17", total)
 	}
@@ -280,10 +288,9 @@ func parseSuiteKey(t *testing.T, s string) *rsa.PrivateKey {
 
 // runSigningCase seals one message and checks the result: the tag sets and
 // values of the new AS and AMS against the suite's, the AAR text, and the
-// b= values by verifying the produced set. same counts b= values equal to
-// the suite's byte for byte (RSA PKCS#1 v1.5 is deterministic, so equal
-// canonical input gives equal signatures).
-func runSigningCase(t *testing.T, name string, tc *yaml.Node, zone *dnstest.Zone, key *rsa.PrivateKey, domain, sel string) (ok bool, same int) {
+// b= values by verifying the produced set. sameAMS and sameAS report b=
+// values equal to the suite's byte for byte.
+func runSigningCase(t *testing.T, name string, tc *yaml.Node, zone *dnstest.Zone, key *rsa.PrivateKey, domain, sel string) (ok, sameAMS, sameAS bool) {
 	t.Helper()
 	msg := crlf(str(get(tc, "message")))
 	ts, _ := strconv.ParseInt(str(get(tc, "t")), 10, 64)
@@ -291,12 +298,12 @@ func runSigningCase(t *testing.T, name string, tc *yaml.Node, zone *dnstest.Zone
 	chain, err := v.Validate(context.Background(), bytes.NewReader(msg))
 	if err != nil {
 		t.Errorf("%s: validate: %v", name, err)
-		return false, 0
+		return false, false, false
 	}
 	payload, found := AuthResultsFor(msg, str(get(tc, "srv-id")))
 	if !found {
 		t.Errorf("%s: no Authentication-Results for %s", name, str(get(tc, "srv-id")))
-		return false, 0
+		return false, false, false
 	}
 	s := &Signer{
 		Domain: domain, Selector: sel, Key: key,
@@ -308,13 +315,13 @@ func runSigningCase(t *testing.T, name string, tc *yaml.Node, zone *dnstest.Zone
 	if strings.TrimSpace(wantAS) == "" {
 		if !errors.Is(err, ErrChainFailed) || hdrs != nil {
 			t.Errorf("%s: expected no ARC Set, got %q, %v", name, hdrs, err)
-			return false, 0
+			return false, false, false
 		}
-		return true, 0
+		return true, false, false
 	}
 	if err != nil {
 		t.Errorf("%s: seal: %v", name, err)
-		return false, 0
+		return false, false, false
 	}
 	gotAS, gotAMS, gotAAR := fieldValue(hdrs[0]), fieldValue(hdrs[1]), fieldValue(hdrs[2])
 	ok = true
@@ -334,16 +341,14 @@ func runSigningCase(t *testing.T, name string, tc *yaml.Node, zone *dnstest.Zone
 		t.Errorf("%s: the produced ARC Set does not verify: %v", name, err)
 		ok = false
 	}
-	for _, p := range [][2]string{{gotAS, wantAS}, {gotAMS, wantAMS}} {
-		g, _ := parseTagList(p[0])
-		w, _ := parseTagList(p[1])
+	sameB := func(got, want string) bool {
+		g, _ := parseTagList(got)
+		w, _ := parseTagList(want)
 		gb, _ := g.get("b")
 		wb, _ := w.get("b")
-		if stripFWS(gb) == stripFWS(wb) {
-			same++
-		}
+		return stripFWS(gb) == stripFWS(wb)
 	}
-	return ok, same
+	return ok, sameB(gotAMS, wantAMS), sameB(gotAS, wantAS)
 }
 
 // fieldValue returns the value of a "Name: value" header field.
@@ -437,5 +442,3 @@ func verifyProducedSet(zone *dnstest.Zone, hdrs []string, msg []byte) error {
 	}
 	return nil
 }
-
-var _ = base64.StdEncoding
