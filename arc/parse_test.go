@@ -148,14 +148,14 @@ func TestKeyRecords(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"k=rsa; p=":                    "revoked",
-		"v=DKIM2; p=" + p:              "DKIM1",
-		"k=rsa; v=DKIM1; p=" + p:       "DKIM1",
-		"h=sha1; p=" + p:               "sha256",
-		"s=tlsrpt; p=" + p:             "email",
-		"k=dsa; p=" + p:                "unknown key type",
-		"p=!!!":                        "base64",
-		"k=ed25519; p=" + p:            "32 bytes",
+		"k=rsa; p=":                     "revoked",
+		"v=DKIM2; p=" + p:               "DKIM1",
+		"k=rsa; v=DKIM1; p=" + p:        "DKIM1",
+		"h=sha1; p=" + p:                "sha256",
+		"s=tlsrpt; p=" + p:              "email",
+		"k=dsa; p=" + p:                 "unknown key type",
+		"p=!!!":                         "base64",
+		"k=ed25519; p=" + p:             "32 bytes",
 		"v=DKIM1; k=rsa; omgwhatsgoing": "without",
 		"v=DKIM1; k=rsa; p=MFwwDQYJKoZIhvcNAQEBBQADSwAwSAJBAIWmlgix/84GJ+dfgjm7LTc9EPdfkftlgiPpCq4/kbDAZmU0VvYKDljjleJ1dfvS+CGy9U/kk1tG3EeEvb82xAcCAwEAAQ==": "512 bits",
 	}
