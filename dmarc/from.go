@@ -1,0 +1,133 @@
+package dmarc
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/mail"
+	"strings"
+)
+
+// Errors of FromDomain. Each means the Author Domain cannot be determined
+// (RFC 9989 §5.3.1): Exim's status nofrom, Authentication-Results
+// dmarc=permerror.
+var (
+	ErrNoFrom         = errors.New("no From header field")
+	ErrMultipleFrom   = errors.New("several From header fields")
+	ErrNoMailbox      = errors.New("no mailbox in the From header field")
+	ErrMultipleDomain = errors.New("mailboxes of several domains in the From header field")
+	// ErrBadFrom wraps the reason a From value could not be parsed.
+	ErrBadFrom = errors.New("unparseable From header field")
+)
+
+// fromParser parses address lists; encoded words in an unknown charset
+// are kept undecoded instead of failing the parse: the display name does
+// not matter here.
+var fromParser = &mail.AddressParser{WordDecoder: &mime.WordDecoder{
+	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
+}}
+
+// FromDomain returns the Author Domain (RFC 9989 §3.2.2) of a message:
+// values are the raw values of all its From header fields, in order
+// (folding allowed). There must be exactly one From field, holding one
+// or more mailboxes (RFC 5322 §3.6.2, groups included) that all share one
+// domain. The domain is returned lower-case, without a final dot, a
+// U-label converted to an A-label (RFC 9989 §5.3.1). Any error means
+// "nofrom": it wraps one of ErrNoFrom, ErrMultipleFrom, ErrNoMailbox,
+// ErrMultipleDomain or ErrBadFrom.
+func FromDomain(values []string) (string, error) {
+	switch len(values) {
+	case 0:
+		return "", ErrNoFrom
+	case 1:
+	default:
+		return "", ErrMultipleFrom
+	}
+	value := unfold(values[0])
+	if strings.TrimSpace(value) == "" {
+		return "", ErrNoMailbox
+	}
+	addrs, err := fromParser.ParseList(value)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadFrom, err)
+	}
+	domain := ""
+	for _, a := range addrs {
+		at := strings.LastIndexByte(a.Address, '@')
+		if at < 0 {
+			return "", fmt.Errorf("%w: %q has no domain", ErrBadFrom, a.Address)
+		}
+		d, err := normalizeDomain(a.Address[at+1:])
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadFrom, err)
+		}
+		switch {
+		case domain == "":
+			domain = d
+		case d != domain:
+			return "", fmt.Errorf("%w: %s and %s", ErrMultipleDomain, domain, d)
+		}
+	}
+	if domain == "" {
+		return "", ErrNoMailbox
+	}
+	return domain, nil
+}
+
+// unfold removes the line breaks of a folded header value (RFC 5322
+// §2.2.3); a bare CR or LF becomes a space.
+func unfold(v string) string {
+	if strings.IndexAny(v, "\r\n") < 0 {
+		return v
+	}
+	v = strings.ReplaceAll(v, "\r\n", "")
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, v)
+}
+
+// normalizeDomain lower-cases a domain name, removes a final dot,
+// converts U-labels to A-labels and checks that it can be looked up: no
+// address literal, labels of 1 to 63 octets of letters, digits, hyphens
+// and underscores, 253 octets at most.
+func normalizeDomain(d string) (string, error) {
+	d = strings.ToLower(strings.TrimSuffix(d, "."))
+	if d == "" {
+		return "", errors.New("empty domain")
+	}
+	if d[0] == '[' {
+		return "", fmt.Errorf("address literal %s is not a domain", d)
+	}
+	a, err := toASCII(d)
+	if err != nil {
+		return "", fmt.Errorf("domain %q: %v", d, err)
+	}
+	if !validDomain(a) {
+		return "", fmt.Errorf("invalid domain %q", d)
+	}
+	return a, nil
+}
+
+// validDomain reports whether d (lower-case ASCII, no final dot) is a
+// domain name DMARC can work with.
+func validDomain(d string) bool {
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(d, ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,182 @@
+package dmarc
+
+import (
+	"errors"
+	"strings"
+)
+
+// Result is the DMARC result as Authentication-Results writes it (RFC
+// 8601 §2.7.1 and RFC 9989 §5.3.5).
+type Result string
+
+// The DMARC results.
+const (
+	Pass      Result = "pass"      // an aligned identifier passed
+	Fail      Result = "fail"      // a record applies and nothing aligned passed
+	None      Result = "none"      // no DMARC record applies
+	TempError Result = "temperror" // a DNS lookup failed temporarily
+	PermError Result = "permerror" // no usable Author Domain (nofrom)
+)
+
+// String returns the token.
+func (r Result) String() string { return string(r) }
+
+// Status is Exim's DMARC status: the word $dmarc_status holds and the
+// dmarc_status condition tests.
+type Status string
+
+// The words of Exim's dmarc_status condition.
+const (
+	StatusAccept     Status = "accept"     // DMARC pass
+	StatusReject     Status = "reject"     // fail, and the policy to apply is reject
+	StatusQuarantine Status = "quarantine" // fail, and the policy to apply is quarantine
+	StatusNone       Status = "none"       // fail, and the policy to apply is none
+	StatusNoRecord   Status = "norecord"   // no (usable) DMARC record for the Author Domain
+	StatusNoFrom     Status = "nofrom"     // no single Author Domain
+	StatusTempError  Status = "temperror"  // DNS failure
+	StatusOff        Status = "off"        // verification disabled (control = dmarc_disable_verify)
+)
+
+// String returns the word.
+func (s Status) String() string { return string(s) }
+
+// ParseStatus recognises a dmarc_status word, ignoring ASCII case.
+func ParseStatus(word string) (Status, bool) {
+	switch s := Status(strings.ToLower(word)); s {
+	case StatusAccept, StatusReject, StatusQuarantine, StatusNone, StatusNoRecord,
+		StatusNoFrom, StatusTempError, StatusOff:
+		return s, true
+	}
+	return "", false
+}
+
+// AuthResult is one resinfo of an Authentication-Results header field
+// (RFC 8601 §2.2): "method=result (comment) ptype.property=value …".
+type AuthResult struct {
+	Method string // "dmarc"
+	Result string // the Result token
+	// Comment is written in parentheses after the result: for DMARC
+	// "p=POLICY dis=DISPOSITION" as OpenDMARC writes it, or the reason
+	// there is no Author Domain.
+	Comment string
+	// Props are the ptype.property=value items in order, each as
+	// {ptype, property, value}: {"header", "from", "example.com"} and,
+	// on fail, {"policy", "dmarc", "reject"}.
+	Props [][3]string
+}
+
+// String renders the resinfo as it appears in the header field, e.g.
+// "dmarc=fail (p=reject dis=none) header.from=example.com policy.dmarc=reject".
+func (a AuthResult) String() string {
+	var b strings.Builder
+	b.WriteString(a.Method)
+	b.WriteByte('=')
+	b.WriteString(a.Result)
+	if a.Comment != "" {
+		b.WriteString(" (")
+		for i := 0; i < len(a.Comment); i++ {
+			switch c := a.Comment[i]; {
+			case c == '(' || c == ')' || c == '\\':
+				b.WriteByte('\\')
+				b.WriteByte(c)
+			case c < ' ' || c == 0x7f:
+				b.WriteByte(' ')
+			default:
+				b.WriteByte(c)
+			}
+		}
+		b.WriteByte(')')
+	}
+	for _, p := range a.Props {
+		b.WriteString(" " + p[0] + "." + p[1] + "=" + p[2])
+	}
+	return b.String()
+}
+
+// AuthResult returns the Authentication-Results resinfo for the outcome,
+// in OpenDMARC's form:
+//
+//	dmarc=pass (p=reject dis=none) header.from=example.com
+//	dmarc=fail (p=reject dis=none) header.from=example.com policy.dmarc=reject
+//	dmarc=none header.from=example.com
+//	dmarc=temperror header.from=example.com
+//	dmarc=permerror (no From header field)
+//
+// p= is the declared policy that applies (Policy), dis= what was done
+// with the message (Action, none unless set), policy.dmarc the policy
+// DMARC asks for after t= and pct= (Disposition, RFC 7489 §11.2). ok is
+// false when verification is off: there is nothing to report.
+func (o Outcome) AuthResult() (ar AuthResult, ok bool) {
+	if o.Status == StatusOff || o.Result == "" {
+		return AuthResult{}, false
+	}
+	ar = AuthResult{Method: "dmarc", Result: string(o.Result)}
+	switch {
+	case o.Result == PermError:
+		if o.Err != nil {
+			ar.Comment = fromReason(o.Err)
+		}
+		return ar, true
+	case o.Record != nil && (o.Result == Pass || o.Result == Fail):
+		action := o.Action
+		if action == "" {
+			action = PolicyNone
+		}
+		ar.Comment = "p=" + string(o.Policy) + " dis=" + string(action)
+	}
+	ar.Props = [][3]string{{"header", "from", o.FromDomain}}
+	if o.Result == Fail {
+		ar.Props = append(ar.Props, [3]string{"policy", "dmarc", string(o.Disposition)})
+	}
+	return ar, true
+}
+
+// fromReason is the short reason for a nofrom outcome.
+func fromReason(err error) string {
+	for _, known := range []error{ErrNoFrom, ErrMultipleFrom, ErrNoMailbox, ErrMultipleDomain, ErrBadFrom} {
+		if errors.Is(err, known) {
+			return known.Error()
+		}
+	}
+	return "no Author Domain"
+}
+
+// ARHeader returns the whole Authentication-Results header field with
+// this result only, on one line and without the final CRLF, ready for
+// add_header: Exim's $dmarc_ar_header. It is "" when verification is off.
+func (o Outcome) ARHeader(authservID string) string {
+	ar, ok := o.AuthResult()
+	if !ok {
+		return ""
+	}
+	return "Authentication-Results: " + quoteValue(authservID) + "; " + ar.String()
+}
+
+// quoteValue writes an RFC 2045 value: a token as it is, anything else
+// as a quoted-string.
+func quoteValue(s string) string {
+	token := s != ""
+	for i := 0; i < len(s) && token; i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			token = false
+		}
+	}
+	if token {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < ' ' || c == 0x7f:
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
