@@ -27,7 +27,13 @@ func (s *session) logTxn(override string) {
 		d = s.msg.verdict
 		verdict = string(d.res.Verb)
 	}
-	if override != "" && (d == nil || d.res.Verb == acl.Accept) {
+	if d == nil && len(t.Recipients) == 0 && len(s.msg.rejected) > 0 {
+		// Every recipient was refused: that is the verdict, not the abort
+		// that followed.
+		last := s.msg.rejected[len(s.msg.rejected)-1]
+		d = &decision{acl.Rcpt, last.res}
+		verdict = string(d.res.Verb)
+	} else if override != "" && (d == nil || d.res.Verb == acl.Accept) {
 		verdict = override
 	}
 	attrs := s.clientAttrs()

@@ -21,8 +21,12 @@ import (
 	"github.com/mailsidecar/sidecar/acl"
 )
 
-// maxHeaderBytes bounds the header fields kept for one message.
-const maxHeaderBytes = 4 << 20
+// Bounds of what one message keeps: header fields, and refused recipients
+// remembered for the log.
+const (
+	maxHeaderBytes    = 4 << 20
+	maxRejectedLogged = 1000
+)
 
 // session is one MTA connection. go-milter calls its methods (it is the
 // handler object) from one goroutine, the same one that reads packets
@@ -496,7 +500,9 @@ func (s *session) stage(st acl.Stage) gomilter.Response {
 			s.msg.discarded = append(s.msg.discarded, s.txn.Rcpt)
 			r = replyContinue
 		default:
-			s.msg.rejected = append(s.msg.rejected, rcptVerdict{s.txn.Rcpt, res})
+			if len(s.msg.rejected) < maxRejectedLogged {
+				s.msg.rejected = append(s.msg.rejected, rcptVerdict{s.txn.Rcpt, res})
+			}
 		}
 		s.txn.Rcpt = ""
 	}

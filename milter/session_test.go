@@ -527,6 +527,24 @@ func TestTransactionLog(t *testing.T) {
 	}
 }
 
+// A transaction whose recipients were all refused is logged with that
+// verdict when the MTA aborts it.
+func TestTransactionLogAllRefused(t *testing.T) {
+	h := newHarness(t, testConf)
+	m := h.mta()
+	m.connect("client.example.org", gomilter.FamilyInet, "192.0.2.10")
+	m.helo("client.example.org")
+	m.mail("sender@example.org", "QID")
+	wantCode(t, m.rcpt("nobody@example.net"), gomilter.ActReplyCode, 550)
+	if err := m.s.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	rec := h.waitRecords("transaction", 1)[0]
+	if rec["verdict"] != "deny" || rec["stage"] != "rcpt" || rec["acl"] != "r" {
+		t.Errorf("log %v", rec)
+	}
+}
+
 func anyStrings(v any) []string {
 	l, _ := v.([]any)
 	out := make([]string, 0, len(l))
