@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -200,6 +201,35 @@ func TestTrapServerPerListener(t *testing.T) {
 	l2.Close()
 	if err := <-done; err != nil {
 		t.Errorf("Serve after its listener closed: %v", err)
+	}
+}
+
+// A unix-domain listener works the same (no TCP options there).
+func TestUnixSocket(t *testing.T) {
+	h := newHarness(t, testConf)
+	path := filepath.Join(t.TempDir(), "milter.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.srv.Serve(l) }()
+	c := gomilter.NewClientWithOptions("unix", path, gomilter.ClientOptions{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, ActionMask: 0x3f})
+	s, err := c.Session()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mta{t: t, s: s}
+	m.connect("client.example.org", gomilter.FamilyInet, "192.0.2.10")
+	m.helo("client.example.org")
+	m.mail("sender@example.org", "QID")
+	m.rcpt("good@example.net")
+	_, act := m.data([]string{"Subject", " x"}, "")
+	wantCode(t, act, gomilter.ActContinue, 0)
+	s.Close()
+	l.Close()
+	if err := <-done; err != nil {
+		t.Error(err)
 	}
 }
 
