@@ -182,7 +182,9 @@ func authservID(v string) string {
 			case '\\':
 				if i+1 < len(v) {
 					i++
-					b.WriteByte(v[i])
+					if v[i] != '\r' && v[i] != '\n' { // not a quoted-pair: dropped like other line breaks
+						b.WriteByte(v[i])
+					}
 				}
 			case '"':
 				return b.String()

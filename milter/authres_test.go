@@ -24,6 +24,7 @@ func TestAuthservID(t *testing.T) {
 		{"", ""},
 		{" (only a comment", ""},
 		{` "a; b" ; spf=pass`, "a; b"},
+		{"\"000000000\\\r000", "000000000000"}, // fuzz: an escaped CR is no quoted-pair
 	}
 	for _, tc := range tests {
 		if got := authservID(tc.value); got != tc.want {
