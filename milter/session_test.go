@@ -368,13 +368,21 @@ func TestInternalErrorsTempfail(t *testing.T) {
 		m.helo("client.example.org")
 		m.mail("a@example.org", "QID")
 		m.rcpt("good@example.net")
-		mods, act := m.data([]string{"Subject", " x"}, "body")
+		m.check(nil, m.s.Macros(gomilter.CodeData, "i", "QID"))
+		m.check(m.s.HeaderField("Subject", " x"))
+		m.check(m.s.HeaderEnd())
+		m.check(m.s.BodyChunk([]byte("one")))
+		m.check(m.s.BodyChunk([]byte("two"))) // the panicked writer is gone
+		mods, act, err := m.s.End()
+		if err != nil {
+			t.Fatal(err)
+		}
 		wantCode(t, act, gomilter.ActReplyCode, 451)
 		if len(mods) != 0 {
 			t.Errorf("modifications %q", headerMods(mods))
 		}
 		recs := h.waitRecords("transaction", 1)
-		if recs[0]["verdict"] != "defer" || !strings.Contains(recs[0]["error"].(string), "internal error in body") {
+		if recs[0]["verdict"] != "defer" || !strings.Contains(recs[0]["error"].(string), "internal error in body writer") {
 			t.Errorf("log %v", recs[0])
 		}
 	})
