@@ -1,6 +1,7 @@
 package dkim
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -33,6 +34,11 @@ var (
 	// ErrClosed: Write after End or Abort.
 	ErrClosed = errors.New("dkim: stream closed")
 )
+
+// pipeBuffer is the read buffer between a Stream and go-msgauth.
+const pipeBuffer = 32 << 10
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, pipeBuffer) }}
 
 // reasonTooMany is the reason given to signatures beyond MaxSignatures.
 const reasonTooMany = "too many signatures"
@@ -255,7 +261,14 @@ func (s *Stream) endHeader(end, body int) {
 	opts := &msgdkim.VerifyOptions{LookupTXT: s.keys.get, MaxVerifications: s.v.maxSignatures()}
 	go func() {
 		defer close(s.done)
-		s.verifs, s.verr = msgdkim.VerifyWithOptions(pr, opts)
+		// A large buffer: go-msgauth keeps a bufio.Reader this size as it
+		// is, so the body crosses the pipe in few hand-offs. go-msgauth is
+		// done with it when it returns.
+		br := readerPool.Get().(*bufio.Reader)
+		br.Reset(pr)
+		s.verifs, s.verr = msgdkim.VerifyWithOptions(br, opts)
+		br.Reset(nil)
+		readerPool.Put(br)
 		pr.CloseWithError(errVerifierDone)
 	}()
 	head, rest := s.hdr[:body], s.hdr[body:]
