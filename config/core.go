@@ -5,6 +5,7 @@ func init() {
 	for _, d := range []OptionDef{
 		{Name: "primary_hostname", Kind: KindString, Doc: "this host's name; default: the system host name"},
 		{Name: "authserv_id", Kind: KindString, Doc: "authserv-id of Authentication-Results headers (RFC 8601); default: primary_hostname"},
+		{Name: "authres_strip_ids", Kind: KindString, Doc: "other authserv-ids (colon-separated) whose Authentication-Results headers are removed from incoming mail, besides authserv_id's own"},
 		{Name: "milter_listen", Kind: KindListen, Default: "inet:127.0.0.1:8894", Doc: "milter listeners, separated by spaces: inet:ADDR:PORT, inet:PORT@ADDR, unix:PATH; empty disables"},
 		{Name: "policy_listen", Kind: KindListen, Default: "inet:127.0.0.1:8895", Doc: "TLS policy listeners (socketmap, tcp_table, line protocol); empty disables"},
 		{Name: "dns_servers", Kind: KindServerList, Doc: "DNS resolvers to ask, separated by spaces: IP, IP:PORT, [IPv6]:PORT; default: nameserver lines of /etc/resolv.conf"},

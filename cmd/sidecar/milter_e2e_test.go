@@ -21,6 +21,7 @@ func TestDaemonMilterTransaction(t *testing.T) {
 policy_listen =
 dns_servers = 127.0.0.1:1
 authserv_id = mx.test.example
+authres_strip_ids = old.example
 acl_smtp_rcpt = acl_check_rcpt
 acl_smtp_data = acl_check_data
 begin acl
@@ -77,6 +78,8 @@ acl_check_data:
 	mustContinue("rcpt after a rejected one", act, err)
 	act, err = s.HeaderField("From", " alice@sender.example")
 	mustContinue("header", act, err)
+	act, err = s.HeaderField("Authentication-Results", " old.example; spf=pass smtp.mailfrom=sender.example")
+	mustContinue("forged header", act, err)
 	act, err = s.HeaderEnd()
 	mustContinue("end of headers", act, err)
 	mods, act, err := s.BodyReadFrom(strings.NewReader("hello\r\n"))
@@ -93,6 +96,15 @@ acl_check_data:
 		}
 	}
 	all := strings.Join(added, "\n")
+	removed := false
+	for _, m := range mods {
+		if m.Code == gomilter.ActChangeHeader && m.HeaderName == "Authentication-Results" && strings.TrimSpace(m.HeaderValue) == "" {
+			removed = true
+		}
+	}
+	if !removed {
+		t.Errorf("the Authentication-Results header of authres_strip_ids was not removed: %+v", mods)
+	}
 	if !strings.Contains(all, "X-Sidecar-Test: rcpts=1 from=alice@sender.example") {
 		t.Errorf("added headers lack the ACL's header (state lost after the rejected recipient?):\n%s", all)
 	}

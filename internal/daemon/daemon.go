@@ -96,9 +96,19 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	}
 	return &Runtime{
 		Config: cfg, Program: prog, Resolver: res, Services: svc,
-		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv},
+		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg)},
 		Policy: policy,
 	}, nil
+}
+
+func stripIDs(cfg *config.Config) []string {
+	var ids []string
+	for _, it := range config.SplitList(cfg.Get("authres_strip_ids").Value) {
+		if it.Text != "" {
+			ids = append(ids, it.Text)
+		}
+	}
+	return ids
 }
 
 // NewLogger returns the slog logger the configuration asks for.
