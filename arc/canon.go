@@ -22,23 +22,31 @@ func relaxHeader(dst []byte, lname, value string) []byte {
 	dst = append(dst, lname...)
 	dst = append(dst, ':')
 	space, started := false, false
-	for i := 0; i < len(value); i++ {
+	for i := 0; i < len(value); {
 		c := value[i]
-		switch c {
-		case '\r':
-			if i+1 < len(value) && value[i+1] == '\n' {
-				i++ // unfold: a CRLF inside a field is always followed by WSP
-				continue
-			}
-		case ' ', '\t':
+		if c == ' ' || c == '\t' {
 			space = true
+			i++
 			continue
+		}
+		if c == '\r' && i+1 < len(value) && value[i+1] == '\n' {
+			i += 2 // unfold: a CRLF inside a field is always followed by WSP
+			continue
+		}
+		// A run of other characters (a lone CR is one of them).
+		j := i + 1
+		for j < len(value) {
+			if c := value[j]; c == ' ' || c == '\t' || c == '\r' {
+				break
+			}
+			j++
 		}
 		if space && started {
 			dst = append(dst, ' ')
 		}
 		space, started = false, true
-		dst = append(dst, c)
+		dst = append(dst, value[i:j]...)
+		i = j
 	}
 	return append(dst, '\r', '\n')
 }

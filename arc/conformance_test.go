@@ -437,7 +437,7 @@ func verifyProducedSet(zone *dnstest.Zone, hdrs []string, msg []byte) error {
 	if verr != nil {
 		return errors.New("AS: " + verr.msg)
 	}
-	if !verifySig(k, sealDigest(hs.Sets[n-1:], p.bStart, p.bEnd, false, &vf.buf), p.b) {
+	if !verifySig(k, sealDigest(hs.Sets[n-1:], p.bStart, p.bEnd, &vf.buf, nil), p.b) {
 		return errors.New("AS: signature over its own set does not verify")
 	}
 	return nil

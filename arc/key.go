@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/mailsidecar/sidecar/resolver"
 )
@@ -163,7 +164,7 @@ func fetchKey(ctx context.Context, dns resolver.Querier, name string) (*publicKe
 		if rr.Type != resolver.TypeTXT {
 			continue
 		}
-		k, err := parseKeyRecord(strings.Join(rr.TXT, ""))
+		k, err := parseKeyRecordCached(strings.Join(rr.TXT, ""))
 		if err == nil {
 			return k, nil
 		}
@@ -175,4 +176,37 @@ func fetchKey(ctx context.Context, dns resolver.Querier, name string) (*publicKe
 		return nil, &keyError{msg: "no key at " + name}
 	}
 	return nil, &keyError{msg: name + ": " + first.Error()}
+}
+
+// parsedKeys remembers decoded key records by their text, which saves the
+// base64 and ASN.1 decoding when a sealer's key is seen again. The text
+// determines the result, so sharing it between validators is safe. It is
+// emptied when it grows past maxParsedKeys.
+var parsedKeys struct {
+	sync.Mutex
+	m map[string]parsedKey
+}
+
+type parsedKey struct {
+	key *publicKey
+	err error
+}
+
+const maxParsedKeys = 1024
+
+func parseKeyRecordCached(txt string) (*publicKey, error) {
+	parsedKeys.Lock()
+	e, ok := parsedKeys.m[txt]
+	parsedKeys.Unlock()
+	if ok {
+		return e.key, e.err
+	}
+	k, err := parseKeyRecord(txt)
+	parsedKeys.Lock()
+	if parsedKeys.m == nil || len(parsedKeys.m) >= maxParsedKeys {
+		parsedKeys.m = make(map[string]parsedKey)
+	}
+	parsedKeys.m[txt] = parsedKey{k, err}
+	parsedKeys.Unlock()
+	return k, err
 }

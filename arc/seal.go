@@ -56,11 +56,12 @@ type Signer struct {
 	// crypto.Signer with such a public key.
 	Key crypto.Signer
 	// Headers are the field names the ARC-Message-Signature covers; nil
-	// means DefaultHeaders. Each name is listed in h= once for every
-	// field of that name in the message, so all of them are signed, and
-	// not at all when there is none; a name written "+name" is listed
-	// once more (oversigned), so that adding such a field later breaks
-	// the signature. ARC-Seal cannot be signed.
+	// means DefaultHeaders. Names are matched ignoring case, and a name
+	// given twice counts once. Each is listed in h= once for every field
+	// of that name in the message, so all of them are signed, and not at
+	// all when there is none; a name written "+name" is listed once more
+	// (oversigned), so that adding such a field later breaks the
+	// signature. ARC-Seal cannot be signed.
 	Headers []string
 	// Now gives t=; nil means time.Now.
 	Now func() time.Time
@@ -207,7 +208,7 @@ func (s *Signer) seal(fields []field, bodyHash []byte, chain *Chain, authResults
 	}
 	h := sha256.New()
 	var buf []byte
-	buf = hashSelected(h, buf, view, names, true, nil)
+	buf = hashSelected(h, buf, view, nil, names, true, nil)
 	buf = canonSigHeader(buf[:0], &ams, bs, be, true)
 	h.Write(buf)
 	sig, err := s.sign(h.Sum(nil))
@@ -234,7 +235,7 @@ func (s *Signer) seal(fields []field, bodyHash []byte, chain *Chain, authResults
 		sets = append(sets, hs.Sets...)
 	}
 	sets = append(sets, Set{Instance: inst, aar: &aar, AMS: &Signature{field: &ams}, Seal: &Signature{field: &as}})
-	sig, err = s.sign(sealDigest(sets, bs, be, false, &buf))
+	sig, err = s.sign(sealDigest(sets, bs, be, &buf, nil))
 	if err != nil {
 		return nil, fmt.Errorf("arc: signing the ARC-Seal: %w", err)
 	}
@@ -248,9 +249,14 @@ func (s *Signer) headerList(view []field) ([]string, error) {
 	if cfg == nil {
 		cfg = DefaultHeaders
 	}
-	var names []string
+	present := make(map[string]int, len(view))
+	for i := range view {
+		present[view[i].lname]++
+	}
+	var order []string
+	over := map[string]bool{}
 	for _, name := range cfg {
-		over := strings.HasPrefix(name, "+")
+		plus := strings.HasPrefix(name, "+")
 		name = asciiLower(strings.TrimSpace(strings.TrimPrefix(name, "+")))
 		if name == "" {
 			continue
@@ -258,13 +264,15 @@ func (s *Signer) headerList(view []field) ([]string, error) {
 		if name == "arc-seal" || !validFieldName(name) {
 			return nil, fmt.Errorf("arc: cannot sign header field %q", name)
 		}
-		count := 0
-		for i := range view {
-			if view[i].lname == name {
-				count++
-			}
+		if _, seen := over[name]; !seen {
+			order = append(order, name)
 		}
-		if over {
+		over[name] = over[name] || plus
+	}
+	var names []string
+	for _, name := range order {
+		count := present[name]
+		if over[name] {
 			count++
 		}
 		for ; count > 0; count-- {

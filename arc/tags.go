@@ -44,7 +44,7 @@ const maxTags = 64
 // the whole list invalid. An empty string is an empty list. CR and LF count
 // as whitespace, so folded header values parse as written.
 func parseTagList(s string) (tagList, error) {
-	var list tagList
+	list := make(tagList, 0, 12)
 	pos := 0
 	for {
 		semi := strings.IndexByte(s[pos:], ';')

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/mailsidecar/sidecar/resolver"
@@ -102,7 +103,12 @@ func (v *Validator) now() time.Time {
 // that cannot be read: every verdict, fail included, is in the Chain.
 func (v *Validator) Validate(ctx context.Context, msg io.Reader) (*Chain, error) {
 	st := v.NewStream(ctx)
-	br := bufio.NewReaderSize(msg, 16<<10)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(msg)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
 	hdr, err := readHeader(br)
 	if err != nil {
 		return nil, err
@@ -114,6 +120,9 @@ func (v *Validator) Validate(ctx context.Context, msg io.Reader) (*Chain, error)
 	}
 	return st.Finish(), nil
 }
+
+// readers recycles the buffered readers of Validate.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
 
 // readHeader reads the header block up to and including the empty line
 // that ends it (or to the end of the input).

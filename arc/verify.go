@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"strings"
 	"time"
 
@@ -240,6 +241,9 @@ type verifier struct {
 	bodies map[bodyKey]*bodyHasher
 	keys   keyCache
 	buf    []byte
+	// setCanon caches the canonical form of each complete ARC Set.
+	setCanon [][]byte
+	index    fieldIndex
 }
 
 // verifyAMS verifies the ARC-Message-Signature of one set: the body hash,
@@ -268,7 +272,10 @@ func (v *verifier) verifyAMS(set *Set) *verifyError {
 		return kerr
 	}
 	h := sha256.New()
-	v.buf = hashSelected(h, v.buf, v.fields, p.headers, p.relaxedHeader, set.AMS.field)
+	if v.index == nil {
+		v.index = indexFields(v.fields)
+	}
+	v.buf = hashSelected(h, v.buf, v.fields, v.index, p.headers, p.relaxedHeader, set.AMS.field)
 	v.buf = canonSigHeader(v.buf[:0], set.AMS.field, p.bStart, p.bEnd, p.relaxedHeader)
 	h.Write(v.buf)
 	if !verifySig(key, h.Sum(nil), p.b) {
@@ -277,33 +284,44 @@ func (v *verifier) verifyAMS(set *Set) *verifyError {
 	return nil
 }
 
+// fieldIndex maps a lower-case field name to the positions of the fields
+// of that name, top to bottom.
+type fieldIndex map[string][]int
+
+func indexFields(fields []field) fieldIndex {
+	idx := make(fieldIndex, len(fields))
+	for i := range fields {
+		idx[fields[i].lname] = append(idx[fields[i].lname], i)
+	}
+	return idx
+}
+
 // hashSelected hashes the canonical fields named by names: for each name,
 // the lowest field of that name not yet used, going up (RFC 6376 §5.4.2).
 // A name with no field left contributes nothing. skip is the signature
-// field itself, which its own h= never selects.
-func hashSelected(h interface{ Write([]byte) (int, error) }, buf []byte, fields []field, names []string, relaxed bool, skip *field) []byte {
-	// next[name] is where the upward search for that name resumes.
-	var next map[string]int
+// field itself, which its own h= never selects. The work is linear in the
+// number of names and fields, whatever the h= list.
+func hashSelected(h hash.Hash, buf []byte, fields []field, idx fieldIndex, names []string, relaxed bool, skip *field) []byte {
+	if idx == nil {
+		idx = indexFields(fields)
+	}
+	var used map[string]int // fields of each name used so far, from the bottom
 	for _, name := range names {
-		if name == "" {
+		pos := idx[name]
+		n := used[name]
+		for n < len(pos) && &fields[pos[len(pos)-1-n]] == skip {
+			n++
+		}
+		if n >= len(pos) {
 			continue
 		}
-		if next == nil {
-			next = make(map[string]int, len(names))
+		f := &fields[pos[len(pos)-1-n]]
+		buf = canonHeader(buf[:0], f, relaxed)
+		h.Write(buf)
+		if used == nil {
+			used = make(map[string]int, len(names))
 		}
-		i, ok := next[name]
-		if !ok {
-			i = len(fields) - 1
-		}
-		for ; i >= 0; i-- {
-			f := &fields[i]
-			if f != skip && f.lname == name {
-				buf = canonHeader(buf[:0], f, relaxed)
-				h.Write(buf)
-				break
-			}
-		}
-		next[name] = i - 1
+		used[name] = n + 1
 	}
 	return buf
 }
@@ -320,7 +338,10 @@ func (v *verifier) verifyAS(k int) *verifyError {
 	if kerr != nil {
 		return kerr
 	}
-	digest := sealDigest(v.hs.Sets[:k], p.bStart, p.bEnd, false, &v.buf)
+	if v.setCanon == nil {
+		v.setCanon = make([][]byte, len(v.hs.Sets))
+	}
+	digest := sealDigest(v.hs.Sets[:k], p.bStart, p.bEnd, &v.buf, v.setCanon)
 	if !verifySig(key, digest, p.b) {
 		return permErr("signature did not verify")
 	}
@@ -338,28 +359,35 @@ func parseAS(sig *Signature) (*sigParams, *verifyError) {
 	return commonParams(sig)
 }
 
-// sealDigest hashes the seal scope: for each set in order, the relaxed
-// AAR, AMS and AS, the last AS without its b= value and final CRLF. With
-// onlyLast, only the last set is covered: the scope of a cv=fail seal
-// (RFC 8617 §5.1.2).
-func sealDigest(sets []Set, bStart, bEnd int, onlyLast bool, buf *[]byte) []byte {
+// sealDigest hashes the scope of the seal of the last of sets: for each
+// set in order, the relaxed AAR, AMS and AS, the last AS without its b=
+// value and final CRLF (RFC 8617 §5.1.1). A cv=fail seal covers its own
+// set only (§5.1.2): pass just that set. cache, when not nil, keeps the
+// canonical form of each complete set by index: the seals of a chain
+// cover the same older sets over and over.
+func sealDigest(sets []Set, bStart, bEnd int, buf *[]byte, cache [][]byte) []byte {
 	h := sha256.New()
 	b := *buf
-	first := 0
-	if onlyLast {
-		first = len(sets) - 1
-	}
-	for j := first; j < len(sets); j++ {
+	last := len(sets) - 1
+	for j := 0; j < last; j++ {
+		if cache != nil && cache[j] != nil {
+			h.Write(cache[j])
+			continue
+		}
 		s := &sets[j]
 		b = canonHeader(b[:0], s.aar, true)
 		b = canonHeader(b, s.AMS.field, true)
-		if j < len(sets)-1 {
-			b = canonHeader(b, s.Seal.field, true)
-		} else {
-			b = canonSigHeader(b, s.Seal.field, bStart, bEnd, true)
-		}
+		b = canonHeader(b, s.Seal.field, true)
 		h.Write(b)
+		if cache != nil {
+			cache[j] = append([]byte(nil), b...)
+		}
 	}
+	s := &sets[last]
+	b = canonHeader(b[:0], s.aar, true)
+	b = canonHeader(b, s.AMS.field, true)
+	b = canonSigHeader(b, s.Seal.field, bStart, bEnd, true)
+	h.Write(b)
 	*buf = b
 	return h.Sum(nil)
 }

