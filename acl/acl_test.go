@@ -321,3 +321,12 @@ func TestConfigurer(t *testing.T) {
 		t.Errorf("errors %q", errs)
 	}
 }
+
+func TestCoreQuarantineControl(t *testing.T) {
+	p := compile(t, "acl_smtp_data = d\nbegin acl\nd:\n  warn control = quarantine/DMARC said so\n  accept\n", nil)
+	txn := newTxn("192.0.2.1")
+	p.Run(context.Background(), Data, txn)
+	if v, ok := txn.Control("quarantine"); !ok || v != "DMARC said so" {
+		t.Errorf("quarantine = %q %v", v, ok)
+	}
+}

@@ -114,6 +114,8 @@ func NewRegistry() *Registry {
 	r := &Registry{conds: map[string]*CondDef{}, vars: map[string]*VarDef{}, controls: map[string]*ControlDef{}}
 	registerCoreConditions(r)
 	registerCoreVars(r)
+	r.Control(ControlDef{Name: "quarantine", Arg: ArgOptional,
+		Doc: "hold the message (Postfix hold queue, Sendmail quarantine): control = quarantine/REASON"})
 	return r
 }
 
