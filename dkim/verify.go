@@ -255,7 +255,11 @@ func (s *Stream) endHeader(end, body int) {
 		s.draining = true
 		return
 	}
-	s.keys = &keyCache{lookup: resolver.TXTLookup(s.ctx, s.v.DNS), entries: map[string]*keyEntry{}}
+	lookup := noResolver
+	if s.v.DNS != nil {
+		lookup = resolver.TXTLookup(s.ctx, s.v.DNS)
+	}
+	s.keys = &keyCache{lookup: lookup, entries: map[string]*keyEntry{}}
 	pr, pw := io.Pipe()
 	s.pw, s.done = pw, make(chan struct{})
 	opts := &msgdkim.VerifyOptions{LookupTXT: s.keys.get, MaxVerifications: s.v.maxSignatures()}
@@ -448,6 +452,12 @@ func dnsErrorText(err error) string {
 		text = "DNS failure"
 	}
 	return text
+}
+
+// noResolver is the key lookup of a Verifier without DNS: every key is
+// temporarily unavailable.
+func noResolver(name string) ([]string, error) {
+	return nil, &net.DNSError{Err: "no DNS resolver configured", Name: name, IsTemporary: true}
 }
 
 // keyCache runs each key query once per message and keeps the answer,

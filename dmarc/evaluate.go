@@ -159,6 +159,9 @@ func (e *Evaluator) Evaluate(ctx context.Context, in Input) Outcome {
 			StatusText: "No From: domain found (" + err.Error() + ")", Err: err}
 	}
 	o := Outcome{FromDomain: from, UsedDomain: from, Disposition: PolicyNone}
+	if e.DNS == nil {
+		return o.tempError(errNoResolver)
+	}
 	w := &walker{ctx: ctx, dns: e.DNS, mode: e.Discovery, memo: map[string]*lookup{}}
 
 	// Policy discovery.
@@ -260,6 +263,8 @@ func (e *Evaluator) Evaluate(ctx context.Context, in Input) Outcome {
 	}
 	return o
 }
+
+var errNoResolver = errors.New("no DNS resolver configured")
 
 func (o Outcome) tempError(err error) Outcome {
 	o.Result, o.Status, o.Err = TempError, StatusTempError, err
