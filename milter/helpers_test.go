@@ -82,11 +82,8 @@ d:
   accept
 `
 
-// quarantineControl registers the quarantine control that a colleague's
-// feature will provide in the daemon.
-func quarantineControl(reg *acl.Registry) {
-	reg.Control(acl.ControlDef{Name: "quarantine", Stages: acl.AllStages, Arg: acl.ArgOptional})
-}
+// quarantineControl: the quarantine control is part of the core registry.
+func quarantineControl(*acl.Registry) {}
 
 func compileProgram(t testing.TB, text string, reg *acl.Registry) *acl.Program {
 	t.Helper()
