@@ -38,6 +38,8 @@ var (
 // pipeBuffer is the read buffer between a Stream and go-msgauth.
 const pipeBuffer = 32 << 10
 
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, pipeBuffer); return &b }}
+
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, pipeBuffer) }}
 
 // reasonTooMany is the reason given to signatures beyond MaxSignatures.
@@ -80,7 +82,11 @@ func (v *Verifier) now() time.Time {
 // message is not signed. DNS queries run under ctx.
 func (v *Verifier) Verify(ctx context.Context, msg io.Reader) ([]Result, error) {
 	s := v.NewStream(ctx)
-	if _, err := io.Copy(s, msg); err != nil {
+	buf := copyBufferPool.Get().(*[]byte)
+	defer copyBufferPool.Put(buf)
+	// The struct hides a WriterTo (strings.Reader's would convert the
+	// whole message to a new byte slice).
+	if _, err := io.CopyBuffer(s, struct{ io.Reader }{msg}, *buf); err != nil {
 		s.Abort()
 		return nil, err
 	}
@@ -145,16 +151,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		if s.err != nil {
 			return len(p), nil
 		}
-		s.hdr = append(s.hdr, p...)
-		end, body := headerEnd(s.hdr, s.scan)
-		if end < 0 {
-			s.scan = max(0, len(s.hdr)-2)
-			if len(s.hdr) > MaxHeaderBytes {
-				s.failHeader()
-			}
-			return len(p), nil
-		}
-		s.endHeader(end, body)
+		s.writeHeader(p)
 	case stBody:
 		s.writeBody(p)
 	default:
@@ -212,32 +209,87 @@ func (s *Stream) failHeader() {
 	s.hdr = nil
 }
 
-// headerEnd finds the empty line that ends the header in b, searching
-// from offset from: it returns the length of the header block (up to and
-// including the last field's line end) and the offset of the body, or
-// -1, -1 when the header has not ended yet.
-func headerEnd(b []byte, from int) (end, body int) {
-	if from == 0 {
+// writeHeader takes raw bytes while the header lasts. It looks for the
+// empty line that ends the header across the buffered bytes and p, keeps
+// only the header part in s.hdr and passes the rest on as body, so a
+// message written in one piece is not copied whole into the buffer.
+func (s *Stream) writeHeader(p []byte) {
+	n := len(s.hdr)
+	at := func(k int) int { // byte k of s.hdr followed by p; -1 past the end
 		switch {
-		case bytes.HasPrefix(b, []byte("\n")):
-			return 0, 1
-		case bytes.HasPrefix(b, []byte("\r\n")):
-			return 0, 2
+		case k < n:
+			return int(s.hdr[k])
+		case k-n < len(p):
+			return int(p[k-n])
+		}
+		return -1
+	}
+	// blank reports whether a line starts at k that is empty: the body
+	// then starts at the returned offset. more is true when the bytes
+	// needed to decide have not arrived.
+	blank := func(k int) (body int, more bool) {
+		switch c := at(k); c {
+		case '\n':
+			return k + 1, false
+		case '\r':
+			switch at(k + 1) {
+			case '\n':
+				return k + 2, false
+			case -1:
+				return 0, true
+			}
+		case -1:
+			return 0, true
+		}
+		return 0, false
+	}
+	end, body := -1, -1
+	if s.scan == 0 { // an empty header: the message starts with the empty line
+		if b, more := blank(0); more {
+			s.hdr = append(s.hdr, p...)
+			return
+		} else if b > 0 {
+			end, body = 0, b
 		}
 	}
-	for i := from; ; {
-		j := bytes.IndexByte(b[i:], '\n')
+	for k := s.scan; end < 0 && k < n; k++ {
+		if s.hdr[k] != '\n' {
+			continue
+		}
+		b, more := blank(k + 1)
+		if more {
+			break
+		}
+		if b > 0 {
+			end, body = k+1, b
+		}
+	}
+	for i := 0; end < 0; {
+		j := bytes.IndexByte(p[i:], '\n')
 		if j < 0 {
-			return -1, -1
+			break
 		}
+		k := n + i + j
 		i += j + 1
-		switch {
-		case i < len(b) && b[i] == '\n':
-			return i, i + 1
-		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
-			return i, i + 2
+		b, more := blank(k + 1)
+		if more {
+			break
+		}
+		if b > 0 {
+			end, body = k+1, b
 		}
 	}
+	if end < 0 {
+		s.hdr = append(s.hdr, p...)
+		s.scan = max(0, len(s.hdr)-2)
+		if len(s.hdr) > MaxHeaderBytes {
+			s.failHeader()
+		}
+		return
+	}
+	s.hdr = append(s.hdr, p[:body-n]...)
+	s.endHeader(end, body)
+	s.writeBody(p[body-n:])
 }
 
 // endHeader handles the end of the header: hdr[:end] is the header block,
@@ -275,10 +327,9 @@ func (s *Stream) endHeader(end, body int) {
 		readerPool.Put(br)
 		pr.CloseWithError(errVerifierDone)
 	}()
-	head, rest := s.hdr[:body], s.hdr[body:]
+	head := s.hdr[:body]
 	s.hdr = nil
 	s.writeBody(head)
-	s.writeBody(rest)
 }
 
 // writeBody passes bytes to go-msgauth, or drops them once it stopped

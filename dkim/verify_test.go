@@ -537,3 +537,38 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// TestEverySplitPoint writes a signed message in two pieces, split at
+// every offset: the header end may fall anywhere, even inside "\r\n\r\n".
+func TestEverySplitPoint(t *testing.T) {
+	rk, _ := testKeys(t)
+	z := dnstest.NewZone()
+	addTXT(z, "sel._domainkey.example.com", keyRecord(t, rk, ""))
+	v := &Verifier{DNS: z}
+	for _, msg := range []string{
+		sign(t, message, &msgdkim.SignOptions{Domain: "example.com", Selector: "sel", Signer: rk}),
+		strings.ReplaceAll(sign(t, message, &msgdkim.SignOptions{Domain: "example.com", Selector: "sel", Signer: rk}), "\r\n", "\n"),
+	} {
+		for i := 0; i <= len(msg); i++ {
+			s := v.NewStream(context.Background())
+			s.Write([]byte(msg[:i]))
+			s.Write([]byte(msg[i:]))
+			res, err := s.Close()
+			if err != nil || len(res) != 1 || res[0].Status != Pass {
+				t.Fatalf("split at %d: %+v %v", i, res, err)
+			}
+		}
+	}
+	// An empty header: the signature-like line is body.
+	const sig = "DKIM-Signature: v=1; d=example.com; s=sel; b=x\r\n"
+	for _, msg := range []string{"\r\n" + sig, "\n" + sig, "\r\n", "\n"} {
+		for i := 0; i <= len(msg); i++ {
+			s := v.NewStream(context.Background())
+			s.Write([]byte(msg[:i]))
+			s.Write([]byte(msg[i:]))
+			if res, err := s.Close(); res != nil || err != nil {
+				t.Fatalf("%q split at %d: %+v %v", msg, i, res, err)
+			}
+		}
+	}
+}
