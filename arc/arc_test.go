@@ -491,3 +491,35 @@ func TestManySignedFields(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+// TestConcurrentValidation: one Validator shared by many goroutines (run
+// with -race).
+func TestConcurrentValidation(t *testing.T) {
+	signers := threeSealers(t)
+	zone := publish(t, dnstest.NewZone(), signers...)
+	v := &Validator{DNS: zone, Now: fixedNow}
+	good := sealAll(t, v, []byte(testMessage), signers...)
+	bad := corruptSeal(t, good, 2)
+	errs := make(chan error, 16)
+	for g := 0; g < 16; g++ {
+		go func(g int) {
+			msg, want := good, Pass
+			if g%2 == 1 {
+				msg, want = bad, Fail
+			}
+			for i := 0; i < 5; i++ {
+				c, err := v.Validate(context.Background(), bytes.NewReader(msg))
+				if err != nil || c.State != want {
+					errs <- fmt.Errorf("goroutine %d: %v %v", g, c.State, err)
+					return
+				}
+			}
+			errs <- nil
+		}(g)
+	}
+	for g := 0; g < 16; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

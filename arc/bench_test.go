@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"testing"
@@ -78,5 +79,40 @@ func BenchmarkSeal(b *testing.B) {
 		if _, err := s.Seal(msg, chain, "out.example; arc=pass"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkSignatureVerify is the floor under BenchmarkValidate3: one bare
+// signature verification by the standard library, per algorithm. A
+// three-instance chain costs six (three seals, three AMSs).
+func BenchmarkSignatureVerify(b *testing.B) {
+	digest := make([]byte, 32)
+	rk := testRSAKey(b)
+	rsig, err := rsa.SignPKCS1v15(rand.Reader, rk, crypto.SHA256, digest)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ek := testEdKey(1)
+	esig := ed25519.Sign(ek, digest)
+	for _, bc := range []struct {
+		name string
+		key  *publicKey
+		sig  []byte
+	}{
+		{"rsa2048", &publicKey{rsa: &rk.PublicKey}, rsig},
+		{"ed25519", &publicKey{ed: ek.Public().(ed25519.PublicKey)}, esig},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cpu0, n := processCPU(), 0
+			for b.Loop() {
+				if !verifySig(bc.key, digest, bc.sig) {
+					b.Fatal("bad signature")
+				}
+				n++
+			}
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "cpu-ns/op")
+			}
+		})
 	}
 }

@@ -109,11 +109,16 @@ func (v *Validator) Validate(ctx context.Context, msg io.Reader) (*Chain, error)
 		br.Reset(nil)
 		readers.Put(br)
 	}()
-	hdr, err := readHeader(br)
+	hp := headerBufs.Get().(*[]byte)
+	hdr, err := readHeader(br, (*hp)[:0])
 	if err != nil {
 		return nil, err
 	}
-	st.fields = splitHeader(hdr)
+	st.fields = splitHeader(hdr) // copies what it keeps
+	if cap(hdr) <= 256<<10 {
+		*hp = hdr
+		headerBufs.Put(hp)
+	}
 	st.endHeader()
 	if _, err := br.WriteTo(st); err != nil {
 		return nil, err
@@ -121,13 +126,16 @@ func (v *Validator) Validate(ctx context.Context, msg io.Reader) (*Chain, error)
 	return st.Finish(), nil
 }
 
-// readers recycles the buffered readers of Validate.
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
+// readers and headerBufs recycle the buffered readers and header buffers
+// of Validate.
+var (
+	readers    = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
+	headerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+)
 
-// readHeader reads the header block up to and including the empty line
-// that ends it (or to the end of the input).
-func readHeader(br *bufio.Reader) ([]byte, error) {
-	var hdr []byte
+// readHeader appends to hdr the header block up to and including the
+// empty line that ends it (or to the end of the input).
+func readHeader(br *bufio.Reader, hdr []byte) ([]byte, error) {
 	lineStart := true
 	for {
 		chunk, err := br.ReadSlice('\n')

@@ -95,7 +95,19 @@ func commonParams(sig *Signature) (*sigParams, *verifyError) {
 
 // decodeBase64 decodes a base64 value after removing its FWS.
 func decodeBase64(s string) ([]byte, error) {
-	return base64.StdEncoding.DecodeString(stripFWS(s))
+	var stack [1024]byte
+	in := stack[:0]
+	if len(s) > len(stack) {
+		in = make([]byte, 0, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if !isFWS(s[i]) {
+			in = append(in, s[i])
+		}
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(in)))
+	n, err := base64.StdEncoding.Decode(out, in)
+	return out[:n], err
 }
 
 // validDomain checks a d= value: dot-separated labels of letters, digits,
