@@ -347,7 +347,7 @@ func TestStreamMatchesValidate(t *testing.T) {
 	hdr, body := splitMessage(msg)
 	rng := rand.New(rand.NewSource(1))
 	for round := 0; round < 20; round++ {
-		st := v.NewStream(context.Background())
+		st := v.NewStream()
 		st.HashForSealing()
 		for _, f := range splitHeader(hdr) {
 			raw := strings.TrimSuffix(f.raw, "\r\n")
@@ -366,7 +366,7 @@ func TestStreamMatchesValidate(t *testing.T) {
 			st.Write(rest[:n])
 			rest = rest[n:]
 		}
-		got := st.Finish()
+		got := st.Finish(context.Background())
 		if got.State != want.State || got.OldestPass != want.OldestPass || got.DomainList() != want.DomainList() {
 			t.Fatalf("round %d: stream %+v, whole %+v", round, got, want)
 		}
@@ -378,14 +378,21 @@ func TestStreamMatchesValidate(t *testing.T) {
 			t.Fatalf("round %d: SealStream differs:\n%s\n%s", round, strings.Join(hdrs, "\n"), strings.Join(wantHdrs, "\n"))
 		}
 	}
-	st := v.NewStream(context.Background())
+	st := v.NewStream()
+	if _, err := signers[0].SealStream(st, "x.example; none"); err == nil {
+		t.Error("SealStream before Finish succeeded")
+	}
+	st.Finish(context.Background())
 	if _, err := signers[0].SealStream(st, "x.example; none"); err == nil {
 		t.Error("SealStream without HashForSealing succeeded")
 	}
 	if err := st.Header([]byte("Subject: late")); err == nil {
 		t.Error("a header field after the body was accepted")
 	}
-	if err := v.NewStream(context.Background()).Header([]byte("not a field")); err == nil {
+	if _, err := st.Write([]byte("late")); err == nil {
+		t.Error("body data after Finish was accepted")
+	}
+	if err := v.NewStream().Header([]byte("not a field")); err == nil {
 		t.Error("a line without a colon was accepted")
 	}
 }

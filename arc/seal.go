@@ -91,10 +91,13 @@ func (s *Signer) Seal(msg []byte, chain *Chain, authResults string) ([]string, e
 }
 
 // SealStream is Seal for a message validated through a Stream on which
-// HashForSealing was called before the body. It uses the stream's header
-// fields, body hash and chain (finishing the stream if needed).
+// HashForSealing was called before the body, and then Finish. It uses the
+// stream's header fields, body hash and chain.
 func (s *Signer) SealStream(st *Stream, authResults string) ([]string, error) {
-	chain := st.Finish()
+	chain := st.chain
+	if chain == nil {
+		return nil, errors.New("arc: SealStream before Stream.Finish")
+	}
 	bh := st.bodies[sealBodyKey]
 	if bh == nil {
 		return nil, errors.New("arc: SealStream needs HashForSealing before the body")

@@ -102,7 +102,7 @@ func (v *Validator) now() time.Time {
 // line breaks) and validates its ARC chain. The error is only for input
 // that cannot be read: every verdict, fail included, is in the Chain.
 func (v *Validator) Validate(ctx context.Context, msg io.Reader) (*Chain, error) {
-	st := v.NewStream(ctx)
+	st := v.NewStream()
 	br := readers.Get().(*bufio.Reader)
 	br.Reset(msg)
 	defer func() {
@@ -123,7 +123,7 @@ func (v *Validator) Validate(ctx context.Context, msg io.Reader) (*Chain, error)
 	if _, err := br.WriteTo(st); err != nil {
 		return nil, err
 	}
-	return st.Finish(), nil
+	return st.Finish(ctx), nil
 }
 
 // readers and headerBufs recycle the buffered readers and header buffers
@@ -161,7 +161,6 @@ func readHeader(br *bufio.Reader, hdr []byte) ([]byte, error) {
 // by the header size: the body is hashed as it arrives.
 type Stream struct {
 	v        *Validator
-	ctx      context.Context
 	fields   []field
 	inBody   bool
 	hs       *HeaderSet
@@ -171,10 +170,9 @@ type Stream struct {
 	chain    *Chain
 }
 
-// NewStream starts validating a message. ctx bounds the key lookups done
-// by Finish.
-func (v *Validator) NewStream(ctx context.Context) *Stream {
-	return &Stream{v: v, ctx: ctx}
+// NewStream starts validating a message.
+func (v *Validator) NewStream() *Stream {
+	return &Stream{v: v}
 }
 
 // Header adds one header field, as written: "Name: value", folded lines
@@ -199,6 +197,9 @@ func (s *Stream) HashForSealing() { s.sealBody = true }
 
 // Write adds body data. Line breaks may be CRLF or bare LF.
 func (s *Stream) Write(p []byte) (int, error) {
+	if s.chain != nil {
+		return 0, errors.New("arc: body data after Finish")
+	}
 	if !s.inBody {
 		s.endHeader()
 	}
@@ -229,9 +230,9 @@ func (s *Stream) endHeader() {
 	}
 }
 
-// Finish ends the message and validates the chain. It may be called more
-// than once; the key lookups happen once.
-func (s *Stream) Finish() *Chain {
+// Finish ends the message and validates the chain; ctx bounds the key
+// lookups. Later calls return the same Chain without new lookups.
+func (s *Stream) Finish(ctx context.Context) *Chain {
 	if s.chain != nil {
 		return s.chain
 	}
@@ -239,12 +240,12 @@ func (s *Stream) Finish() *Chain {
 	for _, b := range s.bodies {
 		b.finish()
 	}
-	s.chain = s.evaluate()
+	s.chain = s.evaluate(ctx)
 	return s.chain
 }
 
 // evaluate runs RFC 8617 §5.2 on the collected header and body hashes.
-func (s *Stream) evaluate() *Chain {
+func (s *Stream) evaluate(ctx context.Context) *Chain {
 	hs := s.hs
 	c := &Chain{State: None}
 	for k := range hs.Sets {
@@ -268,7 +269,7 @@ func (s *Stream) evaluate() *Chain {
 	if n == 0 {
 		return c // step 1: no ARC Sets, none
 	}
-	vf := &verifier{ctx: s.ctx, dns: s.v.DNS, now: s.v.now(), fields: s.fields, hs: hs, bodies: s.bodies, keys: keyCache{}}
+	vf := &verifier{ctx: ctx, dns: s.v.DNS, now: s.v.now(), fields: s.fields, hs: hs, bodies: s.bodies, keys: keyCache{}}
 	c.State = Fail
 	var temp *verifyError
 	// Step 4: the newest AMS.
