@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/resolver"
 )
 
 // benchChain seals testMessage three times with the given keys.
@@ -22,15 +23,42 @@ func benchChain(b *testing.B, keys ...crypto.Signer) (*Validator, []byte) {
 	zone := publish(b, dnstest.NewZone(), signers...)
 	v := &Validator{DNS: zone, Now: fixedNow}
 	msg := sealAll(b, v, []byte(testMessage), signers...)
+	// Measure with a warm cache, not with the test zone, whose query log
+	// grows with every lookup and burdens the garbage collector.
+	v.DNS = warmCache(b, zone, signers...)
 	if c := validate(b, v, msg); c.State != Pass || c.OldestPass != 1 {
 		b.Fatalf("benchmark chain: %s (%s)", c.State, c.Reason)
 	}
 	return v, msg
 }
 
+// cachedAnswers is a resolver.Querier answering from a fixed map, as a
+// resolver's cache does once warm.
+type cachedAnswers map[string]*resolver.Answer
+
+func (c cachedAnswers) Query(_ context.Context, name string, t resolver.Type) (*resolver.Answer, error) {
+	if a, ok := c[resolver.NormalizeName(name)]; ok && t == resolver.TypeTXT {
+		return a, nil
+	}
+	return &resolver.Answer{Name: name, Type: t, Rcode: resolver.RcodeNXDomain}, nil
+}
+
+func warmCache(b *testing.B, zone *dnstest.Zone, signers ...*Signer) cachedAnswers {
+	c := cachedAnswers{}
+	for _, s := range signers {
+		name := resolver.NormalizeName(s.Selector + "._domainkey." + s.Domain)
+		a, err := zone.Query(context.Background(), name, resolver.TypeTXT)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c[name] = a
+	}
+	return c
+}
+
 // BenchmarkValidate3 validates a three-instance chain: three seals and
 // three AMSs verified (the newest, and the two older for the oldest-pass),
-// with the keys answered from an in-memory zone. The headline case uses
+// with the keys answered from a warm cache. The headline case uses
 // RSA-2048, the common ARC key size; cpu-ns/op is the process CPU time
 // per validation (it includes the garbage collector's share).
 func BenchmarkValidate3(b *testing.B) {
