@@ -2,8 +2,12 @@ package arc
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,5 +236,48 @@ func TestDKIMVectorsRFC8463(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d signatures", n)
+	}
+}
+
+func TestParsePrivateKey(t *testing.T) {
+	rk := testRSAKey(t)
+	ek := testEdKey(5)
+	pkcs8 := func(k any) []byte {
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
+	for name, in := range map[string][]byte{
+		"pkcs1":         pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rk)}),
+		"pkcs8 rsa":     pkcs8(rk),
+		"pkcs8 ed25519": pkcs8(ek),
+		"seed":          []byte(base64.StdEncoding.EncodeToString(ek.Seed()) + "\n"),
+	} {
+		k, err := ParsePrivateKey(in)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if _, err := (&Signer{Domain: "a.example", Selector: "s", Key: k}).Seal([]byte(testMessage), &Chain{State: None}, "a.example; none"); err != nil {
+			t.Errorf("%s: seal: %v", name, err)
+		}
+	}
+	for _, in := range []string{"", "junk", "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"} {
+		if _, err := ParsePrivateKey([]byte(in)); err == nil {
+			t.Errorf("%q parsed", in)
+		}
+	}
+	// The RFC 8463 example key: its public half is the brisbane record.
+	dir := findSharedTestdata(t)
+	if data, err := os.ReadFile(filepath.Join(dir, "dkim", "rfc8032_7_1.key")); dir != "" && err == nil {
+		k, err := ParsePrivateKey(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := base64.StdEncoding.EncodeToString(k.Public().(ed25519.PublicKey)); got != "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=" {
+			t.Errorf("RFC 8463 key: public %s", got)
+		}
 	}
 }
