@@ -28,7 +28,9 @@
 //
 // Canonicalisation (RFC 6376 §3.4) and the tag-list, key-record and
 // header-selection rules are implemented here; go-msgauth is not used.
-// The body is hashed as it streams, with bounded memory.
+// A milter feeds a Stream (Validator.NewStream): Header for each field,
+// Write for the body, Finish at the end. The body is hashed as it
+// arrives, so memory is bounded by the header.
 //
 // # Sealing
 //
@@ -37,7 +39,9 @@
 // N+1 with cv= taken from the validation result (RFC 8617 §5.1). A cv=fail
 // seal covers only its own set (§5.1.2); nothing is added to a chain whose
 // newest seal already says fail, nor beyond 50 instances, nor when the
-// validation hit a temporary DNS failure.
+// validation hit a temporary DNS failure. ParsePrivateKey reads the key
+// file; AuthResultsFor gathers a message's Authentication-Results for the
+// new ARC-Authentication-Results.
 //
 // # Results and Exim's variables
 //
