@@ -195,7 +195,7 @@ func parseAMS(sig *Signature) (*amsParams, *verifyError) {
 		return nil, permErr("no h= tag")
 	}
 	for _, name := range splitHeaderList(h) {
-		name = asciiLower(name)
+		name = lowerName(name)
 		if name == "arc-seal" {
 			// RFC 8617 §4.1.2: ARC-Seal fields are never signed by an AMS.
 			return nil, permErr("h= lists ARC-Seal")
@@ -284,7 +284,7 @@ func (v *verifier) verifyAMS(set *Set) *verifyError {
 		return kerr
 	}
 	h := sha256.New()
-	if v.index == nil {
+	if v.index == nil && len(v.fields)*len(p.headers) > 4096 {
 		v.index = indexFields(v.fields)
 	}
 	v.buf = hashSelected(h, v.buf, v.fields, v.index, p.headers, p.relaxedHeader, set.AMS.field)
@@ -314,6 +314,9 @@ func indexFields(fields []field) fieldIndex {
 // field itself, which its own h= never selects. The work is linear in the
 // number of names and fields, whatever the h= list.
 func hashSelected(h hash.Hash, buf []byte, fields []field, idx fieldIndex, names []string, relaxed bool, skip *field) []byte {
+	if idx == nil && len(fields)*len(names) <= 4096 {
+		return hashSelectedSmall(h, buf, fields, names, relaxed, skip)
+	}
 	if idx == nil {
 		idx = indexFields(fields)
 	}
@@ -334,6 +337,44 @@ func hashSelected(h hash.Hash, buf []byte, fields []field, idx fieldIndex, names
 			used = make(map[string]int, len(names))
 		}
 		used[name] = n + 1
+	}
+	return buf
+}
+
+// hashSelectedSmall is hashSelected for the usual small header: a scan up
+// from the bottom per name, resuming where the last field of that name
+// was found, without maps.
+func hashSelectedSmall(h hash.Hash, buf []byte, fields []field, names []string, relaxed bool, skip *field) []byte {
+	type cursor struct {
+		name string
+		next int
+	}
+	var stack [16]cursor
+	cursors := stack[:0]
+	for _, name := range names {
+		if name == "" {
+			continue
+		}
+		c := -1
+		for k := range cursors {
+			if cursors[k].name == name {
+				c = k
+				break
+			}
+		}
+		if c < 0 {
+			cursors = append(cursors, cursor{name, len(fields) - 1})
+			c = len(cursors) - 1
+		}
+		i := cursors[c].next
+		for ; i >= 0; i-- {
+			if f := &fields[i]; f != skip && f.lname == name {
+				buf = canonHeader(buf[:0], f, relaxed)
+				h.Write(buf)
+				break
+			}
+		}
+		cursors[c].next = i - 1
 	}
 	return buf
 }
