@@ -20,7 +20,9 @@
 //     ones first; the others cost nothing and are reported as policy with
 //     reason "too many signatures".
 //   - A Stream takes the message as a milter receives it (header fields,
-//     then body chunks) with the body streamed, not buffered.
+//     then body chunks) in bounded memory: a body up to BodyBuffer (64 KiB)
+//     is kept and verified at End without any goroutine; a longer one is
+//     streamed through go-msgauth's hashers.
 //
 // Results come one per DKIM-Signature field, in header order. Statuses:
 // pass, fail (hash mismatch, expired), policy (l=, over the cap),

@@ -1,6 +1,7 @@
 package dkim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
@@ -45,6 +46,39 @@ func splitFields(hdr string) []field {
 		fields = append(fields, field{name: strings.TrimSpace(name), value: value})
 	}
 	return fields
+}
+
+// signatureValues returns the raw values of the DKIM-Signature fields of
+// a header block, in order, counting fields exactly as splitFields does
+// but without building the others.
+func signatureValues(hdr []byte) []string {
+	var values []string
+	cur := -1 // index in values of the field being continued, or -1
+	first := true
+	for len(hdr) > 0 {
+		i := bytes.IndexByte(hdr, '\n')
+		var line []byte
+		if i < 0 {
+			line, hdr = hdr, nil
+		} else {
+			line, hdr = hdr[:i], hdr[i+1:]
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if !first && len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			if cur >= 0 {
+				values[cur] += "\r\n" + string(line)
+			}
+			continue
+		}
+		first = false
+		cur = -1
+		name, value, _ := bytes.Cut(line, []byte(":"))
+		if len(name) >= len(headerFieldName) && bytes.EqualFold(bytes.TrimSpace(name), []byte(headerFieldName)) {
+			values = append(values, string(value))
+			cur = len(values) - 1
+		}
+	}
+	return values
 }
 
 // signature is what this package reads from a DKIM-Signature field
@@ -116,8 +150,7 @@ func parseSignature(value string) signature {
 	if _, ok := tags["i"]; !ok && sig.domain != "" {
 		sig.identifier = "@" + sig.domain
 	}
-	b := stripFWS(tags["b"])
-	sig.bprefix = b[:min(8, len(b))]
+	sig.bprefix = firstNonFWS(tags["b"], 8)
 	_, sig.hasLength = tags["l"]
 	if err != nil {
 		sig.err = err
@@ -144,6 +177,18 @@ func parseSignature(value string) signature {
 		sig.err = errors.New("x= (expiration) is not after t= (timestamp)")
 	}
 	return sig
+}
+
+// firstNonFWS returns the first n characters of s that are not white
+// space.
+func firstNonFWS(s string, n int) string {
+	out := make([]byte, 0, n)
+	for i := 0; i < len(s) && len(out) < n; i++ {
+		if c := s[i]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			out = append(out, c)
+		}
+	}
+	return string(out)
 }
 
 // parseUnixTime parses a DKIM timestamp: 1 to 12 digits (RFC 6376 §3.5).

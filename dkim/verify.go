@@ -35,6 +35,12 @@ var (
 	ErrClosed = errors.New("dkim: stream closed")
 )
 
+// BodyBuffer is the body size up to which a Stream keeps the body and
+// verifies at End without a goroutine; longer bodies are streamed.
+const BodyBuffer = 64 << 10
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, BodyBuffer+8<<10); return &b }}
+
 // pipeBuffer is the read buffer between a Stream and go-msgauth.
 const pipeBuffer = 32 << 10
 
@@ -98,12 +104,16 @@ func (v *Verifier) Verify(ctx context.Context, msg io.Reader) ([]Result, error) 
 // through WriteField, then EndHeader, then the body through Write. End (or
 // Close) finishes it; Abort drops it.
 //
-// The header block is buffered (up to MaxHeaderBytes); the body is not:
-// it streams through go-msgauth's hashers, so memory stays bounded
-// whatever the body size. Key queries start when the header ends and run
-// concurrently, one per signature; a body Write may wait for them. When
-// the header holds no DKIM-Signature, nothing runs and the body is
-// discarded as it comes. A Stream is not safe for concurrent use.
+// Memory stays bounded whatever the message size: the header block is
+// buffered (up to MaxHeaderBytes), and so is the body up to BodyBuffer
+// bytes; such a message is verified at End, in the caller's goroutine, key
+// queries included. That is the cheapest way in CPU: a goroutine started
+// per message costs more than the rest of this package's work (waking an
+// idle processor). A longer body switches to streaming: go-msgauth runs
+// in a goroutine, queries the keys at once and takes the body through a
+// pipe into its hashers, so DNS overlaps the body and a Write may wait for
+// it. When the header holds no DKIM-Signature nothing runs and the body
+// is discarded as it comes. A Stream is not safe for concurrent use.
 type Stream struct {
 	v    *Verifier
 	ctx  context.Context
@@ -113,6 +123,8 @@ type Stream struct {
 	sigs []signature
 	keys *keyCache
 
+	buf      *[]byte // the header block, its empty line and the body so far, while it fits
+	headLen  int     // the header's share of buf
 	pw       *io.PipeWriter
 	done     chan struct{} // closed when the go-msgauth goroutine returns
 	verifs   []*msgdkim.Verification
@@ -201,10 +213,8 @@ func (s *Stream) EndHeader() error {
 func (s *Stream) failHeader() {
 	s.err = ErrHeaderTooLarge
 	end := bytes.LastIndexByte(s.hdr, '\n')
-	for _, f := range splitFields(string(s.hdr[:end+1])) {
-		if strings.EqualFold(f.name, headerFieldName) {
-			s.sigs = append(s.sigs, parseSignature(f.value))
-		}
+	for _, v := range signatureValues(s.hdr[:end+1]) {
+		s.sigs = append(s.sigs, parseSignature(v))
 	}
 	s.hdr = nil
 }
@@ -293,14 +303,12 @@ func (s *Stream) writeHeader(p []byte) {
 }
 
 // endHeader handles the end of the header: hdr[:end] is the header block,
-// hdr[body:] the first body bytes. It starts go-msgauth on a pipe when the
-// header holds a signature.
+// hdr[:body] the header with its empty line. With signatures, the header
+// and then the body are kept (up to BodyBuffer) for a verification at End.
 func (s *Stream) endHeader(end, body int) {
 	s.st = stBody
-	for _, f := range splitFields(string(s.hdr[:end])) {
-		if strings.EqualFold(f.name, headerFieldName) {
-			s.sigs = append(s.sigs, parseSignature(f.value))
-		}
+	for _, v := range signatureValues(s.hdr[:end]) {
+		s.sigs = append(s.sigs, parseSignature(v))
 	}
 	if len(s.sigs) == 0 {
 		s.hdr = nil
@@ -312,9 +320,40 @@ func (s *Stream) endHeader(end, body int) {
 		lookup = resolver.TXTLookup(s.ctx, s.v.DNS)
 	}
 	s.keys = &keyCache{lookup: lookup, entries: map[string]*keyEntry{}}
+	s.buf = bodyPool.Get().(*[]byte)
+	*s.buf = append((*s.buf)[:0], s.hdr[:body]...)
+	s.headLen = body
+	s.hdr = nil
+}
+
+// writeBody keeps body bytes while they fit in BodyBuffer, then switches
+// to streaming them to go-msgauth through a pipe, or drops them once
+// go-msgauth stopped reading.
+func (s *Stream) writeBody(p []byte) {
+	switch {
+	case s.draining || len(p) == 0:
+	case s.pw != nil:
+		if _, err := s.pw.Write(p); err != nil {
+			s.draining = true
+		}
+	case len(*s.buf)-s.headLen+len(p) <= BodyBuffer:
+		*s.buf = append(*s.buf, p...)
+	default:
+		s.startPipe()
+		kept := s.buf
+		s.buf = nil
+		s.writeBody(*kept)
+		releaseBuffer(kept)
+		s.writeBody(p)
+	}
+}
+
+// startPipe runs go-msgauth in a goroutine that reads the message from a
+// pipe.
+func (s *Stream) startPipe() {
 	pr, pw := io.Pipe()
 	s.pw, s.done = pw, make(chan struct{})
-	opts := &msgdkim.VerifyOptions{LookupTXT: s.keys.get, MaxVerifications: s.v.maxSignatures()}
+	opts := s.options()
 	go func() {
 		defer close(s.done)
 		// A large buffer: go-msgauth keeps a bufio.Reader this size as it
@@ -327,19 +366,25 @@ func (s *Stream) endHeader(end, body int) {
 		readerPool.Put(br)
 		pr.CloseWithError(errVerifierDone)
 	}()
-	head := s.hdr[:body]
-	s.hdr = nil
-	s.writeBody(head)
 }
 
-// writeBody passes bytes to go-msgauth, or drops them once it stopped
-// reading.
-func (s *Stream) writeBody(p []byte) {
-	if s.draining || len(p) == 0 {
-		return
+func (s *Stream) options() *msgdkim.VerifyOptions {
+	return &msgdkim.VerifyOptions{LookupTXT: s.keys.get, MaxVerifications: s.v.maxSignatures()}
+}
+
+func (s *Stream) releaseBody() {
+	if s.buf != nil {
+		releaseBuffer(s.buf)
+		s.buf = nil
 	}
-	if _, err := s.pw.Write(p); err != nil {
-		s.draining = true
+}
+
+// releaseBuffer returns a message buffer to the pool, unless a huge
+// header made it grow.
+func releaseBuffer(b *[]byte) {
+	if cap(*b) <= 2*BodyBuffer {
+		*b = (*b)[:0]
+		bodyPool.Put(b)
 	}
 }
 
@@ -364,9 +409,19 @@ func (s *Stream) End() error {
 		}
 	}
 	s.st = stEnded
-	if s.pw != nil {
+	switch {
+	case s.pw != nil:
 		s.pw.Close()
 		<-s.done
+	case s.buf != nil:
+		// The whole message is here: verify it in this goroutine. go-msgauth
+		// keeps a bufio.Reader of 4 KiB or more as it is.
+		br := readerPool.Get().(*bufio.Reader)
+		br.Reset(bytes.NewReader(*s.buf))
+		s.verifs, s.verr = msgdkim.VerifyWithOptions(br, s.options())
+		br.Reset(nil)
+		readerPool.Put(br)
+		s.releaseBody()
 	}
 	s.results = s.buildResults()
 	return s.err
@@ -382,9 +437,9 @@ func (s *Stream) Close() ([]Result, error) {
 	return s.results, err
 }
 
-// Abort drops the message. Verification goroutines finish on their own
-// (the pipe is closed as if the body ended, so go-msgauth's own goroutines
-// all return); nothing waits for them.
+// Abort drops the message. Goroutines finish on their own (key queries
+// when the DNS answers; a streaming go-msgauth when its pipe is closed as
+// if the body ended); nothing waits for them.
 func (s *Stream) Abort() {
 	if s.st == stEnded {
 		return
@@ -393,6 +448,7 @@ func (s *Stream) Abort() {
 	if s.pw != nil {
 		s.pw.Close()
 	}
+	s.releaseBody()
 	s.hdr = nil
 }
 
@@ -520,27 +576,32 @@ type keyCache struct {
 }
 
 type keyEntry struct {
-	once sync.Once
+	done chan struct{} // closed when the answer is in
 	txts []string
-	err  error // what go-msgauth got: a *net.DNSError
+	err  error // what go-msgauth gets: a *net.DNSError
 }
 
-// get is go-msgauth's LookupTXT.
+// get is go-msgauth's LookupTXT. Concurrent calls for one name (go-msgauth
+// verifies several signatures in parallel) share one query.
 func (k *keyCache) get(name string) ([]string, error) {
 	key := strings.ToLower(name)
 	k.mu.Lock()
 	e := k.entries[key]
-	if e == nil {
-		e = &keyEntry{}
-		k.entries[key] = e
+	if e != nil {
+		k.mu.Unlock()
+		<-e.done
+		return e.txts, e.err
 	}
+	e = &keyEntry{done: make(chan struct{})}
+	k.entries[key] = e
 	k.mu.Unlock()
-	e.once.Do(func() { e.txts, e.err = k.lookup(name) })
+	e.txts, e.err = k.lookup(name)
+	close(e.done)
 	return e.txts, e.err
 }
 
-// result returns the outcome of a key query made during verification;
-// looked is false when go-msgauth did not ask for the name.
+// result returns the answer to a key query if it is in; looked is false
+// when go-msgauth did not ask for the key.
 func (k *keyCache) result(name string) (txts []string, err error, looked bool) {
 	if k == nil {
 		return nil, nil, false
@@ -551,5 +612,10 @@ func (k *keyCache) result(name string) (txts []string, err error, looked bool) {
 	if e == nil {
 		return nil, nil, false
 	}
-	return e.txts, e.err, true
+	select {
+	case <-e.done:
+		return e.txts, e.err, true
+	default:
+		return nil, nil, false
+	}
 }

@@ -572,3 +572,73 @@ func TestEverySplitPoint(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeBodyStreams covers bodies beyond BodyBuffer, which go through
+// the pipe to a go-msgauth goroutine instead of being kept.
+func TestLargeBodyStreams(t *testing.T) {
+	rk, ek := testKeys(t)
+	z := dnstest.NewZone()
+	addTXT(z, "rsa._domainkey.example.com", keyRecord(t, rk, ""))
+	addTXT(z, "ed._domainkey.example.com", keyRecord(t, ek, ""))
+	v := &Verifier{DNS: z}
+	body := strings.Repeat("A line of a large body, repeated until it is well past the buffer.\r\n", 4*BodyBuffer/60)
+	head, _, _ := strings.Cut(message, "\r\n\r\n")
+	msg := head + "\r\n\r\n" + body
+	msg = sign(t, msg, &msgdkim.SignOptions{Domain: "example.com", Selector: "rsa", Signer: rk})
+	msg = sign(t, msg, &msgdkim.SignOptions{Domain: "example.com", Selector: "ed", Signer: ek,
+		HeaderCanonicalization: msgdkim.CanonicalizationRelaxed, BodyCanonicalization: msgdkim.CanonicalizationRelaxed})
+	for _, chunk := range []int{len(msg), 65536, 4096, 1000} {
+		s := v.NewStream(context.Background())
+		for rest := msg; len(rest) > 0; {
+			n := min(chunk, len(rest))
+			s.Write([]byte(rest[:n]))
+			rest = rest[n:]
+		}
+		res, err := s.Close()
+		if err != nil || len(res) != 2 || res[0].Status != Pass || res[1].Status != Pass {
+			t.Fatalf("chunk %d: %+v %v", chunk, res, err)
+		}
+		if s.pw == nil {
+			t.Fatalf("chunk %d: the body was not streamed", chunk)
+		}
+	}
+	tampered := strings.Replace(msg, "well past", "far past", 1)
+	res := verify(t, v, tampered)
+	if len(res) != 2 || res[0].Status != Fail || res[1].Status != Fail {
+		t.Fatalf("tampered: %+v", res)
+	}
+	// Abort in the middle of a streamed body leaves no goroutine behind.
+	before := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		s := v.NewStream(context.Background())
+		s.Write([]byte(msg[:len(msg)/2]))
+		s.Abort()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if g := runtime.NumGoroutine(); g > before+2 {
+		t.Errorf("%d goroutines after aborts, %d before", g, before)
+	}
+}
+
+func TestSignatureValuesMatchesSplitFields(t *testing.T) {
+	for _, hdr := range []string{
+		"DKIM-Signature: a\r\n b\r\nFrom: x\r\n",
+		" DKIM-Signature: lead\r\ndkim-signature:c\r\n\tcont\r\nX: y\r\n  DKIM-Signature: z\r\n",
+		"DKIM-Signature : spaced\nnot a field\nDKIM-Signature\n",
+		"", "\r\n", "DKIM-Signature: x",
+	} {
+		var want []string
+		for _, f := range splitFields(hdr) {
+			if strings.EqualFold(f.name, headerFieldName) {
+				want = append(want, f.value)
+			}
+		}
+		got := signatureValues([]byte(hdr))
+		if strings.Join(got, "|") != strings.Join(want, "|") || len(got) != len(want) {
+			t.Errorf("%q: got %q, want %q", hdr, got, want)
+		}
+	}
+}
