@@ -298,6 +298,10 @@ func (s *Stream) writeHeader(p []byte) {
 		return
 	}
 	s.hdr = append(s.hdr, p[:body-n]...)
+	if end > MaxHeaderBytes {
+		s.failHeader()
+		return
+	}
 	s.endHeader(end, body)
 	s.writeBody(p[body-n:])
 }
@@ -331,7 +335,7 @@ func (s *Stream) endHeader(end, body int) {
 // go-msgauth stopped reading.
 func (s *Stream) writeBody(p []byte) {
 	switch {
-	case s.draining || len(p) == 0:
+	case s.draining || len(p) == 0 || s.pw == nil && s.buf == nil:
 	case s.pw != nil:
 		if _, err := s.pw.Write(p); err != nil {
 			s.draining = true

@@ -461,6 +461,37 @@ func TestHeaderTooLarge(t *testing.T) {
 	}
 }
 
+func TestHeaderTooLargeOneWrite(t *testing.T) {
+	msg := "DKIM-Signature: v=1; d=example.com; s=sel; b=abcdefghijkl\r\n" +
+		strings.Repeat("X-Filler: "+strings.Repeat("x", 1000)+"\r\n", MaxHeaderBytes/1000+1) + "\r\nbody\r\n"
+	res, err := (&Verifier{DNS: dnstest.NewZone()}).Verify(context.Background(), strings.NewReader(msg))
+	if err != ErrHeaderTooLarge || len(res) != 1 || res[0].Status != TempError {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	s := (&Verifier{DNS: dnstest.NewZone()}).NewStream(context.Background())
+	s.Write([]byte(msg))
+	if _, err := s.Close(); err != ErrHeaderTooLarge {
+		t.Fatalf("one write: %v", err)
+	}
+}
+
+func TestHeaderTooLargeFields(t *testing.T) {
+	s := (&Verifier{DNS: dnstest.NewZone()}).NewStream(context.Background())
+	s.WriteField("DKIM-Signature", " v=1; d=example.com; s=sel; b=abcdefghijkl")
+	filler := strings.Repeat("x", 1000)
+	for i := 0; i < MaxHeaderBytes/1000+1; i++ {
+		s.WriteField("X-Filler", filler)
+	}
+	if err := s.EndHeader(); err != nil {
+		t.Fatal(err)
+	}
+	s.Write([]byte("body\r\n"))
+	res, err := s.Close()
+	if err != ErrHeaderTooLarge || len(res) != 1 || res[0].Status != TempError {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+}
+
 func TestAbortDoesNotBlockOrLeak(t *testing.T) {
 	rk, _ := testKeys(t)
 	z := dnstest.NewZone()
