@@ -567,5 +567,6 @@ func (w *walker) exists(domain string) (bool, error) {
 	case err != nil:
 		return false, fmt.Errorf("existence check of %s: %w", domain, err)
 	}
-	return !ans.NXDomain(), nil
+	// A CNAME at the name makes it exist, whatever its target's rcode.
+	return !ans.NXDomain() || len(ans.CNAME) > 0, nil
 }

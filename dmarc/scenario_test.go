@@ -155,6 +155,8 @@ func scenarios() []scenario {
 			from: fromAddr("nx.example.com"), status: StatusNone, ar: fail("nx.example.com", "none", "none")},
 		{name: "existing subdomain ignores np=", zone: zoneSpec{txt: txt("_dmarc.example.com", "v=DMARC1; p=reject; sp=none; np=reject"), exists: []string{"www.example.com"}},
 			from: fromAddr("www.example.com"), status: StatusNone, ar: fail("www.example.com", "none", "none")},
+		{name: "a subdomain that is a CNAME to nowhere exists", zone: zoneSpec{txt: txt("_dmarc.example.com", "v=DMARC1; p=reject; sp=none; np=reject")},
+			from: fromAddr("alias.example.com"), status: StatusNone, ar: fail("alias.example.com", "none", "none")}, // the zone is patched below
 		{name: "np= equal to sp= needs no existence query", zone: zoneSpec{txt: txt("_dmarc.example.com", "v=DMARC1; p=none; sp=reject; np=reject")},
 			from: fromAddr("nx.example.com"), status: StatusReject, ar: fail("nx.example.com", "reject", "reject"),
 			queries: q("_dmarc.nx.example.com TXT", "_dmarc.example.com TXT", "_dmarc.com TXT")},
@@ -284,6 +286,9 @@ func TestScenarios(t *testing.T) {
 	for _, sc := range all {
 		t.Run(sc.name, func(t *testing.T) {
 			z := sc.zone.build()
+			if sc.name == "a subdomain that is a CNAME to nowhere exists" {
+				z.Add("alias.example.com. 300 IN CNAME gone.example.net.")
+			}
 			if sc.name == "record split over several strings" {
 				z.AddRecord(resolver.Record{Name: "_dmarc.example.com", Type: resolver.TypeTXT,
 					TXT: []string{"v=DMARC1; p=re", "ject; rua=mailto:", "a@example.com"}})
