@@ -144,25 +144,21 @@ func Disabled() Outcome {
 // alignment, chooses the policy (p=, sp=, np=) and applies t= and pct=.
 // DNS queries run under ctx; a temporary DNS failure gives temperror.
 func (e *Evaluator) Evaluate(ctx context.Context, in Input) Outcome {
-	if in.FromErr != nil || in.FromDomain == "" {
-		err := in.FromErr
-		if err == nil {
-			err = ErrNoFrom
-		}
-		return Outcome{Result: PermError, Status: StatusNoFrom, Disposition: PolicyNone,
-			StatusText: "No From: domain found (" + err.Error() + ")", Err: err}
+	switch {
+	case in.FromErr != nil:
+		return noFrom(in.FromErr)
+	case in.FromDomain == "":
+		return noFrom(ErrNoFrom)
 	}
 	from, err := normalizeDomain(in.FromDomain)
 	if err != nil {
-		err = fmt.Errorf("%w: %v", ErrBadFrom, err)
-		return Outcome{Result: PermError, Status: StatusNoFrom, Disposition: PolicyNone,
-			StatusText: "No From: domain found (" + err.Error() + ")", Err: err}
+		return noFrom(fmt.Errorf("%w: %v", ErrBadFrom, err))
 	}
 	o := Outcome{FromDomain: from, UsedDomain: from, Disposition: PolicyNone}
 	if e.DNS == nil {
 		return o.tempError(errNoResolver)
 	}
-	w := &walker{ctx: ctx, dns: e.DNS, mode: e.Discovery, memo: map[string]*lookup{}}
+	w := &walker{ctx: ctx, dns: e.DNS, memo: map[string]*lookup{}}
 
 	// Policy discovery.
 	d, err := e.discover(w, from)
@@ -179,63 +175,87 @@ func (e *Evaluator) Evaluate(ctx context.Context, in Input) Outcome {
 		}
 		return o
 	}
-	rec := d.record
-	o.Record, o.PolicyDomain, o.UsedDomain = rec, d.domain, d.domain
-
-	// The policy: p= for the Author Domain itself, sp= or np= for a
-	// subdomain of the policy domain (RFC 9989 §4.10.1).
-	o.Policy, o.PolicyTag = rec.Policy, "p"
-	if d.domain != from {
-		sub, subTag := rec.Policy, "p"
-		if rec.SubdomainPolicy != "" {
-			sub, subTag = rec.SubdomainPolicy, "sp"
-		}
-		o.Policy, o.PolicyTag = sub, subTag
-		if rec.NonexistentPolicy != "" && rec.NonexistentPolicy != sub {
-			exists, err := w.exists(from)
-			if err != nil {
-				return o.tempError(err)
-			}
-			if !exists {
-				o.Policy, o.PolicyTag = rec.NonexistentPolicy, "np"
-			}
-		}
+	o.Record, o.PolicyDomain, o.UsedDomain = d.record, d.domain, d.domain
+	if err := choosePolicy(w, from, &o); err != nil {
+		return o.tempError(err)
 	}
+	if err := e.alignAll(w, from, in, &o); err != nil {
+		return o.tempError(err)
+	}
+	if o.AlignSPF || o.AlignDKIM {
+		return o.pass()
+	}
+	return e.fail(o)
+}
 
-	// Identifier alignment (RFC 9989 §4.4, §4.10.2).
+// choosePolicy sets the declared policy that applies: p= for the Author
+// Domain itself, sp= or np= for a subdomain of the policy domain (RFC 9989
+// §4.10.1), the existence query being made only when np= would differ.
+func choosePolicy(w *walker, from string, o *Outcome) error {
+	rec := o.Record
+	o.Policy, o.PolicyTag = rec.Policy, "p"
+	if o.PolicyDomain == from {
+		return nil
+	}
+	if rec.SubdomainPolicy != "" {
+		o.Policy, o.PolicyTag = rec.SubdomainPolicy, "sp"
+	}
+	if rec.NonexistentPolicy == "" || rec.NonexistentPolicy == o.Policy {
+		return nil
+	}
+	exists, err := w.exists(from)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		o.Policy, o.PolicyTag = rec.NonexistentPolicy, "np"
+	}
+	return nil
+}
+
+// alignAll checks the SPF pass and the DKIM passes for alignment (RFC 9989
+// §4.4, §4.10.2). A DNS failure matters only when nothing aligned.
+func (e *Evaluator) alignAll(w *walker, from string, in Input, o *Outcome) error {
 	var alignErr error
 	if strings.EqualFold(in.SPF.Result, "pass") && in.SPF.Domain != "" {
-		o.AlignSPF, alignErr = e.aligned(w, from, &o, in.SPF.Domain, rec.SPFAlignment)
+		o.AlignSPF, alignErr = e.aligned(w, from, o, in.SPF.Domain, o.Record.SPFAlignment)
 	}
 	for _, k := range in.DKIM {
 		if o.AlignDKIM || !strings.EqualFold(k.Result, "pass") || k.Domain == "" {
 			continue
 		}
-		ok, err := e.aligned(w, from, &o, k.Domain, rec.DKIMAlignment)
+		ok, err := e.aligned(w, from, o, k.Domain, o.Record.DKIMAlignment)
 		if ok {
-			o.AlignDKIM, o.AlignedDKIM = true, strings.ToLower(k.Domain)
+			o.AlignDKIM, o.AlignedDKIM = true, strings.ToLower(strings.TrimSuffix(k.Domain, "."))
 		} else if err != nil && alignErr == nil {
 			alignErr = err
 		}
 	}
 	if o.AlignSPF || o.AlignDKIM {
-		o.Result, o.Status = Pass, StatusAccept
-		switch {
-		case o.AlignSPF && o.AlignDKIM:
-			o.StatusText = "Accept (aligned SPF and DKIM pass)"
-		case o.AlignSPF:
-			o.StatusText = "Accept (aligned SPF pass)"
-		default:
-			o.StatusText = "Accept (aligned DKIM pass, d=" + o.AlignedDKIM + ")"
-		}
-		return o
+		return nil
 	}
-	if alignErr != nil {
-		return o.tempError(alignErr)
-	}
+	return alignErr
+}
 
-	// Fail: the policy to apply, after t=y (RFC 9989 §4.7) or pct=
-	// sampling (RFC 7489 §6.6.4), each one level down.
+// pass completes a DMARC pass: Exim's accept.
+func (o Outcome) pass() Outcome {
+	o.Result, o.Status = Pass, StatusAccept
+	switch {
+	case o.AlignSPF && o.AlignDKIM:
+		o.StatusText = "Accept (aligned SPF and DKIM pass)"
+	case o.AlignSPF:
+		o.StatusText = "Accept (aligned SPF pass)"
+	default:
+		o.StatusText = "Accept (aligned DKIM pass, d=" + o.AlignedDKIM + ")"
+	}
+	return o
+}
+
+// fail completes a DMARC fail: the policy to apply is the declared one,
+// one level down for t=y (RFC 9989 §4.7) or when pct= sampling leaves the
+// message out (RFC 7489 §6.6.4).
+func (e *Evaluator) fail(o Outcome) Outcome {
+	rec := o.Record
 	o.Result = Fail
 	o.Disposition = o.Policy
 	detail := o.PolicyTag + "=" + string(o.Policy)
@@ -262,6 +282,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, in Input) Outcome {
 		o.Status, o.StatusText = StatusNone, "None, accept ("+detail+")"
 	}
 	return o
+}
+
+// noFrom is the outcome without an Author Domain: Exim's nofrom.
+func noFrom(err error) Outcome {
+	return Outcome{Result: PermError, Status: StatusNoFrom, Disposition: PolicyNone,
+		StatusText: "No From: domain found (" + err.Error() + ")", Err: err}
 }
 
 var errNoResolver = errors.New("no DNS resolver configured")
@@ -465,11 +491,7 @@ const maxWalk = 8
 type walker struct {
 	ctx  context.Context
 	dns  resolver.Querier
-	mode Mode
 	memo map[string]*lookup
-	// nodata records the names whose _dmarc query was answered NOERROR:
-	// they exist.
-	nodata map[string]bool
 }
 
 // lookup is the outcome of a TXT query at _dmarc.<domain>.
