@@ -108,14 +108,15 @@ type flight struct {
 }
 
 // New returns a Resolver configured by opts. It fails when a server
-// address is not an IP address with an optional port, or when Servers is
-// empty and /etc/resolv.conf names no server.
+// address is not an IP address with an optional port. When Servers is
+// empty and /etc/resolv.conf is missing or names no server, it asks
+// 127.0.0.1:53, as the C library's resolver does.
 func New(opts Options) (*Resolver, error) {
 	addrs := opts.Servers
 	if len(addrs) == 0 {
 		var err error
-		if addrs, err = ServersFromResolvConf(ResolvConf); err != nil {
-			return nil, err
+		if addrs, err = ServersFromResolvConf(ResolvConf); err != nil || len(addrs) == 0 {
+			addrs = []string{"127.0.0.1:53"}
 		}
 	}
 	trust := opts.TrustAD

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/mailsidecar/sidecar/acl"
@@ -116,7 +117,7 @@ func runDaemon(path string, reg *acl.Registry, stderr io.Writer, ready chan<- *d
 		log.Error("cannot start", "error", err)
 		return 1
 	}
-	log.Info("sidecar started", "version", versionString(), "config", cfgLabel(path))
+	log.Info("sidecar started", "version", versionString(), "config", cfgLabel(path), "dns_servers", strings.Join(d.Runtime().Resolver.Servers(), " "))
 	if ready != nil {
 		ready <- d
 	}
