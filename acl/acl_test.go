@@ -330,3 +330,17 @@ func TestCoreQuarantineControl(t *testing.T) {
 		t.Errorf("quarantine = %q %v", v, ok)
 	}
 }
+
+func TestAddAuthResultDedup(t *testing.T) {
+	txn := newTxn("192.0.2.1")
+	d := func(b string) AuthResult {
+		return AuthResult{Method: "dkim", Result: "pass", Props: []AuthProp{{"header", "d", "example.com"}, {"header", "b", b}}}
+	}
+	txn.AddAuthResult(d("aaaa"))
+	txn.AddAuthResult(d("bbbb"))
+	txn.AddAuthResult(AuthResult{Method: "spf", Result: "temperror", Props: []AuthProp{{"smtp", "mailfrom", "x.example"}}})
+	txn.AddAuthResult(AuthResult{Method: "spf", Result: "pass", Props: []AuthProp{{"smtp", "mailfrom", "x.example"}}})
+	if len(txn.AuthResults) != 3 || txn.AuthResults[2].Result != "pass" {
+		t.Errorf("results: %+v", txn.AuthResults)
+	}
+}

@@ -3,6 +3,7 @@ package acl
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,10 +184,11 @@ func localPartOf(addr string) string {
 // (RFC 8601 §2.2): features append them to Txn.AuthResults when they
 // evaluate a check, and the milter writes the header at end of message.
 type AuthResult struct {
-	Method string // "spf", "dkim", "dmarc", "arc", "iprev", "auth"
-	Result string // "pass", "fail", …
-	Reason string // optional reason (written as a comment or reason=)
-	Props  []AuthProp
+	Method  string // "spf", "dkim", "dmarc", "arc", "iprev", "auth"
+	Result  string // "pass", "fail", …
+	Comment string // optional comment written after the result: dmarc=fail (p=reject dis=none)
+	Reason  string // optional reason, written as reason="…"
+	Props   []AuthProp
 }
 
 // AuthProp is a ptype.property=value item such as smtp.mailfrom=example.com.
@@ -197,21 +199,15 @@ type AuthProp struct {
 }
 
 // AddAuthResult records a result for the Authentication-Results header,
-// replacing an earlier result of the same method and the same first
-// property (so a check evaluated twice is reported once).
+// replacing an earlier result of the same method with the same properties
+// (so a check evaluated twice is reported once, while two DKIM signatures
+// of one domain, which differ in header.b, stay two entries).
 func (t *Txn) AddAuthResult(r AuthResult) {
 	for i, old := range t.AuthResults {
-		if old.Method == r.Method && samePropKey(old.Props, r.Props) {
+		if old.Method == r.Method && slices.Equal(old.Props, r.Props) {
 			t.AuthResults[i] = r
 			return
 		}
 	}
 	t.AuthResults = append(t.AuthResults, r)
-}
-
-func samePropKey(a, b []AuthProp) bool {
-	if len(a) == 0 || len(b) == 0 {
-		return len(a) == len(b)
-	}
-	return a[0] == b[0]
 }

@@ -26,6 +26,9 @@ func formatAuthResults(authservID string, results []acl.AuthResult) string {
 			continue
 		}
 		items := []string{method + "=" + result}
+		if r.Comment != "" {
+			items = append(items, comment(r.Comment))
+		}
 		if r.Reason != "" {
 			items = append(items, "reason="+quoteString(r.Reason))
 		}
@@ -77,6 +80,26 @@ func formatAuthResults(authservID string, results []acl.AuthResult) string {
 			col++
 		}
 	}
+	return b.String()
+}
+
+// comment renders text as an RFC 5322 comment: parentheses and backslashes
+// are quoted, control characters become spaces.
+func comment(text string) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for _, c := range []byte(text) {
+		switch {
+		case c == '(' || c == ')' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte(')')
 	return b.String()
 }
 

@@ -98,3 +98,12 @@ func TestFormatAuthResultsFolding(t *testing.T) {
 func prop(typ, name, value string) acl.AuthProp {
 	return acl.AuthProp{Type: typ, Name: name, Value: value}
 }
+
+func TestAuthResultComment(t *testing.T) {
+	got := formatAuthResults("mx.example", []acl.AuthResult{{Method: "dmarc", Result: "fail", Comment: "p=(x)",
+		Props: []acl.AuthProp{{Type: "header", Name: "from", Value: "example.com"}}}})
+	want := ` mx.example; dmarc=fail (p=\(x\)) header.from=example.com`
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
