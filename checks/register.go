@@ -18,4 +18,5 @@ func init() {
 func Register(reg *acl.Registry) {
 	registerConfigurer(reg)
 	registerSPF(reg)
+	registerARC(reg) // last: its seal copies the results of the other DATA hooks
 }

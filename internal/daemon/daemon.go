@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/checks"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/milter"
 	"github.com/mailsidecar/sidecar/resolver"
@@ -96,9 +97,19 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	}
 	return &Runtime{
 		Config: cfg, Program: prog, Resolver: res, Services: svc,
-		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg)},
+		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg),
+			BodyHooks: []milter.BodyHook{arcBodyHook}},
 		Policy: policy,
 	}, nil
+}
+
+// arcBodyHook streams each message into the ARC validator (and the body
+// hash of an arc_sign seal).
+func arcBodyHook(t *acl.Txn) milter.BodyWriter {
+	if w := checks.ARCBodyHook(t); w != nil {
+		return w
+	}
+	return nil
 }
 
 func stripIDs(cfg *config.Config) []string {

@@ -1,0 +1,750 @@
+package checks
+
+import (
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/arc"
+	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/expand"
+	"github.com/mailsidecar/sidecar/internal/suggest"
+)
+
+// The main options of the ARC feature.
+const (
+	OptARCSign        = "arc_sign"
+	OptARCSignHeaders = "arc_sign_headers"
+	OptARCAuthRes     = "arc_authres"
+)
+
+func init() {
+	for _, d := range []config.OptionDef{
+		{Name: OptARCSign, Kind: config.KindString, Default: "",
+			Doc: "seal accepted messages with an ARC Set (RFC 8617): DOMAIN : SELECTOR : KEYFILE (PEM RSA or Ed25519 key, read when the configuration loads)"},
+		{Name: OptARCSignHeaders, Kind: config.KindString, Default: strings.Join(arc.DefaultHeaders, " : "),
+			Doc: "header fields the ARC-Message-Signature of arc_sign covers; \"+name\" also forbids adding one more later"},
+		{Name: OptARCAuthRes, Kind: config.KindBool, Default: "true",
+			Doc: "validate the ARC chain of every message at DATA and report it in Authentication-Results (arc=pass header.oldest-pass=N smtp.remote-ip=IP)"},
+	} {
+		config.RegisterOption(d)
+	}
+}
+
+// ARCSettings are the main options of the ARC feature.
+type ARCSettings struct {
+	// AuthRes: validate every message's chain at DATA and add the arc
+	// result to Txn.AuthResults.
+	AuthRes bool
+	// Signer seals accepted messages; nil when arc_sign is not set.
+	Signer *arc.Signer
+}
+
+// DefaultARCSettings are the settings of a configuration that sets none of
+// the ARC options.
+func DefaultARCSettings() ARCSettings { return ARCSettings{AuthRes: true} }
+
+// arcFeature is the name under which the ARC settings are kept on a
+// compiled acl.Program.
+const arcFeature = "arc"
+
+// arcSettingsOf returns the ARC settings of the Program running t.
+func arcSettingsOf(t *acl.Txn) ARCSettings {
+	if s, ok := t.Feature(arcFeature).(ARCSettings); ok {
+		return s
+	}
+	return DefaultARCSettings()
+}
+
+// ARCSettingsFrom reads the ARC options of a loaded configuration. The key
+// file of arc_sign is read and tried (one seal of a small message) now,
+// so that a missing file, a key that is not one, an RSA key under 1024
+// bits or an invalid domain or selector is a load-time error; the error
+// is a config.ErrorList pointing at the option.
+func ARCSettingsFrom(cfg *config.Config) (ARCSettings, error) {
+	s := ARCSettings{AuthRes: cfg.Bool(OptARCAuthRes)}
+	var errs config.ErrorList
+	fail := func(pos config.Pos, format string, args ...any) {
+		e := &config.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
+		if cfg.Reporter != nil && pos.IsValid() {
+			e.Source = cfg.Reporter.Source(pos.File, pos.Line)
+		}
+		errs = append(errs, e)
+	}
+	headers := arcSignHeaders(cfg.Get(OptARCSignHeaders).Value, fail)
+	sign := cfg.Get(OptARCSign).Value
+	if strings.TrimSpace(sign.Text) != "" {
+		s.Signer = arcSignerFrom(sign, headers, fail)
+	}
+	if len(errs) > 0 {
+		return DefaultARCSettings(), errs
+	}
+	return s, nil
+}
+
+const arcSignExample = OptARCSign + " = example.net : arc2025 : /etc/sidecar/arc.key"
+
+// signerFrom builds the Signer of an arc_sign value, reporting problems
+// through fail.
+func arcSignerFrom(v config.Value, headers []string, fail func(config.Pos, string, ...any)) *arc.Signer {
+	items := config.SplitList(v)
+	if len(items) != 3 {
+		fail(v.Pos, "%s needs DOMAIN : SELECTOR : KEYFILE, not %d item%s (for example: %s)", OptARCSign, len(items), arcPlural(len(items)), arcSignExample)
+		return nil
+	}
+	domain, selector, path := items[0], items[1], items[2]
+	ok := true
+	for _, it := range []struct {
+		item config.ListItem
+		what string
+	}{{domain, "domain"}, {selector, "selector"}} {
+		if !arcDNSName(it.item.Text) {
+			fail(it.item.Pos, "%s: %q is not a valid %s (for example: %s)", OptARCSign, it.item.Text, it.what, arcSignExample)
+			ok = false
+		}
+	}
+	if path.Text == "" {
+		fail(path.Pos, "%s: the key file is missing (for example: %s)", OptARCSign, arcSignExample)
+		return nil
+	}
+	data, err := os.ReadFile(path.Text)
+	if err != nil {
+		fail(path.Pos, "%s: cannot read the key file: %v", OptARCSign, err)
+		return nil
+	}
+	key, err := arc.ParsePrivateKey(data)
+	if err != nil {
+		fail(path.Pos, "%s: %s is not a usable signing key: %v (a PEM RSA key of at least 1024 bits, or an Ed25519 key)", OptARCSign, path.Text, err)
+		return nil
+	}
+	if k, isRSA := key.Public().(*rsa.PublicKey); isRSA && k.N.BitLen() < 1024 {
+		fail(path.Pos, "%s: the RSA key in %s has %d bits: at least 1024 are needed (RFC 8301), 2048 recommended", OptARCSign, path.Text, k.N.BitLen())
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	signer := &arc.Signer{Domain: strings.ToLower(domain.Text), Selector: selector.Text, Key: key, Headers: headers}
+	// One seal of a tiny message proves the whole configuration.
+	if _, err := signer.Seal([]byte("From: <postmaster@example.net>\r\n\r\n"), &arc.Chain{State: arc.None}, "example.net; none"); err != nil {
+		fail(v.Pos, "%s: cannot seal with this configuration: %v", OptARCSign, err)
+		return nil
+	}
+	return signer
+}
+
+// signHeaders reads arc_sign_headers: field names, each optionally
+// "+name". An empty list means arc.DefaultHeaders.
+func arcSignHeaders(v config.Value, fail func(config.Pos, string, ...any)) []string {
+	var names []string
+	for _, it := range config.SplitList(v) {
+		name := strings.TrimPrefix(it.Text, "+")
+		lname := strings.ToLower(name)
+		switch {
+		case it.Text == "":
+			continue
+		case !arcFieldName(name):
+			fail(it.Pos, "%s: %q is not a header field name", OptARCSignHeaders, it.Text)
+		case lname == "arc-seal":
+			fail(it.Pos, "%s: ARC-Seal cannot be covered by an ARC-Message-Signature (RFC 8617 §4.1.2)", OptARCSignHeaders)
+		case lname == "authentication-results":
+			fail(it.Pos, "%s: Authentication-Results must not be signed: the next hop removes it, breaking the signature (RFC 8617 §4.1.2), and sidecar adds its own after sealing", OptARCSignHeaders)
+		default:
+			names = append(names, it.Text)
+		}
+	}
+	return names
+}
+
+// dnsName reports whether s is a plausible domain or selector: labels of
+// letters, digits, hyphens and underscores.
+func arcDNSName(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// fieldName reports whether s is an RFC 5322 field name.
+func arcFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f || s[i] == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+func arcPlural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// The per-message state of the feature, under arcKey on the Txn.
+type (
+	arcKey struct{}
+	arcMsg struct {
+		stream *arc.Stream // nil when no chain needs validating
+		chain  *arc.Chain  // the validation result, once known
+		err    error       // why there is no result
+		// sealed are the three header fields added to Txn.AddHeaders,
+		// kept so that control = no_arc_sign can blank them.
+		sealed []int
+	}
+)
+
+// errARCNoBody: the chain cannot be validated because the message body never
+// went through the ARC body writer.
+var errARCNoBody = errors.New("ARC: the message body was not seen (no ARC body writer ran for this message)")
+
+// ARCBody validates the ARC chain of one message as it streams past: the
+// milter's body writer (milter.BodyWriter), started by ARCBodyHook.
+type ARCBody struct {
+	m *arcMsg
+}
+
+// ARCBodyHook starts ARC validation of the message in t, whose header
+// fields (t.Headers) are complete: the daemon installs it as a milter
+// body hook, and "sidecar check" can call it the same way, then Write the
+// body and End. It returns nil when there is nothing to stream: a message
+// without ARC header fields has the chain state none, known at once,
+// unless arc_sign asks for the body hash of a new seal. Memory stays
+// bounded by the header: the body is only hashed.
+func ARCBodyHook(t *acl.Txn) *ARCBody {
+	m := &arcMsg{}
+	t.SetValue(arcKey{}, m)
+	// Before any stage has run, the Program is unknown: hash for a seal
+	// in case its configuration seals.
+	signing := arcSettingsOf(t).Signer != nil || t.Feature(arcFeature) == nil
+	has := hasARCFields(t.Headers)
+	if !has && !signing {
+		m.chain = &arc.Chain{State: arc.None}
+		return nil
+	}
+	var dns = t.Services.DNS
+	if has && dns == nil {
+		m.err = errors.New("ARC: no DNS resolver to fetch the sealers' keys with")
+		return nil
+	}
+	v := &arc.Validator{DNS: dns, Now: t.Services.Now}
+	m.stream = v.NewStream()
+	if signing {
+		m.stream.HashForSealing()
+	}
+	var buf []byte
+	for _, h := range t.Headers {
+		buf = append(append(append(buf[:0], h.Name...), ':'), h.Value...)
+		_ = m.stream.Header(buf) // a line that is not a field is ignored, as the MTA passed it
+	}
+	return &ARCBody{m: m}
+}
+
+// Write hashes body data (CRLF or LF line breaks).
+func (b *ARCBody) Write(p []byte) (int, error) {
+	if b.m.stream == nil {
+		return 0, errors.New("ARC: body after abort")
+	}
+	return b.m.stream.Write(p)
+}
+
+// End marks the end of the body. The chain is validated (with DNS
+// lookups) when first needed, under the DATA ACL's deadline.
+func (b *ARCBody) End() error { return nil }
+
+// Abort drops the message.
+func (b *ARCBody) Abort() {
+	b.m.stream = nil
+	if b.m.chain == nil {
+		b.m.err = errors.New("ARC: message aborted")
+	}
+}
+
+func hasARCFields(hs []acl.Header) bool {
+	for _, h := range hs {
+		if len(h.Name) > 4 && strings.EqualFold(h.Name[:4], "arc-") {
+			return true
+		}
+	}
+	return false
+}
+
+// ARCChain returns the ARC validation result of the message in t,
+// validating the chain on first use with the context of the running ACL
+// stage. The error says why there is none (the body was not streamed
+// through ARCBodyHook, no DNS resolver); a message without ARC header
+// fields always has a chain, of state none. A temporary DNS failure is
+// not an error: the chain says Temp.
+func ARCChain(t *acl.Txn) (*arc.Chain, error) {
+	m, _ := t.Value(arcKey{}).(*arcMsg)
+	if m == nil {
+		if !hasARCFields(t.Headers) {
+			m = &arcMsg{chain: &arc.Chain{State: arc.None}}
+			t.SetValue(arcKey{}, m)
+			return m.chain, nil
+		}
+		return nil, errARCNoBody
+	}
+	if m.chain == nil && m.err == nil {
+		if m.stream == nil {
+			return nil, errARCNoBody
+		}
+		m.chain = m.stream.Finish(t.Context())
+	}
+	if m.chain == nil {
+		return nil, m.err
+	}
+	return m.chain, nil
+}
+
+// ARCStateWord is the chain state as $arc_state shows it: pass, fail or
+// none, and temperror when a key could not be fetched for a temporary
+// DNS reason (the chain is then neither failed nor passed).
+func ARCStateWord(c *arc.Chain) string {
+	if c.Temp {
+		return "temperror"
+	}
+	return string(c.State)
+}
+
+// ARCAuthResult is the arc method of our Authentication-Results (RFC 8617
+// §10.2, RFC 8601), as Chain.AuthResult writes it:
+//
+//	arc=pass (i=2) header.oldest-pass=1 smtp.remote-ip=192.0.2.1
+//	arc=fail (i=2: ARC-Message-Signature: body hash mismatch) smtp.remote-ip=192.0.2.1
+//	arc=temperror (temporary DNS failure: …) smtp.remote-ip=192.0.2.1
+//	arc=none
+//
+// ip is the SMTP client, left out when invalid.
+func ARCAuthResult(c *arc.Chain, ip netip.Addr) acl.AuthResult {
+	r := acl.AuthResult{Method: "arc", Result: ARCStateWord(c)}
+	switch {
+	case c.State == arc.None:
+		return r
+	case c.State == arc.Pass:
+		r.Comment = "i=" + strconv.Itoa(len(c.Instances))
+		r.Props = append(r.Props, acl.AuthProp{Type: "header", Name: "oldest-pass", Value: strconv.Itoa(c.OldestPass)})
+	default:
+		r.Comment = clip(printable(c.Reason), maxReason)
+	}
+	if ip.IsValid() {
+		r.Props = append(r.Props, acl.AuthProp{Type: "smtp", Name: "remote-ip", Value: ip.Unmap().String()})
+	}
+	return r
+}
+
+// DescribeARC renders a chain for operators ("sidecar check"): the
+// verdict on the first line, then one line per ARC Set, newest last,
+// with its sealer, cv=, whether each signature verified, and its
+// ARC-Authentication-Results.
+func DescribeARC(c *arc.Chain) string {
+	var b strings.Builder
+	b.WriteString("arc=" + ARCStateWord(c))
+	switch {
+	case c.State == arc.Pass:
+		fmt.Fprintf(&b, " (%d instance%s, oldest pass i=%d)", len(c.Instances), arcPlural(len(c.Instances)), c.OldestPass)
+	case c.Reason != "":
+		fmt.Fprintf(&b, " (%s)", c.Reason)
+	}
+	b.WriteByte('\n')
+	verdict := func(ok bool, why string) string {
+		switch {
+		case ok:
+			return "verified"
+		case why != "":
+			return "failed: " + why
+		}
+		return "not verified"
+	}
+	orDash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, in := range c.Instances {
+		fmt.Fprintf(&b, "  i=%d ARC-Seal d=%s s=%s cv=%s: %s\n", in.I, orDash(in.ASDomain), orDash(in.ASSelector), orDash(string(in.CV)), verdict(in.ASValid, in.ASError))
+		fmt.Fprintf(&b, "      ARC-Message-Signature d=%s s=%s: %s\n", orDash(in.AMSDomain), orDash(in.AMSSelector), verdict(in.AMSValid, in.AMSError))
+		fmt.Fprintf(&b, "      ARC-Authentication-Results: %s\n", orDash(strings.Join(strings.Fields(in.AAR), " ")))
+	}
+	return b.String()
+}
+
+// arcHook reports the chain of every message in Authentication-Results at
+// DATA, unless arc_authres is false. A local submission (no client
+// address) is not reported, as for SPF.
+func arcHook(t *acl.Txn) error {
+	if !arcSettingsOf(t).AuthRes || !t.Conn.ClientIP.IsValid() {
+		return nil
+	}
+	c, err := ARCChain(t)
+	if err != nil {
+		return err
+	}
+	t.AddAuthResult(ARCAuthResult(c, t.Conn.ClientIP))
+	return nil
+}
+
+// arcSealHook adds the ARC Set of arc_sign at DATA, before the DATA ACL
+// runs: a hook cannot see the verdict, but the milter sends header
+// changes only for an accepted message, so the set reaches the message
+// only when the DATA ACL accepts, and "control = no_arc_sign" takes it
+// back. It must be the last DATA hook, so that the
+// ARC-Authentication-Results copies every result the other hooks added.
+// Nothing is added on a temporary DNS failure (the chain's fate is
+// unknown), to a chain whose newest seal says cv=fail, or beyond 50 sets.
+func arcSealHook(t *acl.Txn) error {
+	s := arcSettingsOf(t)
+	if s.Signer == nil {
+		return nil
+	}
+	if _, off := t.Control(ctlNoARCSign); off {
+		return nil
+	}
+	c, err := ARCChain(t)
+	if err != nil {
+		return fmt.Errorf("not sealing: %w", err)
+	}
+	m, _ := t.Value(arcKey{}).(*arcMsg)
+	if c.Temp {
+		return fmt.Errorf("ARC: not sealing: %s", c.Reason)
+	}
+	if m == nil || m.stream == nil {
+		return fmt.Errorf("ARC: not sealing: %w", errARCNoBody)
+	}
+	payload := arcAARPayload(arcAuthservID(t, s.Signer), t.AuthResults, c, t.Conn.ClientIP)
+	fields, err := s.Signer.SealStream(m.stream, payload)
+	switch {
+	case errors.Is(err, arc.ErrChainFailed) || errors.Is(err, arc.ErrTooManyInstances):
+		return nil // nothing to add, by RFC 8617
+	case err != nil:
+		return fmt.Errorf("ARC: sealing: %w", err)
+	}
+	// ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results: the
+	// milter inserts the :at_start: headers at the top in list order
+	// (our Authentication-Results then goes above them).
+	for _, f := range fields {
+		m.sealed = append(m.sealed, len(t.AddHeaders))
+		t.AddHeaders = append(t.AddHeaders, acl.AddedHeader{Text: f, AtStart: true})
+	}
+	return nil
+}
+
+// authservID names this host in the new ARC-Authentication-Results: the
+// authserv_id of our Authentication-Results, or else the host name, or
+// else the sealing domain.
+func arcAuthservID(t *acl.Txn, s *arc.Signer) string {
+	for _, id := range []string{t.Services.AuthservID, t.Services.PrimaryHostname, s.Domain} {
+		if id = strings.TrimSpace(id); id != "" {
+			return id
+		}
+	}
+	return "localhost"
+}
+
+// aarPayload is the payload of a new ARC-Authentication-Results: our
+// Authentication-Results (RFC 8617 §4.1.1), written as the milter writes
+// that header, with the arc result added when arc_authres left it out.
+func arcAARPayload(id string, results []acl.AuthResult, c *arc.Chain, ip netip.Addr) string {
+	hasARC := false
+	for _, r := range results {
+		hasARC = hasARC || strings.EqualFold(r.Method, "arc")
+	}
+	if !hasARC {
+		results = append(append([]acl.AuthResult(nil), results...), ARCAuthResult(c, ip))
+	}
+	var b strings.Builder
+	b.WriteString(aarValue(id))
+	for _, r := range results {
+		method, result := strings.ToLower(r.Method), strings.ToLower(r.Result)
+		if !aarToken(method) || !aarToken(result) {
+			continue
+		}
+		b.WriteString("; " + method + "=" + result)
+		if r.Comment != "" {
+			b.WriteString(" " + aarComment(r.Comment))
+		}
+		if r.Reason != "" {
+			b.WriteString(" reason=" + aarQuote(r.Reason))
+		}
+		for _, p := range r.Props {
+			if !aarToken(p.Type) || !aarToken(p.Name) {
+				continue
+			}
+			v := p.Value
+			if !aarToken(v) && !aarAddr(v) {
+				v = aarQuote(v)
+			}
+			b.WriteString(" " + strings.ToLower(p.Type) + "." + p.Name + "=" + v)
+		}
+	}
+	return b.String()
+}
+
+// aarToken reports whether s is an RFC 2045 token.
+func aarToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// aarAddr reports whether s is [local-part] "@" domain of atext and dots,
+// which an Authentication-Results pvalue may hold unquoted.
+func aarAddr(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 || at == len(s)-1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i != at && !(c == '.' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0 || c >= 0x80) {
+			return false
+		}
+	}
+	return true
+}
+
+func aarValue(s string) string {
+	if aarToken(s) {
+		return s
+	}
+	return aarQuote(s)
+}
+
+// aarComment writes s as a comment; control characters become spaces.
+func aarComment(s string) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '(' || c == ')' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < ' ' || c == 0x7f:
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// aarQuote writes s as a quoted-string; control characters become spaces.
+func aarQuote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < ' ' || c == 0x7f:
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// ctlNoARCSign is the control that keeps arc_sign from sealing a message.
+const ctlNoARCSign = "no_arc_sign"
+
+// noARCSign records the control and blanks a seal already added (at DATA,
+// the seal hook has run). The entries are blanked, not removed, so that
+// Txn.AddHeaders keeps its length: an ACL run that rejects truncates it to
+// its length at the start of the run.
+func noARCSign(t *acl.Txn, _ string) error {
+	t.SetControl(ctlNoARCSign, "")
+	if m, _ := t.Value(arcKey{}).(*arcMsg); m != nil {
+		for _, i := range m.sealed {
+			if i < len(t.AddHeaders) {
+				t.AddHeaders[i].Text = ""
+			}
+		}
+		m.sealed = nil
+	}
+	return nil
+}
+
+// arcResultWords are the results verify = arc/LIST may test.
+var arcResultWords = []string{string(arc.Pass), string(arc.Fail), string(arc.None)}
+
+// arcVerifyKinds are Exim's verify conditions, for the error message.
+var arcVerifyKinds = []string{"arc", "certificate", "csa", "header_names_ascii", "header_sender", "header_syntax",
+	"helo", "not_blind", "recipient", "reverse_host_lookup", "sender"}
+
+// compileVerifyARC compiles Exim's verify condition, of which sidecar has the
+// arc kind only: "verify = arc" (true for pass or none, as in Exim) or
+// "verify = arc/LIST" with the result words pass, fail and none (with
+// "!"). The chain is validated on first use; a temporary DNS failure
+// makes the condition defer.
+func compileVerifyARC(cc *acl.CondCompile) (acl.CondFunc, error) {
+	kind, list, _ := strings.Cut(cc.Text, "/")
+	kind = strings.TrimSpace(kind)
+	if !strings.EqualFold(kind, "arc") {
+		if strings.ContainsAny(kind, "$\\") {
+			return nil, cc.Errorf("verify: the kind must be written as it is, not expanded: verify = arc[/LIST]")
+		}
+		hint := ""
+		if !arcContains(arcVerifyKinds, strings.ToLower(kind)) {
+			hint = suggest.Hint(kind, "", arcVerifyKinds)
+		}
+		return nil, cc.Errorf("verify = %s is not supported: sidecar has only verify = arc[/LIST] (ARC chain validation, RFC 8617; for example verify = arc/pass:none)%s", kind, hint)
+	}
+	var match func(t *acl.Txn, result string) (bool, error)
+	if text, ok := cc.Value.Constant(); ok {
+		_, list, _ = strings.Cut(text, "/")
+		off := strings.IndexByte(cc.Text, '/') + 1
+		m, err := arcResultList(cc, list, off)
+		if err != nil {
+			return nil, err
+		}
+		match = m
+	} else {
+		e := cc.Value
+		match = func(t *acl.Txn, result string) (bool, error) {
+			s, err := e.Eval(t)
+			if err != nil {
+				return false, err
+			}
+			k, list, _ := strings.Cut(s, "/")
+			if !strings.EqualFold(strings.TrimSpace(k), "arc") {
+				return false, fmt.Errorf("verify: %q is not arc[/LIST]", s)
+			}
+			m, err := arcResultList(cc, list, 0)
+			if err != nil {
+				return false, err
+			}
+			return m(t, result)
+		}
+	}
+	return func(t *acl.Txn) (bool, error) {
+		c, err := ARCChain(t)
+		if err != nil {
+			return false, err
+		}
+		if c.Temp {
+			return false, fmt.Errorf("ARC: %s", c.Reason)
+		}
+		return match(t, string(c.State))
+	}, nil
+}
+
+// resultList compiles the LIST of verify = arc/LIST, found at byte off of
+// the value; an empty list is Exim's default, none:pass.
+func arcResultList(cc *acl.CondCompile, list string, off int) (func(t *acl.Txn, result string) (bool, error), error) {
+	if strings.TrimSpace(list) == "" {
+		list = "none : pass"
+	}
+	e, err := expand.Compile(arcLiteral(list), nil)
+	if err != nil {
+		return nil, cc.ErrorAt(off, "verify = arc: %v", err)
+	}
+	pos := cc.Pos
+	if off > 0 && !strings.Contains(cc.Text[:off], "\n") {
+		pos.Col += off
+	}
+	sub := &acl.CondCompile{Name: "verify = arc", Value: e, Text: list, Pos: pos}
+	return sub.ResultList(arcResultWords, nil)
+}
+
+// literal escapes s so that expand.Compile gives it back unchanged.
+func arcLiteral(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(`\${}`, s[i]) >= 0 {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func arcContains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// arcVar returns the value of an ARC variable, or why there is none.
+func arcVar(f func(c *arc.Chain) string) func(t *acl.Txn) (string, error) {
+	return func(t *acl.Txn) (string, error) {
+		c, err := ARCChain(t)
+		if err != nil {
+			return "", err
+		}
+		return f(c), nil
+	}
+}
+
+// registerARC adds the ARC configuration reader, the verify condition,
+// the variables, the no_arc_sign control and two DATA hooks: the arc
+// result for Authentication-Results, then the seal of arc_sign. Hooks run
+// in registration order and the new ARC-Authentication-Results copies the
+// results gathered so far, so Register calls registerARC after every
+// other feature that adds results at DATA.
+func registerARC(reg *acl.Registry) {
+	reg.AddConfigurer(acl.Configurer{Name: arcFeature, Configure: func(cfg *config.Config) (any, error) {
+		s, err := ARCSettingsFrom(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}})
+	reg.Condition(acl.CondDef{Name: "verify", Stages: acl.OnlyData,
+		Doc:     "verify = arc: the ARC chain (RFC 8617) is pass or none; verify = arc/LIST: its state is in the list of pass, fail, none (! inverts an item); defers on a temporary DNS failure. Other verify kinds are not supported",
+		Compile: compileVerifyARC})
+	for _, d := range []acl.VarDef{
+		{Name: "arc_state", Doc: "the ARC chain state: pass, fail or none (temperror when a sealer's key could not be fetched)",
+			Get: arcVar(ARCStateWord)},
+		{Name: "arc_state_reason", Doc: "why the ARC chain failed; empty unless it did",
+			Get: arcVar(func(c *arc.Chain) string { return c.Reason })},
+		{Name: "arc_domains", Doc: "the ARC sealers' domains (ARC-Seal d=), colon-separated, oldest first; empty where a seal is missing",
+			Get: arcVar((*arc.Chain).DomainList)},
+		{Name: "arc_oldest_pass", Doc: "the lowest ARC instance whose message signature still verifies (the message is unchanged since that sealer); 0 unless the chain passes",
+			Get: arcVar(func(c *arc.Chain) string { return strconv.Itoa(c.OldestPass) })},
+	} {
+		d.Stages = acl.OnlyData
+		reg.Variable(d)
+	}
+	reg.Control(acl.ControlDef{Name: ctlNoARCSign, Stages: acl.FromMail, Arg: acl.ArgNone,
+		Doc:   "do not seal this message with arc_sign",
+		Apply: noARCSign})
+	reg.AddHook(acl.Hook{Name: "arc", Stages: acl.OnlyData, Run: arcHook})
+	reg.AddHook(acl.Hook{Name: "arc_sign", Stages: acl.OnlyData, Run: arcSealHook})
+}
