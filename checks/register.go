@@ -18,5 +18,7 @@ func init() {
 func Register(reg *acl.Registry) {
 	registerConfigurer(reg)
 	registerSPF(reg)
+	registerDKIM(reg)
+	registerDMARC(reg)
 	registerARC(reg) // last: its seal copies the results of the other DATA hooks
 }

@@ -95,12 +95,25 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	if err != nil {
 		return nil, fmt.Errorf("TLS policy: %w", err)
 	}
+	// DMARC history records go to dmarc_history_file; a file already open
+	// for the same path is reopened (rotation on SIGHUP).
+	if err := checks.AttachHistory(prog); err != nil {
+		return nil, fmt.Errorf("dmarc_history_file: %w", err)
+	}
 	return &Runtime{
 		Config: cfg, Program: prog, Resolver: res, Services: svc,
 		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg),
-			BodyHooks: []milter.BodyHook{arcBodyHook}},
+			BodyHooks: []milter.BodyHook{dkimBodyHook, arcBodyHook}},
 		Policy: policy,
 	}, nil
+}
+
+// dkimBodyHook streams each signed message into the DKIM verifier.
+func dkimBodyHook(t *acl.Txn) milter.BodyWriter {
+	if w := checks.StartDKIM(t); w != nil {
+		return w
+	}
+	return nil
 }
 
 // arcBodyHook streams each message into the ARC validator (and the body

@@ -1,0 +1,308 @@
+package checks
+
+// DMARC glue: the dmarc_status condition, the $dmarc_* variables, the
+// dmarc_disable_verify and dmarc_enable_forensic controls, the DATA hook
+// that reports DMARC in Authentication-Results, and the main options.
+//
+// DMARC is evaluated once per message, at first use: the DATA hook (when
+// dmarc_authres is true, the default), a dmarc_status condition or a
+// $dmarc_* variable, whichever comes first. It takes the SPF check of the
+// MAIL FROM identity (HELO for <>) from the SPF glue's cached check and
+// the DKIM results of the body hook.
+
+import (
+	"fmt"
+
+	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/dmarc"
+)
+
+// The main options of the DMARC feature.
+const (
+	OptDMARCDiscovery      = "dmarc_discovery"
+	OptDMARCTLDFile        = "dmarc_tld_file"
+	OptDMARCHistoryFile    = "dmarc_history_file"
+	OptDMARCForensicSender = "dmarc_forensic_sender"
+	OptDMARCAuthRes        = "dmarc_authres"
+)
+
+// DMARCStages are the stages of the dmarc_status condition and the
+// $dmarc_* variables: DMARC needs the From header and the DKIM results.
+const DMARCStages = acl.OnlyData
+
+// DMARCControlStages are where the DMARC controls may be used: before the
+// DATA ACL, as Exim's documentation says.
+var DMARCControlStages = acl.Of(acl.Connect, acl.Helo, acl.Mail, acl.Rcpt)
+
+// DMARCWords are the result words of the dmarc_status condition.
+var DMARCWords = []string{
+	string(dmarc.StatusAccept), string(dmarc.StatusReject), string(dmarc.StatusQuarantine), string(dmarc.StatusNone),
+	string(dmarc.StatusNoRecord), string(dmarc.StatusNoFrom), string(dmarc.StatusTempError), string(dmarc.StatusOff),
+}
+
+func init() {
+	for _, d := range []config.OptionDef{
+		{Name: OptDMARCDiscovery, Kind: config.KindEnum, Default: "treewalk", Enum: []string{"treewalk", "psl"},
+			Doc: "how DMARC policy records and organizational domains are found: treewalk (RFC 9989 DNS tree walk) or psl (RFC 7489, Public Suffix List)"},
+		{Name: OptDMARCTLDFile, Kind: config.KindPath,
+			Doc: "public suffix list file (public_suffix_list.dat) for dmarc_discovery = psl, read at start and on SIGHUP; default: the list built into sidecar"},
+		{Name: OptDMARCHistoryFile, Kind: config.KindPath,
+			Doc: "file to append one OpenDMARC-format record to for every message DMARC evaluated, for opendmarc-import (aggregate reports); reopened on SIGHUP"},
+		{Name: OptDMARCForensicSender, Kind: config.KindString,
+			Doc: "sender address of DMARC failure (forensic) reports, for when they are sent (control = dmarc_enable_forensic); default: do-not-reply@primary_hostname"},
+		{Name: OptDMARCAuthRes, Kind: config.KindBool, Default: "true",
+			Doc: "evaluate DMARC at DATA for every message and report it in Authentication-Results (dmarc=... header.from=...)"},
+	} {
+		config.RegisterOption(d)
+	}
+}
+
+// dmarcSettings are the DMARC options of a compiled configuration, kept
+// on its Program.
+type dmarcSettings struct {
+	Discovery      dmarc.Mode
+	PSL            *dmarc.PSL // nil: the embedded list
+	HistoryPath    string
+	ForensicSender string
+	AuthRes        bool
+	// acts is set when the configuration has a dmarc_status condition:
+	// the history file then records the action the policy asks for, as
+	// Exim does, instead of "accept".
+	acts bool
+	hist historyRef
+}
+
+const dmarcFeature = "dmarc"
+
+var defaultDMARCSettings = &dmarcSettings{AuthRes: true}
+
+func dmarcSettingsOf(t *acl.Txn) *dmarcSettings {
+	if s, ok := t.Feature(dmarcFeature).(*dmarcSettings); ok {
+		return s
+	}
+	return defaultDMARCSettings
+}
+
+// dmarcSettingsFrom reads the DMARC options; the PSL file is loaded now,
+// so a bad file is a configuration error (at start, or a failed reload).
+func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
+	s := &dmarcSettings{
+		HistoryPath:    cfg.String(OptDMARCHistoryFile),
+		ForensicSender: cfg.String(OptDMARCForensicSender),
+		AuthRes:        cfg.Bool(OptDMARCAuthRes),
+	}
+	s.Discovery, _ = dmarc.ParseMode(cfg.String(OptDMARCDiscovery))
+	if path := cfg.String(OptDMARCTLDFile); path != "" {
+		pos := cfg.Get(OptDMARCTLDFile).Value.Pos
+		if s.Discovery != dmarc.PSLMode {
+			if cfg.Reporter != nil {
+				cfg.Reporter.Warnf(pos, "%s is only used with %s = psl; the DNS tree walk needs no list", OptDMARCTLDFile, OptDMARCDiscovery)
+			}
+		} else {
+			psl, err := dmarc.LoadPSL(path)
+			if err != nil {
+				e := &config.Error{Pos: pos, Msg: fmt.Sprintf("%s: %v", OptDMARCTLDFile, err)}
+				if cfg.Reporter != nil {
+					e.Source = cfg.Reporter.Source(pos.File, pos.Line)
+				}
+				return nil, config.ErrorList{e}
+			}
+			s.PSL = psl
+		}
+	}
+	return s, nil
+}
+
+// The transaction state of DMARC.
+type (
+	dmarcKey     struct{}
+	fromKey      struct{}
+	dmarcOffConn struct{} // connection state: dmarc_disable_verify at CONNECT or HELO
+)
+
+// dmarcEval is a message's DMARC evaluation.
+type dmarcEval struct {
+	In      dmarc.Input
+	Outcome dmarc.Outcome
+}
+
+type fromResult struct {
+	domain string
+	err    error
+}
+
+// fromDomain is the message's Author Domain, parsed once.
+func fromDomain(t *acl.Txn) (string, error) {
+	if f, ok := t.Value(fromKey{}).(fromResult); ok {
+		return f.domain, f.err
+	}
+	d, err := dmarc.FromDomain(t.Header("From"))
+	t.SetValue(fromKey{}, fromResult{d, err})
+	return d, err
+}
+
+// dmarcDisabled says why DMARC is off for the transaction, or "".
+func dmarcDisabled(t *acl.Txn) string {
+	if _, ok := t.Control("dmarc_disable_verify"); ok {
+		return "DMARC verification disabled (control = dmarc_disable_verify)"
+	}
+	if off, _ := t.Conn.Value(dmarcOffConn{}).(bool); off {
+		return "DMARC verification disabled for the connection (control = dmarc_disable_verify)"
+	}
+	if !t.Conn.ClientIP.IsValid() {
+		return "DMARC not checked for a local submission"
+	}
+	if t.Conn.AuthID != "" {
+		return "DMARC not checked for an authenticated client"
+	}
+	return ""
+}
+
+// dmarcOf returns the message's DMARC evaluation, evaluating it on first
+// use with the ACL run's context, and writes its history record.
+func dmarcOf(t *acl.Txn) *dmarcEval {
+	if e, ok := t.Value(dmarcKey{}).(*dmarcEval); ok {
+		return e
+	}
+	e := evaluateDMARC(t)
+	t.SetValue(dmarcKey{}, e)
+	if e.Outcome.Status != dmarc.StatusOff && e.Outcome.Status != dmarc.StatusNoFrom {
+		if err := writeHistory(t, e); err != nil {
+			t.Logs = append(t.Logs, acl.LogLine{Stage: t.Stage, ACL: "(dmarc)", Kind: "error",
+				Text: "DMARC history file: " + err.Error()})
+		}
+	}
+	return e
+}
+
+func evaluateDMARC(t *acl.Txn) *dmarcEval {
+	e := &dmarcEval{}
+	if why := dmarcDisabled(t); why != "" {
+		e.Outcome = dmarc.Disabled()
+		e.Outcome.StatusText = why
+		return e
+	}
+	s := dmarcSettingsOf(t)
+	e.In.FromDomain, e.In.FromErr = fromDomain(t)
+	if t.HasSender {
+		spfEval := check(t, "", false)
+		e.In.SPF = dmarc.SPFResult{Result: string(spfEval.Outcome.Result), Domain: spfEval.Outcome.Domain}
+	}
+	if st, _ := dkimResults(t); st != nil {
+		for _, r := range st.results {
+			e.In.DKIM = append(e.In.DKIM, dmarc.DKIMResult{Result: string(r.Status), Domain: r.Domain, Selector: r.Selector})
+		}
+	}
+	ev := dmarc.Evaluator{DNS: t.Services.DNS, Discovery: s.Discovery, PSL: s.PSL}
+	e.Outcome = ev.Evaluate(t.Context(), e.In)
+	if _, q := t.Control("quarantine"); q && e.Outcome.Result == dmarc.Fail {
+		e.Outcome.Action = dmarc.PolicyQuarantine
+	}
+	return e
+}
+
+// authservID is the authserv-id of our Authentication-Results header.
+func authservID(t *acl.Txn) string {
+	if t.Services.AuthservID != "" {
+		return t.Services.AuthservID
+	}
+	return t.Services.PrimaryHostname
+}
+
+// dmarcAuthResult converts the outcome's Authentication-Results entry:
+// dmarc=fail (p=reject dis=none) header.from=example.com
+// policy.dmarc=reject.
+func dmarcAuthResult(o dmarc.Outcome) (acl.AuthResult, bool) {
+	ar, ok := o.AuthResult()
+	if !ok {
+		return acl.AuthResult{}, false
+	}
+	out := acl.AuthResult{Method: ar.Method, Result: ar.Result, Comment: ar.Comment}
+	for _, p := range ar.Props {
+		out.Props = append(out.Props, acl.AuthProp{Type: p[0], Name: p[1], Value: p[2]})
+	}
+	return out, true
+}
+
+// dmarcHook evaluates DMARC for every message at DATA and adds it to
+// Authentication-Results, unless dmarc_authres is false or DMARC is off.
+// A transaction without any header field (an ACL test, not a message) is
+// left alone.
+func dmarcHook(t *acl.Txn) error {
+	if !dmarcSettingsOf(t).AuthRes || !t.HasSender || len(t.Headers) == 0 {
+		return nil
+	}
+	if ar, ok := dmarcAuthResult(dmarcOf(t).Outcome); ok {
+		t.AddAuthResult(ar)
+	}
+	return nil
+}
+
+// forensicSender is the dmarc_forensic_sender option or its default.
+func forensicSender(t *acl.Txn) string {
+	if s := dmarcSettingsOf(t).ForensicSender; s != "" {
+		return s
+	}
+	return "do-not-reply@" + t.Services.PrimaryHostname
+}
+
+func registerDMARC(reg *acl.Registry) {
+	reg.AddConfigurer(acl.Configurer{Name: dmarcFeature, Configure: func(cfg *config.Config) (any, error) {
+		s, err := dmarcSettingsFrom(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}})
+	reg.Condition(acl.CondDef{Name: "dmarc_status", Stages: DMARCStages,
+		Doc: "the DMARC status of the message is in the list: accept reject quarantine none norecord nofrom temperror off (! inverts an item)",
+		Compile: func(cc *acl.CondCompile) (acl.CondFunc, error) {
+			match, err := cc.ResultList(DMARCWords, nil)
+			if err != nil {
+				return nil, err
+			}
+			if s, ok := cc.Feature(dmarcFeature).(*dmarcSettings); ok {
+				s.acts = true
+			}
+			return func(t *acl.Txn) (bool, error) {
+				return match(t, string(dmarcOf(t).Outcome.Status))
+			}, nil
+		}})
+	str := func(f func(t *acl.Txn, o *dmarc.Outcome) string) func(t *acl.Txn) (string, error) {
+		return func(t *acl.Txn) (string, error) { return f(t, &dmarcOf(t).Outcome), nil }
+	}
+	for _, d := range []acl.VarDef{
+		{Name: "dmarc_status", Doc: "the DMARC status word: accept, reject, quarantine, none, norecord, nofrom, temperror or off",
+			Get: str(func(_ *acl.Txn, o *dmarc.Outcome) string { return string(o.Status) })},
+		{Name: "dmarc_status_text", Doc: "a short human-readable account of the DMARC status",
+			Get: str(func(_ *acl.Txn, o *dmarc.Outcome) string { return o.StatusText })},
+		{Name: "dmarc_used_domain", Doc: "the domain whose DMARC record was used (the From domain when there is none)",
+			Get: str(func(_ *acl.Txn, o *dmarc.Outcome) string { return o.UsedDomain })},
+		{Name: "dmarc_domain_policy", Doc: "the policy the record declares for the From domain (p=, sp= or np=): none, quarantine or reject; empty without a record or on error",
+			Get: str(func(_ *acl.Txn, o *dmarc.Outcome) string { return string(o.Policy) })},
+		{Name: "dmarc_ar_header", Doc: "a whole Authentication-Results header with the DMARC result, for add_header; empty when DMARC is off",
+			Get: str(func(t *acl.Txn, o *dmarc.Outcome) string { return o.ARHeader(authservID(t)) })},
+		{Name: "dmarc_alignment_spf", Doc: "yes when an SPF pass is aligned with the From domain, else no",
+			Get: str(func(_ *acl.Txn, o *dmarc.Outcome) string { return yesNo(o.AlignSPF) })},
+		{Name: "dmarc_alignment_dkim", Doc: "yes when a DKIM pass is aligned with the From domain, else no",
+			Get: str(func(_ *acl.Txn, o *dmarc.Outcome) string { return yesNo(o.AlignDKIM) })},
+	} {
+		d.Stages = DMARCStages
+		reg.Variable(d)
+	}
+	reg.Variable(acl.VarDef{Name: "dmarc_forensic_sender", Doc: "the dmarc_forensic_sender option, or do-not-reply@$primary_hostname",
+		Get: func(t *acl.Txn) (string, error) { return forensicSender(t), nil }})
+	reg.Control(acl.ControlDef{Name: "dmarc_disable_verify", Stages: DMARCControlStages,
+		Doc: "do not evaluate DMARC for this message (at CONNECT or HELO: for the connection's messages); $dmarc_status is off",
+		Apply: func(t *acl.Txn, arg string) error {
+			if t.Stage == acl.Connect || t.Stage == acl.Helo {
+				t.Conn.SetValue(dmarcOffConn{}, true)
+			}
+			t.SetControl("dmarc_disable_verify", arg)
+			return nil
+		}})
+	reg.Control(acl.ControlDef{Name: "dmarc_enable_forensic", Stages: DMARCControlStages,
+		Doc: "record that DMARC failure (forensic) reports are wanted for this message; sidecar does not send them yet"})
+	reg.AddHook(acl.Hook{Name: "dmarc", Stages: acl.OnlyData, Run: dmarcHook})
+}
