@@ -62,7 +62,7 @@ func TestHistoryRecords(t *testing.T) {
 		signMessage(t, plainMessage("alice@sender.example", 10), "sender.example", "rsa", rk, nil))
 	send("Q3", "192.0.2.5", "", plainMessage("alice@norec.example", 10))
 	send("Q4", "192.0.2.5", "alice@sender.example", "To: x@example.org\r\n\r\nno From\r\n") // nofrom: no record
-	send("Q5", "", "alice@sender.example", plainMessage("alice@sender.example", 10))     // local: off, no record
+	send("Q5", "", "alice@sender.example", plainMessage("alice@sender.example", 10))        // local: off, no record
 	send("Q6", "2001:db8::25", "alice@quar.example", plainMessage("alice@quar.example", 10))
 	got := records(t, path)
 	want := []string{`job Q1
