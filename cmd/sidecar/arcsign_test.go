@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -8,10 +9,19 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
+	"net"
+	"net/smtp"
+	"net/textproto"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailsidecar/sidecar/arc"
 	"github.com/mailsidecar/sidecar/internal/dnstest"
@@ -191,4 +201,338 @@ func TestARCSignCommandRefuses(t *testing.T) {
 			t.Errorf("%v: exit %d: %s", tc.args, code, errs)
 		}
 	}
+}
+
+// The ARC end-to-end test runs two Postfix instances as the test's own
+// processes (as milter/postfix_test.go does: private config, queue and data
+// directories in a temporary directory, smtpd on a loopback port) with a
+// sidecar daemon each: a forwarder that seals with arc_sign, relaying to a
+// receiver that validates with verify = arc, relaying to an SMTP sink.
+//
+//	client -> Postfix A + sidecar A (arc_sign) -> Postfix B + sidecar B (verify = arc) -> sink
+
+const arcPostfixDaemonDir = "/usr/lib/postfix/sbin"
+
+// arcNeedPostfix skips the test when Postfix cannot run here, except
+// under CI=true, where it fails.
+func arcNeedPostfix(t *testing.T) {
+	t.Helper()
+	reason := ""
+	if _, err := os.Stat(filepath.Join(arcPostfixDaemonDir, "master")); err != nil {
+		reason = "Postfix is not installed (apt-get install postfix)"
+	} else if os.Geteuid() != 0 {
+		reason = "Postfix's master must start as root"
+	} else if _, err := user.Lookup("postfix"); err != nil {
+		reason = "no postfix user"
+	}
+	if reason == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: %s", reason)
+	}
+	fmt.Println("skipping the ARC Postfix end-to-end test:", reason)
+	t.Skip(reason)
+}
+
+// arcSink accepts every message and hands it over.
+func arcSink(t *testing.T) (addr string, msgs <-chan string) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ch := make(chan string, 10)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(time.Minute))
+				tp := textproto.NewConn(c)
+				tp.PrintfLine("220 sink ESMTP")
+				for {
+					line, err := tp.ReadLine()
+					if err != nil {
+						return
+					}
+					switch strings.ToUpper(strings.SplitN(line, " ", 2)[0]) {
+					case "EHLO", "HELO":
+						tp.PrintfLine("250-sink")
+						tp.PrintfLine("250 8BITMIME")
+					case "DATA":
+						tp.PrintfLine("354 go on")
+						lines, err := tp.ReadDotLines()
+						if err != nil {
+							return
+						}
+						ch <- strings.Join(lines, "\r\n") + "\r\n"
+						tp.PrintfLine("250 2.0.0 queued")
+					case "QUIT":
+						tp.PrintfLine("221 bye")
+						return
+					default:
+						tp.PrintfLine("250 ok")
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), ch
+}
+
+// arcPostfix starts a Postfix master named host whose smtpd runs the
+// milter at milterAddr and relays everything to relayAddr. It returns the
+// address of its smtpd.
+func arcPostfix(t *testing.T, host, milterAddr, relayAddr string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sidecar-arc-postfix-") // t.TempDir is 0700: not for the postfix user
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	pu, _ := user.Lookup("postfix")
+	uid, _ := strconv.Atoi(pu.Uid)
+	gid, _ := strconv.Atoi(pu.Gid)
+	postdrop := gid
+	if g, err := user.LookupGroup("postdrop"); err == nil {
+		postdrop, _ = strconv.Atoi(g.Gid)
+	}
+	etc, queue, data := filepath.Join(dir, "etc"), filepath.Join(dir, "queue"), filepath.Join(dir, "data")
+	for _, d := range []string{etc, queue, data} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chown(data, uid, gid)
+	for _, q := range []struct {
+		name     string
+		mode     os.FileMode
+		uid, gid int
+	}{
+		{"active", 0o700, uid, gid}, {"bounce", 0o700, uid, gid}, {"corrupt", 0o700, uid, gid},
+		{"defer", 0o700, uid, gid}, {"deferred", 0o700, uid, gid}, {"flush", 0o700, uid, gid},
+		{"hold", 0o700, uid, gid}, {"incoming", 0o700, uid, gid}, {"private", 0o700, uid, gid},
+		{"saved", 0o700, uid, gid}, {"trace", 0o700, uid, gid},
+		{"maildrop", 0o730, uid, postdrop}, {"public", 0o710, uid, postdrop}, {"pid", 0o755, 0, 0},
+	} {
+		p := filepath.Join(queue, q.name)
+		if err := os.Mkdir(p, q.mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(p, q.uid, q.gid)
+		os.Chmod(p, q.mode)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	mainCf := strings.Join([]string{
+		"compatibility_level = 3.6",
+		"queue_directory = " + queue,
+		"data_directory = " + data,
+		"mail_owner = postfix",
+		"myhostname = " + host,
+		"mydomain = " + host,
+		"myorigin = " + host,
+		"mydestination =",
+		"inet_interfaces = 127.0.0.1",
+		"inet_protocols = ipv4",
+		"mynetworks = 127.0.0.0/8",
+		"relayhost = [" + strings.Replace(relayAddr, ":", "]:", 1),
+		"smtp_dns_support_level = disabled",
+		"smtp_tls_security_level = none",
+		"smtpd_tls_security_level = none",
+		"smtpd_relay_restrictions = permit_mynetworks, reject",
+		"smtpd_peername_lookup = no",
+		"alias_maps =",
+		"alias_database =",
+		"local_recipient_maps =",
+		"biff = no",
+		"maillog_file = /dev/stdout",
+		"smtpd_milters = { inet:" + milterAddr + ", default_action=tempfail }",
+		"milter_protocol = 6",
+		"in_flow_delay = 0",
+		"",
+	}, "\n")
+	masterCf := strings.Join([]string{
+		fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd", port),
+		"cleanup unix n - n - 0 cleanup",
+		"qmgr unix n - n 300 1 qmgr",
+		"rewrite unix - - n - - trivial-rewrite",
+		"bounce unix - - n - 0 bounce",
+		"defer unix - - n - 0 bounce",
+		"trace unix - - n - 0 bounce",
+		"verify unix - - n - 1 verify",
+		"flush unix n - n 1000? 0 flush",
+		"proxymap unix - - n - - proxymap",
+		"smtp unix - - n - - smtp",
+		"relay unix - - n - - smtp",
+		"showq unix n - n - - showq",
+		"error unix - - n - - error",
+		"retry unix - - n - - error",
+		"discard unix - - n - - discard",
+		"anvil unix - - n - 1 anvil",
+		"scache unix - - n - 1 scache",
+		"postlog unix-dgram n - n - 1 postlogd",
+		"",
+	}, "\n")
+	os.WriteFile(filepath.Join(etc, "main.cf"), []byte(mainCf), 0o644)
+	os.WriteFile(filepath.Join(etc, "master.cf"), []byte(masterCf), 0o644)
+	logPath := filepath.Join(dir, "maillog")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(filepath.Join(arcPostfixDaemonDir, "master"), "-c", etc, "-d", "-s")
+	cmd.Env = append(os.Environ(), "MAIL_CONFIG="+etc)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("Postfix %s maillog:\n%s", host, b)
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "220") {
+				return addr
+			}
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("Postfix %s did not start: %v\nmaillog:\n%s", host, err, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// arcDaemon starts a sidecar daemon with conf (milter_listen and
+// dns_servers are added) and returns it and its milter address.
+func arcDaemon(t *testing.T, bin, dns, conf string) (*daemonProc, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "sidecar.conf")
+	conf = "milter_listen = inet:127.0.0.1:0\npolicy_listen =\ndns_servers = " + dns + "\n" + conf
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, bin, "-config", path)
+	addr := d.boundAddr("milter_listen")
+	d.waitFor(`sidecar started`)
+	return d, addr
+}
+
+func TestARCForwarderThroughPostfix(t *testing.T) {
+	arcNeedPostfix(t)
+	bin := buildBinary(t)
+	z := arcTestZone(t)
+	key := arcTestKey(t, z) // fwd._domainkey.relay.example
+	dns := dnstest.NewServer(t, z)
+
+	forwarder, forwarderMilter := arcDaemon(t, bin, dns.Addr(), `authserv_id = mx.relay.example
+arc_sign = relay.example : fwd : `+key+`
+acl_smtp_data = d
+begin acl
+d:
+  accept
+`)
+	receiver, receiverMilter := arcDaemon(t, bin, dns.Addr(), `authserv_id = mx.example.net
+acl_smtp_data = d
+begin acl
+d:
+  deny    !verify = arc/pass
+          message = 550 5.7.1 ARC chain $arc_state: $arc_state_reason
+  accept  add_header = X-ARC: state=$arc_state oldest=$arc_oldest_pass domains=$arc_domains
+`)
+	sink, msgs := arcSink(t)
+	pfB := arcPostfix(t, "mx.example.net", receiverMilter, sink)
+	pfA := arcPostfix(t, "mx.relay.example", forwarderMilter, pfB)
+
+	fixture, err := os.ReadFile("../../arc/testdata/sealed-ed25519.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := smtp.Dial(pfA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("mx.origin.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("alice@origin.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("bob@example.net"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(fixture)
+	if err := w.Close(); err != nil {
+		t.Fatalf("the forwarder refused the message: %v", err)
+	}
+	c.Quit()
+
+	var msg string
+	select {
+	case msg = <-msgs:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no message reached the sink\nforwarder log:\n%s\nreceiver log:\n%s",
+			strings.Join(forwarder.log, "\n"), strings.Join(receiver.log, "\n"))
+	}
+	hdr, _, _ := strings.Cut(msg, "\r\n\r\n")
+	t.Logf("the header as delivered:\n%s", hdr)
+	flat := strings.Join(strings.Fields(hdr), " ")
+	for _, want := range []string{
+		// The receiver's verdict and variables.
+		"X-ARC: state=pass oldest=1 domains=lists.example:forward.example:relay.example",
+		// The receiver's Authentication-Results (RFC 8617 §10.2).
+		"arc=pass (i=3) header.oldest-pass=1 smtp.remote-ip=127.0.0.1",
+		// The forwarder's seal, and its ARC-Authentication-Results copying
+		// its own Authentication-Results.
+		"ARC-Seal: a=ed25519-sha256;",
+		"cv=pass; d=relay.example; i=3; s=fwd;",
+		"ARC-Authentication-Results: i=3; mx.relay.example;",
+		"arc=pass (i=2) header.oldest-pass=1 smtp.remote-ip=127.0.0.1",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the delivered header lacks %q:\n%s", want, hdr)
+		}
+	}
+	// The delivered message still validates, as a third hop would see it.
+	chain := arcCheck(t, z, []byte(msg))
+	if chain.State != arc.Pass || len(chain.Instances) != 3 || chain.OldestPass != 1 {
+		t.Errorf("delivered message: %s (%s), %d sets, oldest pass %d\n%s", chain.State, chain.Reason, len(chain.Instances), chain.OldestPass, hdr)
+	}
+	forwarder.stop()
+	receiver.stop()
 }
