@@ -1,5 +1,28 @@
 package checks
 
+// ARC glue (RFC 8617): the verify = arc condition, the $arc_* variables,
+// the arc result in Authentication-Results, and sealing with arc_sign.
+//
+// Validation streams: the milter's body hook (ARCBodyHook) feeds the header
+// fields and the body to an arc.Stream, which hashes the body as it passes,
+// so memory is bounded by the header. The chain is validated (the sealers'
+// keys fetched from DNS) on first use at DATA, under the stage's deadline,
+// and kept on the transaction. A message without ARC fields is "none" at
+// once, without a stream, unless arc_sign needs the body hash of a seal.
+//
+// Sealing happens in a DATA hook, the last one, before the DATA ACL runs:
+// the new ARC-Authentication-Results copies the Authentication-Results
+// entries the hooks gathered (spf, dkim, dmarc, arc), and the three fields
+// go to Txn.AddHeaders with :at_start:. A hook cannot see the ACL's verdict,
+// but the milter sends header changes only for an accepted message, so the
+// set reaches the message exactly when the DATA ACL accepts; the ACL can
+// also refuse it with "control = no_arc_sign". Nothing is sealed on a
+// temporary DNS failure, on a chain whose newest seal says cv=fail, or
+// beyond 50 sets. The ARC-Message-Signature covers the header as received:
+// fields that the DATA ACL adds or removes afterwards must not be among
+// arc_sign_headers (Authentication-Results, which sidecar adds and strips,
+// is refused there).
+
 import (
 	"crypto/rsa"
 	"errors"
@@ -392,10 +415,15 @@ func DescribeARC(c *arc.Chain) string {
 }
 
 // arcHook reports the chain of every message in Authentication-Results at
-// DATA, unless arc_authres is false. A local submission (no client
-// address) is not reported, as for SPF.
+// DATA, unless arc_authres is false. Only a message that went through the
+// ARC body writer (ARCBodyHook: the milter always runs it) is reported, so
+// that the header never claims a validation that was not made; a local
+// submission (no client address) is not reported, as for SPF.
 func arcHook(t *acl.Txn) error {
 	if !arcSettingsOf(t).AuthRes || !t.Conn.ClientIP.IsValid() {
+		return nil
+	}
+	if m, _ := t.Value(arcKey{}).(*arcMsg); m == nil {
 		return nil
 	}
 	c, err := ARCChain(t)

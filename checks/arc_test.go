@@ -291,13 +291,17 @@ func TestARCWithoutBodyWriter(t *testing.T) {
 		msg  string
 		want acl.Verb
 	}{{arcPlainMessage, acl.Accept}, {string(arcFixture(t)), acl.Defer}} {
-		txn := acl.NewTxn(&acl.Conn{}, &acl.Services{DNS: arcZone(t)})
+		txn := acl.NewTxn(&acl.Conn{ClientIP: netip.MustParseAddr(arcClientIP)}, &acl.Services{DNS: arcZone(t)})
 		txn.HasSender = true
 		txn.Headers, _ = arcSplit([]byte(tc.msg))
 		if res := prog.Run(ctx, acl.Data, txn); res.Verb != tc.want {
 			t.Errorf("%s (%v), want %s", res.Verb, res.Err, tc.want)
 		} else if tc.want == acl.Defer && !strings.Contains(res.Err.Error(), "body was not seen") {
 			t.Errorf("error %v", res.Err)
+		}
+		// Nothing validated, nothing claimed in Authentication-Results.
+		if ar, ok := arcAuthResult(txn); ok {
+			t.Errorf("A-R without the body writer: %+v", ar)
 		}
 	}
 }
