@@ -776,3 +776,174 @@ func registerARC(reg *acl.Registry) {
 	reg.AddHook(acl.Hook{Name: "arc", Stages: acl.OnlyData, Run: arcHook})
 	reg.AddHook(acl.Hook{Name: "arc_sign", Stages: acl.OnlyData, Run: arcSealHook})
 }
+
+// ARCOverride is what a trusted ARC chain says about a DMARC failure: the
+// sealer whose ARC-Authentication-Results vouches for a DMARC pass.
+type ARCOverride struct {
+	Instance int    // the ARC Set of the trusted sealer that saw DMARC pass
+	Sealer   string // its ARC-Seal d=
+	AAR      string // its ARC-Authentication-Results payload
+}
+
+// ARCTrustedDMARCPass decides the ARC side of the DMARC local-policy
+// override for trusted sealers (dmarc_arc_trusted_sealers, RFC 8617 §7.2,
+// RFC 9989 local policy; the mailing-list case): ok is true when
+//
+//   - the message's ARC chain passes (not on a temporary DNS failure: the
+//     chain is then unknown and nothing is overridden);
+//   - k, the earliest instance sealed by a trusted sealer, exists, and
+//     every sealer from k to the newest set is trusted, so that only
+//     trusted hands touched the message after the one that vouches;
+//   - the ARC-Authentication-Results of instance k shows dmarc=pass, for
+//     fromDomain when it names a header.from.
+//
+// trusted matches a sealer domain (ARC-Seal d=) against the configured
+// list. The DMARC glue calls it when a message fails DMARC, and reports
+// the failure with policy.override=arc instead of applying the policy.
+func ARCTrustedDMARCPass(t *acl.Txn, fromDomain string, trusted func(sealer string) (bool, error)) (ARCOverride, bool, error) {
+	c, err := ARCChain(t)
+	if err != nil || c.State != arc.Pass || c.Temp {
+		return ARCOverride{}, false, err
+	}
+	k := -1
+	for i := range c.Instances {
+		ok, err := trusted(strings.ToLower(c.Instances[i].ASDomain))
+		if err != nil {
+			return ARCOverride{}, false, err
+		}
+		switch {
+		case ok && k < 0:
+			k = i
+		case !ok && k >= 0:
+			return ARCOverride{}, false, nil // an untrusted sealer after the trusted one
+		}
+	}
+	if k < 0 {
+		return ARCOverride{}, false, nil
+	}
+	in := c.Instances[k]
+	for _, r := range parseAARResults(in.AAR) {
+		if r.method != "dmarc" {
+			continue
+		}
+		from, named := r.props["header.from"]
+		if r.result == "pass" && (!named || fromDomain == "" || strings.EqualFold(strings.TrimSuffix(from, "."), strings.TrimSuffix(fromDomain, "."))) {
+			return ARCOverride{Instance: in.I, Sealer: in.ASDomain, AAR: in.AAR}, true, nil
+		}
+	}
+	return ARCOverride{}, false, nil
+}
+
+// aarResult is one resinfo of an Authentication-Results payload.
+type aarResult struct {
+	method, result string
+	props          map[string]string // "ptype.property" (lower case) -> value
+}
+
+// parseAARResults reads the results of an Authentication-Results payload
+// ("authserv-id; method=result (comment) ptype.prop=value; …"), leniently:
+// comments are dropped, quoted strings kept whole, a resinfo that does
+// not parse is skipped. Method, result and property names are lower-cased.
+func parseAARResults(payload string) []aarResult {
+	var parts []string
+	var cur strings.Builder
+	depth, quoted := 0, false
+	for i := 0; i < len(payload); i++ {
+		c := payload[i]
+		switch {
+		case quoted:
+			if c == '\\' && i+1 < len(payload) {
+				i++
+				cur.WriteByte(payload[i])
+				continue
+			}
+			if c == '"' {
+				quoted = false
+			}
+			cur.WriteByte(c)
+		case depth > 0:
+			switch c {
+			case '\\':
+				i++
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+		case c == '(':
+			depth++
+			cur.WriteByte(' ')
+		case c == '"':
+			quoted = true
+			cur.WriteByte(c)
+		case c == ';':
+			parts = append(parts, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	parts = append(parts, cur.String())
+	var out []aarResult
+	for _, p := range parts[1:] { // parts[0] is the authserv-id
+		words := aarWords(p)
+		if len(words) == 0 {
+			continue
+		}
+		method, result, ok := strings.Cut(words[0], "=")
+		if !ok || method == "" || result == "" {
+			continue
+		}
+		r := aarResult{method: strings.ToLower(strings.TrimSpace(method)), result: strings.ToLower(strings.Trim(result, `"`)), props: map[string]string{}}
+		for _, w := range words[1:] {
+			if name, value, ok := strings.Cut(w, "="); ok {
+				r.props[strings.ToLower(name)] = strings.Trim(value, `"`)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// aarWords splits a resinfo at white space outside quoted strings, and
+// joins "name = value" into "name=value".
+func aarWords(s string) []string {
+	var words []string
+	var cur strings.Builder
+	quoted := false
+	flush := func() {
+		if cur.Len() > 0 {
+			words = append(words, cur.String())
+			cur.Reset()
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			quoted = !quoted
+			cur.WriteByte(c)
+		case !quoted && (c == ' ' || c == '\t' || c == '\r' || c == '\n'):
+			flush()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	flush()
+	for i := 0; i < len(words); i++ { // "a = b", "a= b", "a =b"
+		switch {
+		case words[i] == "=" && i > 0 && i+1 < len(words):
+			words[i-1] += "=" + words[i+1]
+			words = append(words[:i], words[i+2:]...)
+			i--
+		case strings.HasSuffix(words[i], "=") && i+1 < len(words) && !strings.Contains(words[i+1], "="):
+			words[i] += words[i+1]
+			words = append(words[:i+1], words[i+2:]...)
+		case strings.HasPrefix(words[i], "=") && i > 0:
+			words[i-1] += words[i]
+			words = append(words[:i], words[i+1:]...)
+			i--
+		}
+	}
+	return words
+}

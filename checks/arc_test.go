@@ -708,3 +708,93 @@ func TestARCAARPayloadQuoting(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
+
+func TestARCTrustedDMARCPass(t *testing.T) {
+	zone := arcZone(t)
+	list := newARCSealer(t, "lists.example", "l1")
+	fwd := newARCSealer(t, "forward.example", "f1")
+	list.publish(zone)
+	fwd.publish(zone)
+	seal := func(msg []byte, s arcSealer, aar string) []byte {
+		t.Helper()
+		v := &arc.Validator{DNS: zone}
+		c, err := v.Validate(context.Background(), bytes.NewReader(msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer := &arc.Signer{Domain: s.domain, Selector: s.selector, Key: s.key}
+		hs, err := signer.Seal(msg, c, aar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte(strings.Join(hs, "\r\n")+"\r\n"), msg...)
+	}
+	plain := []byte(arcPlainMessage)
+	listPass := seal(plain, list, "lists.example; spf=fail smtp.mailfrom=origin.example;\r\n\tdkim=pass (good) header.d=origin.example; dmarc=pass (p=reject dis=none) header.from=origin.example")
+	listFail := seal(plain, list, "lists.example; dmarc=fail header.from=origin.example")
+	listOther := seal(plain, list, "lists.example; dmarc=pass header.from=other.example")
+	listThenFwd := seal(listPass, fwd, "forward.example; arc=pass; dmarc=fail header.from=origin.example")
+	fwdThenList := seal(seal(plain, fwd, "forward.example; dmarc=pass header.from=origin.example"), list, "lists.example; dmarc=fail header.from=origin.example")
+	broken := bytes.Replace(listPass, []byte("Hi Bob."), []byte("Hi Eve."), 1)
+
+	trust := func(names ...string) func(string) (bool, error) {
+		return func(d string) (bool, error) { return arcContains(names, d), nil }
+	}
+	prog := arcLoad(t, "")
+	for _, tc := range []struct {
+		name    string
+		msg     []byte
+		trusted func(string) (bool, error)
+		want    int // the instance that vouches; 0: no override
+	}{
+		{"trusted list saw dmarc=pass", listPass, trust("lists.example"), 1},
+		{"untrusted list", listPass, trust("forward.example"), 0},
+		{"trusted list saw dmarc=fail", listFail, trust("lists.example"), 0},
+		{"pass for another From domain", listOther, trust("lists.example"), 0},
+		{"untrusted sealer after the trusted one", listThenFwd, trust("lists.example"), 0},
+		{"both trusted", listThenFwd, trust("lists.example", "forward.example"), 1},
+		{"the earliest trusted AAR decides", fwdThenList, trust("lists.example", "forward.example"), 1},
+		{"the earliest trusted is the list: fail", fwdThenList, trust("lists.example"), 0},
+		{"chain fails", broken, trust("lists.example"), 0},
+		{"no chain", plain, trust("lists.example"), 0},
+	} {
+		txn, _ := arcMessageTxn(t, prog, zone, tc.msg)
+		ov, ok, err := ARCTrustedDMARCPass(txn, "origin.example", tc.trusted)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := map[bool]int{true: ov.Instance, false: 0}[ok]; got != tc.want {
+			t.Errorf("%s: override by instance %d (%+v), want %d", tc.name, got, ov, tc.want)
+		}
+	}
+	// A temporary DNS failure overrides nothing.
+	zone.SetFault("l1._domainkey.lists.example", resolver.TypeTXT, dnstest.ServFail)
+	txn, _ := arcMessageTxn(t, prog, zone, listPass)
+	if _, ok, _ := ARCTrustedDMARCPass(txn, "origin.example", trust("lists.example")); ok {
+		t.Error("override on a temporary DNS failure")
+	}
+}
+
+func TestParseAARResults(t *testing.T) {
+	got := parseAARResults(`lists.example (v1); spf = pass smtp.mailfrom=a@origin.example;` +
+		` dkim=pass (sig; ok) header.d="origin.example" header.b=abc;DMARC=PASS (p=reject) header.from = origin.example; junk; arc=none`)
+	want := []aarResult{
+		{"spf", "pass", map[string]string{"smtp.mailfrom": "a@origin.example"}},
+		{"dkim", "pass", map[string]string{"header.d": "origin.example", "header.b": "abc"}},
+		{"dmarc", "pass", map[string]string{"header.from": "origin.example"}},
+		{"arc", "none", map[string]string{}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i := range want {
+		if got[i].method != want[i].method || got[i].result != want[i].result || len(got[i].props) != len(want[i].props) {
+			t.Errorf("%d: got %+v, want %+v", i, got[i], want[i])
+		}
+		for k, v := range want[i].props {
+			if got[i].props[k] != v {
+				t.Errorf("%d: %s = %q, want %q", i, k, got[i].props[k], v)
+			}
+		}
+	}
+}
