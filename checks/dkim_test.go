@@ -21,6 +21,7 @@ import (
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/internal/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
@@ -95,6 +96,22 @@ func authZone() *dnstest.Zone {
 	addTXT(z, "_dmarc.strict.example", "v=DMARC1; p=reject; adkim=s; aspf=s")
 	addTXT(z, "mail.helo.example", "v=spf1 ip4:192.0.2.0/24 -all")
 	return z
+}
+
+// loadTB is load for benchmarks.
+func loadTB(tb testing.TB, text string) *acl.Program {
+	tb.Helper()
+	cfg, err := config.Load("test.conf", []byte(text))
+	if err == nil {
+		reg := acl.NewRegistry()
+		Register(reg)
+		var p *acl.Program
+		if p, err = acl.Compile(cfg, reg); err == nil {
+			return p
+		}
+	}
+	tb.Fatalf("load:\n%s", config.AsList(err).Format())
+	return nil
 }
 
 // crlf turns LF line ends into CRLF.
