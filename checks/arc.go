@@ -50,10 +50,10 @@ func init() {
 	for _, d := range []config.OptionDef{
 		{Name: OptARCSign, Kind: config.KindString, Default: "",
 			Doc: "seal accepted messages with an ARC Set (RFC 8617): DOMAIN : SELECTOR : KEYFILE (PEM RSA or Ed25519 key, read when the configuration loads)"},
-		{Name: OptARCSignHeaders, Kind: config.KindString, Default: strings.Join(arc.DefaultHeaders, " : "),
-			Doc: "header fields the ARC-Message-Signature of arc_sign covers; \"+name\" also forbids adding one more later"},
+		{Name: OptARCSignHeaders, Kind: config.KindString, Default: "",
+			Doc: "header fields the ARC-Message-Signature of arc_sign covers, \"+name\" to forbid adding one more later; empty: the default list (from, reply-to, subject, date, to, cc, resent-*, in-reply-to, references, message-id, MIME, list-*, dkim-signature)"},
 		{Name: OptARCAuthRes, Kind: config.KindBool, Default: "true",
-			Doc: "validate the ARC chain of every message at DATA and report it in Authentication-Results (arc=pass header.oldest-pass=N smtp.remote-ip=IP)"},
+			Doc: "validate the ARC chain of every message at DATA and report it in Authentication-Results (arc=pass (i=N) header.oldest-pass=K smtp.remote-ip=IP)"},
 	} {
 		config.RegisterOption(d)
 	}

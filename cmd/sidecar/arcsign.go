@@ -36,7 +36,7 @@ func cmdARCSign(args []string, stdout, stderr io.Writer) int {
 	selector := fs.String("selector", "", "the key's `selector` (s=): its public key is at SELECTOR._domainkey.DOMAIN (required)")
 	keyPath := fs.String("key", "", "the private key `file`: PEM RSA (PKCS #1 or #8) or Ed25519 (PKCS #8, or a base64 seed) (required)")
 	authserv := fs.String("authserv-id", "", "this host's authserv-`id` in the ARC-Authentication-Results (default: the system host name)")
-	headers := fs.String("headers", "", "header field `names` the ARC-Message-Signature covers, colon-separated, \"+name\" to oversign (default: arc_sign_headers's)")
+	headers := fs.String("headers", "", "header field `names` the ARC-Message-Signature covers, colon-separated, \"+name\" to oversign (default: the default of arc_sign_headers)")
 	ipText := fs.String("ip", "", "the `address` of the client the message came from, for smtp.remote-ip in the arc result")
 	dnsAddr := fs.String("dns", "", "the DNS resolver to ask, `ADDR[:PORT]` (default: /etc/resolv.conf)")
 	timeout := fs.Duration("timeout", 20*time.Second, "longest time the key lookups may take")
