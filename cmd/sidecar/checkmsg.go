@@ -1,0 +1,493 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/checks"
+	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/internal/daemon"
+	"github.com/mailsidecar/sidecar/milter"
+)
+
+const checkDoc = `Evaluates a message file as the daemon would: the ACL of every stage
+(connect, HELO, MAIL, RCPT, DATA) with its hooks, the message's header and
+body through the same body hooks (DKIM), then prints each stage's verdict,
+the details of SPF, DKIM and DMARC, what the ACLs logged, the headers they
+add and the Authentication-Results header the daemon would add.
+The configuration is -config's, or the embedded default one. No DMARC
+history record is written.
+MESSAGE is a file in RFC 5322 format (LF or CRLF line ends; a leading mbox
+"From " line is skipped), or - for standard input.
+Without -ip the message is taken as a local submission: SPF and DMARC are
+not checked. -sender defaults to the From address of the message, -rcpt to
+its first To address.
+Exit status 0 when the DATA ACL would accept the message, 1 when any stage
+would refuse it (or discard it), 2 for usage or configuration errors.`
+
+// maxCheckMessage bounds the message file.
+const maxCheckMessage = 64 << 20
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("check", checkDoc, stderr)
+	ipText := fs.String("ip", "", "the SMTP client's `address`, IPv4 or IPv6 (default: none, a local submission)")
+	helo := fs.String("helo", "", "the HELO/EHLO `name` the client gave")
+	sender := fs.String("sender", "", "the MAIL FROM `address`; <> for the null sender (default: the message's From address)")
+	rcptText := fs.String("rcpt", "", "the RCPT TO `addresses`, comma-separated (default: the message's first To address)")
+	auth := fs.String("auth", "", "the SASL login `name` of an authenticated client")
+	queueID := fs.String("queue-id", "", "the MTA's queue `ID` ($queue_id)")
+	dnsAddr := fs.String("dns", "", "the DNS resolver to ask, `ADDR[:PORT]` (default: dns_servers of the configuration, or /etc/resolv.conf)")
+	path := fs.String("config", "", "configuration `file` (default: the embedded default configuration)")
+	timeout := fs.Duration("timeout", 30*time.Second, "longest time each stage may take")
+	if code, done := parse(fs, args); done {
+		return code
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "sidecar check: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "usage: sidecar check [-ip IP] [-helo NAME] [-sender ADDR] [-rcpt ADDR,...] [-dns ADDR:PORT] [-config FILE] MESSAGE\n")
+		return 2
+	}
+	if fs.NArg() != 1 {
+		return usageErr("one MESSAGE file is needed")
+	}
+	var ip netip.Addr
+	if *ipText != "" {
+		var err error
+		ip, err = netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(*ipText, "["), "]"))
+		if err != nil || ip.Zone() != "" {
+			return usageErr("-ip %q is not an IP address", *ipText)
+		}
+	}
+	if *timeout <= 0 {
+		return usageErr("-timeout must be positive")
+	}
+	var servers []string
+	if *dnsAddr != "" {
+		a, err := config.ParseServer(*dnsAddr)
+		if err != nil {
+			return usageErr("-dns: %v", err)
+		}
+		servers = []string{a}
+	}
+	raw, err := readMessage(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar check: %v\n", err)
+		return 2
+	}
+	msg := parseMessage(raw)
+
+	cfg, prog, err := daemon.Load(*path, acl.Default)
+	if err != nil {
+		printConfigError(stderr, err)
+		return 2
+	}
+	if servers != nil {
+		cfg.Get("dns_servers").Addrs = servers
+	}
+	rt, err := daemon.Build(cfg, prog, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		fmt.Fprintf(stderr, "sidecar check: %v\n", err)
+		return 2
+	}
+	checks.DetachHistory(prog) // a check is not a delivery: no history record
+
+	in := checkInput{ip: ip, helo: strings.TrimSpace(*helo), auth: *auth, queueID: *queueID}
+	in.sender, in.senderGiven = trimAddr(*sender), *sender != ""
+	if !in.senderGiven {
+		in.sender = firstAddress(msg.header("From"))
+	}
+	for _, r := range strings.Split(*rcptText, ",") {
+		if r = trimAddr(r); r != "" {
+			in.rcpts = append(in.rcpts, r)
+		}
+	}
+	if len(in.rcpts) == 0 {
+		if to := firstAddress(msg.header("To")); to != "" {
+			in.rcpts = []string{to}
+		} else {
+			in.rcpts = []string{"postmaster"}
+		}
+	}
+	res := runCheck(rt, in, msg, *timeout)
+	printCheck(stdout, rt, in, res)
+	if res.accepted {
+		return 0
+	}
+	return 1
+}
+
+// checkInput is the SMTP side of a check.
+type checkInput struct {
+	ip          netip.Addr
+	helo        string
+	sender      string
+	senderGiven bool
+	rcpts       []string
+	auth        string
+	queueID     string
+}
+
+// message is a message file split as a milter receives it.
+type message struct {
+	headers []acl.Header // raw values: leading space and CRLF folding kept
+	body    []byte       // CRLF line ends
+}
+
+func (m *message) header(name string) string {
+	for _, h := range m.headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+func readMessage(name string) ([]byte, error) {
+	var r io.Reader = os.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxCheckMessage+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxCheckMessage {
+		return nil, fmt.Errorf("%s: larger than %d MiB", name, maxCheckMessage>>20)
+	}
+	if len(b) == 0 {
+		return nil, errors.New(name + ": empty message")
+	}
+	return b, nil
+}
+
+// parseMessage splits a message into header fields and body as an MTA
+// passes them to a milter: LF line ends become CRLF, a leading mbox
+// "From " line is dropped, each field keeps its raw value after the colon.
+func parseMessage(raw []byte) *message {
+	raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
+	raw = bytes.ReplaceAll(raw, []byte("\n"), []byte("\r\n"))
+	if bytes.HasPrefix(raw, []byte("From ")) {
+		if i := bytes.Index(raw, []byte("\r\n")); i >= 0 {
+			raw = raw[i+2:]
+		}
+	}
+	m := &message{}
+	rest := raw
+	for len(rest) > 0 {
+		if bytes.HasPrefix(rest, []byte("\r\n")) {
+			m.body = rest[2:]
+			return m
+		}
+		end := 0
+		for {
+			i := bytes.Index(rest[end:], []byte("\r\n"))
+			if i < 0 {
+				end = len(rest)
+				break
+			}
+			end += i + 2
+			if end >= len(rest) || (rest[end] != ' ' && rest[end] != '\t') {
+				break
+			}
+		}
+		field := string(bytes.TrimSuffix(rest[:end], []byte("\r\n")))
+		rest = rest[end:]
+		name, value, ok := strings.Cut(field, ":")
+		if !ok {
+			// Not a header field: the header ended without an empty line
+			// (as an MTA would take it, the rest is body).
+			m.body = append([]byte(field+"\r\n"), rest...)
+			return m
+		}
+		m.headers = append(m.headers, acl.Header{Name: strings.TrimRight(name, " \t"), Value: value})
+	}
+	return m
+}
+
+func trimAddr(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '<' && s[len(s)-1] == '>' {
+		s = s[1 : len(s)-1]
+	}
+	return s
+}
+
+// firstAddress is the first address of an address-list header value.
+func firstAddress(v string) string {
+	if strings.TrimSpace(v) == "" {
+		return ""
+	}
+	list, err := mail.ParseAddressList(strings.NewReplacer("\r\n", "").Replace(v))
+	if err != nil || len(list) == 0 {
+		return ""
+	}
+	return list[0].Address
+}
+
+// stageResult is one stage's verdict.
+type stageResult struct {
+	stage acl.Stage
+	rcpt  string
+	res   acl.Result
+}
+
+type checkResult struct {
+	txn      *acl.Txn
+	stages   []stageResult
+	accepted bool
+}
+
+// runCheck runs the transaction through the Program as the milter does:
+// every stage's ACL (with its hooks), the header fields, the body hooks,
+// then the DATA ACL.
+func runCheck(rt *daemon.Runtime, in checkInput, msg *message, timeout time.Duration) *checkResult {
+	prog := rt.Program
+	conn := &acl.Conn{ClientIP: in.ip, Helo: in.helo, AuthID: in.auth}
+	txn := acl.NewTxn(conn, rt.Services)
+	out := &checkResult{txn: txn}
+	run := func(st acl.Stage) acl.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		res := prog.Run(ctx, st, txn)
+		out.stages = append(out.stages, stageResult{stage: st, rcpt: txn.Rcpt, res: res})
+		return res
+	}
+	if run(acl.Connect).Verb != acl.Accept || run(acl.Helo).Verb != acl.Accept {
+		return out
+	}
+	txn.Reset()
+	txn.HasSender, txn.Sender, txn.QueueID = true, in.sender, in.queueID
+	if run(acl.Mail).Verb != acl.Accept {
+		return out
+	}
+	discarded := 0
+	for _, r := range in.rcpts {
+		txn.Rcpt = r
+		switch run(acl.Rcpt).Verb {
+		case acl.Accept:
+			txn.Recipients = append(txn.Recipients, r)
+		case acl.Discard:
+			txn.Recipients = append(txn.Recipients, r)
+			discarded++
+		}
+	}
+	txn.Rcpt = ""
+	if len(txn.Recipients) == 0 {
+		return out
+	}
+	txn.Headers = msg.headers
+	var writers []milter.BodyWriter
+	for _, hook := range rt.Milter.BodyHooks {
+		if w := hook(txn); w != nil {
+			writers = append(writers, w)
+		}
+	}
+	size := int64(2)
+	for _, h := range msg.headers {
+		size += int64(len(h.Name) + 1 + len(h.Value) + 2)
+	}
+	for b := msg.body; len(b) > 0; {
+		n := min(len(b), 64<<10)
+		for i, w := range writers {
+			if w != nil {
+				if _, err := w.Write(b[:n]); err != nil {
+					w.Abort()
+					writers[i] = nil
+				}
+			}
+		}
+		b = b[n:]
+	}
+	for _, w := range writers {
+		if w != nil {
+			w.End()
+		}
+	}
+	txn.MessageSize = size + int64(len(msg.body))
+	res := run(acl.Data)
+	out.accepted = res.Verb == acl.Accept && discarded < len(txn.Recipients)
+	return out
+}
+
+func printCheck(w io.Writer, rt *daemon.Runtime, in checkInput, r *checkResult) {
+	row := func(k, v string) {
+		if k != "" {
+			k += ":"
+		}
+		fmt.Fprintf(w, "%-11s %s\n", k, v)
+	}
+	client := "local submission (no -ip)"
+	if in.ip.IsValid() {
+		client = in.ip.String()
+	}
+	if in.helo != "" {
+		client += ", HELO " + in.helo
+	}
+	if in.auth != "" {
+		client += ", authenticated as " + in.auth
+	}
+	row("client", client)
+	sender := in.sender
+	if sender == "" {
+		sender = "<>"
+	}
+	if !in.senderGiven {
+		sender += " (from the From header)"
+	}
+	row("sender", sender)
+	for _, s := range r.stages {
+		name := s.stage.String()
+		if s.stage == acl.Rcpt {
+			name += " " + s.rcpt
+		}
+		v := string(s.res.Verb)
+		if s.res.Message != "" {
+			v += ": " + s.res.Message
+		}
+		if s.res.ACL != "" && s.res.Pos.IsValid() {
+			v += "  [" + s.res.ACL + " " + s.res.Pos.String() + "]"
+		}
+		if s.res.Err != nil {
+			v += " (error: " + s.res.Err.Error() + ")"
+		}
+		row(name, v)
+	}
+	t := r.txn
+	rep := checks.ReportOf(t)
+	if e := rep.SPF; e != nil {
+		o := e.Outcome
+		row("spf", fmt.Sprintf("%s (%s) %s %s", o.Result, e.Reason(), o.Identity, o.Domain))
+	}
+	if rep.DKIMExamined {
+		if len(rep.DKIM) == 0 {
+			row("dkim", "none (no signatures)")
+		}
+		for _, d := range rep.DKIM {
+			s := fmt.Sprintf("%s d=%s s=%s a=%s i=%s b=%s", d.Status, d.Domain, d.Selector, d.Algorithm, d.Identifier, d.BPrefix)
+			if d.Reason != "" {
+				s += " (" + d.Reason + ")"
+			}
+			if d.Testing {
+				s += " [key in testing mode, t=y]"
+			}
+			row("dkim", s)
+		}
+	}
+	if d := rep.DMARC; d != nil {
+		o := d.Outcome
+		s := string(o.Status)
+		if o.StatusText != "" {
+			s += " (" + o.StatusText + ")"
+		}
+		row("dmarc", s)
+		if o.Status != "off" && o.Status != "nofrom" {
+			row("", fmt.Sprintf("from %s; record of %s; policy %s; SPF aligned: %s; DKIM aligned: %s",
+				o.FromDomain, orDash(o.PolicyDomain), orDash(string(o.Policy)), yesNoWord(o.AlignSPF), yesNoWord(o.AlignDKIM)))
+			if o.Record != nil {
+				row("", "record: "+o.Record.String())
+			}
+		}
+	}
+	for _, l := range t.Logs {
+		where := l.Stage.String()
+		if l.ACL != "" {
+			where += " " + l.ACL
+		}
+		row("log", fmt.Sprintf("[%s] %s: %s", where, l.Kind, l.Text))
+	}
+	if !r.accepted {
+		fmt.Fprintln(w, "result:     the message would not be accepted")
+		return
+	}
+	for _, h := range t.AddHeaders {
+		where := "add_header"
+		if h.AtStart {
+			where += " (at start)"
+		}
+		row("header", where)
+		fmt.Fprintln(w, "  "+strings.ReplaceAll(h.Text, "\r\n", "\n  "))
+	}
+	for _, name := range t.RemoveHeaders {
+		row("remove", name)
+	}
+	if reason, ok := t.Control("quarantine"); ok {
+		row("quarantine", orDash(reason))
+	}
+	fmt.Fprintln(w, "result:     the message would be accepted")
+	if rt.Milter.AuthservID != "" {
+		fmt.Fprintln(w, formatAuthResults(rt.Milter.AuthservID, t.AuthResults))
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNoWord(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// formatAuthResults writes the Authentication-Results header as the
+// milter adds it (one result per line), with LF line ends.
+func formatAuthResults(id string, results []acl.AuthResult) string {
+	var b strings.Builder
+	b.WriteString("Authentication-Results: " + arValue(id) + ";")
+	if len(results) == 0 {
+		b.WriteString(" none")
+		return b.String()
+	}
+	for i, r := range results {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString("\n\t" + strings.ToLower(r.Method) + "=" + strings.ToLower(r.Result))
+		if r.Comment != "" {
+			b.WriteString(" (" + strings.NewReplacer("(", `\(`, ")", `\)`, `\`, `\\`).Replace(r.Comment) + ")")
+		}
+		if r.Reason != "" {
+			b.WriteString(" reason=" + quoted(r.Reason))
+		}
+		for _, p := range r.Props {
+			b.WriteString(" " + strings.ToLower(p.Type) + "." + p.Name + "=" + arValue(p.Value))
+		}
+	}
+	return b.String()
+}
+
+// arValue writes a value as a token, an address, or a quoted-string.
+func arValue(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>,;:\"/[]?=`, c) >= 0 {
+			return quoted(s)
+		}
+	}
+	return s
+}
+
+func quoted(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", " ", "\n", " ").Replace(s) + `"`
+}

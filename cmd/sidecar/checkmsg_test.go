@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	msgdkim "github.com/emersion/go-msgauth/dkim"
+
+	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/resolver"
+)
+
+// checkZone: sender.example publishes SPF for 192.0.2.0/24, a DKIM key
+// "sel" and DMARC p=reject; quar.example p=quarantine.
+func checkZone(t *testing.T, key *rsa.PrivateKey) *dnstest.Zone {
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
+	var chunks []string
+	for len(rec) > 255 {
+		chunks, rec = append(chunks, rec[:255]), rec[255:]
+	}
+	z := dnstest.NewZone()
+	z.AddRecord(resolver.Record{Name: "sel._domainkey.sender.example", Type: resolver.TypeTXT, TXT: append(chunks, rec)})
+	for _, d := range []string{"sender.example", "quar.example"} {
+		z.AddRecord(resolver.Record{Name: d, Type: resolver.TypeTXT, TXT: []string{"v=spf1 ip4:192.0.2.0/24 -all"}})
+	}
+	z.AddRecord(resolver.Record{Name: "_dmarc.sender.example", Type: resolver.TypeTXT, TXT: []string{"v=DMARC1; p=reject"}})
+	z.AddRecord(resolver.Record{Name: "_dmarc.quar.example", Type: resolver.TypeTXT, TXT: []string{"v=DMARC1; p=quarantine"}})
+	return z
+}
+
+const checkMsg = "From: Alice <alice@sender.example>\nTo: Bob <bob@example.org>\nSubject: lunch\n" +
+	"Date: Mon, 01 Jan 2024 00:00:00 +0000\nMessage-ID: <1@sender.example>\n\nSee you at noon.\n"
+
+// seedConf is the seed's DMARC example ACL (seed 001, "Example usage").
+const seedConf = `primary_hostname = mx.example.net
+domainlist local_domains = example.org
+hostlist local_hosts = 127.0.0.1
+domainlist screwed_up_dmarc_records = broken.example
+acl_smtp_rcpt = acl_check_rcpt
+acl_smtp_data = acl_check_data
+
+begin acl
+
+acl_check_rcpt:
+  warn    domains        = +local_domains
+          hosts          = +local_hosts
+          control        = dmarc_disable_verify
+
+  warn    !domains       = +screwed_up_dmarc_records
+          control        = dmarc_enable_forensic
+
+  warn    condition      = (lookup if destined to mailing list)
+          set acl_m_mailing_list = 1
+  accept
+
+acl_check_data:
+  warn    dmarc_status   = accept : none : off
+          !authenticated = *
+          log_message    = DMARC DEBUG: $dmarc_status $dmarc_used_domain
+          add_header     = $dmarc_ar_header
+
+  warn    dmarc_status   = !accept
+          !authenticated = *
+          log_message    = DMARC DEBUG: '$dmarc_status' for $dmarc_used_domain
+
+  warn    dmarc_status   = quarantine
+          !authenticated = *
+          set $acl_m_quarantine = 1
+          # Do something in a transport with this flag variable
+
+  deny    condition      = ${if eq{$dmarc_domain_policy}{reject}}
+          condition      = ${if eq{$acl_m_mailing_list}{1}}
+          message        = Messages from $dmarc_used_domain break mailing lists
+
+  deny    dmarc_status   = reject
+          !authenticated = *
+          message        = Message from $dmarc_used_domain failed sender's DMARC policy, REJECT
+  accept
+`
+
+func TestCheckCommand(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := dnstest.NewServer(t, checkZone(t, key))
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var signed bytes.Buffer
+	crlf := strings.ReplaceAll(checkMsg, "\n", "\r\n")
+	if err := msgdkim.Sign(&signed, strings.NewReader(crlf), &msgdkim.SignOptions{Domain: "sender.example", Selector: "sel", Signer: key,
+		HeaderCanonicalization: msgdkim.CanonicalizationRelaxed, BodyCanonicalization: msgdkim.CanonicalizationRelaxed,
+		HeaderKeys: []string{"From", "To", "Subject", "Date", "Message-ID"}}); err != nil {
+		t.Fatal(err)
+	}
+	signedFile := write("signed.eml", strings.ReplaceAll(signed.String(), "\r\n", "\n")) // LF, as saved by a mail client
+	plainFile := write("plain.eml", "From MAILER-DAEMON Mon Jan  1 00:00:00 2024\n"+checkMsg)
+	quarFile := write("quar.eml", strings.ReplaceAll(checkMsg, "sender.example", "quar.example"))
+	noFrom := write("nofrom.eml", "To: bob@example.org\nSubject: x\n\nhi\n")
+	seed := write("seed.conf", seedConf)
+	defConf := write("default.conf", "primary_hostname = mx.example.net\n")
+	history := filepath.Join(dir, "dmarc.dat")
+	withHistory := write("history.conf", "primary_hostname = mx.example.net\ndmarc_history_file = "+history+"\n")
+
+	dns := []string{"-dns", srv.Addr()}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string // in this order in stdout (stderr for usage errors)
+	}{
+		{"signed, from an unlisted address: DKIM makes DMARC pass",
+			[]string{"-ip", "203.0.113.9", "-helo", "mail.sender.example", "-config", defConf, signedFile}, 0, []string{
+				"client:     203.0.113.9, HELO mail.sender.example\n",
+				"sender:     alice@sender.example (from the From header)\n",
+				"connect:    accept\n", "helo:       accept\n", "mail:       accept\n", "rcpt bob@example.org: accept\n", "data:       accept",
+				"spf:        fail (mechanism '-all' matched) mailfrom sender.example\n",
+				"dkim:       pass d=sender.example s=sel a=rsa-sha256 i=@sender.example b=",
+				"dmarc:      accept (",
+				"from sender.example; record of sender.example; policy reject; SPF aligned: no; DKIM aligned: yes\n",
+				"result:     the message would be accepted\n",
+				"Authentication-Results: mx.example.net;\n\tspf=fail reason=\"mechanism '-all' matched\" smtp.mailfrom=sender.example;\n" +
+					"\tdkim=pass header.d=sender.example header.i=@sender.example header.s=sel header.a=rsa-sha256 header.b=",
+				"\tdmarc=pass (p=reject dis=none) header.from=sender.example;\n",
+			}},
+		{"the seed's ACL rejects a spoof",
+			[]string{"-ip", "203.0.113.9", "-helo", "evil.example", "-sender", "<alice@sender.example>", "-config", seed, plainFile}, 1, []string{
+				"data:       deny: Message from sender.example failed sender's DMARC policy, REJECT  [acl_check_data ",
+				"spf:        fail",
+				"dkim:       none (no signatures)\n",
+				"dmarc:      reject (",
+				"log:        [data acl_check_data] log_message: DMARC DEBUG: 'reject' for sender.example\n",
+				"result:     the message would not be accepted\n",
+			}},
+		{"the seed's ACL flags p=quarantine and adds the DMARC header",
+			[]string{"-ip", "203.0.113.9", "-helo", "evil.example", "-config", seed, "-rcpt", "bob@example.org", quarFile}, 0, []string{
+				"dmarc:      quarantine (",
+				"log:        [data acl_check_data] log_message: DMARC DEBUG: 'quarantine' for quar.example\n",
+				"result:     the message would be accepted\n",
+			}},
+		{"the seed's ACL: a local host sending to a local domain has DMARC off",
+			[]string{"-ip", "127.0.0.1", "-config", seed, plainFile}, 0, []string{
+				"dmarc:      off (DMARC verification disabled (control = dmarc_disable_verify))\n",
+				"log:        [data acl_check_data] log_message: DMARC DEBUG: off \n",
+				"result:     the message would be accepted\n",
+			}},
+		{"the embedded default configuration never rejects",
+			[]string{"-ip", "203.0.113.9", "-helo", "evil.example", plainFile}, 0, []string{
+				"data:       accept", "dmarc:      reject (", "result:     the message would be accepted\n",
+				"\tdmarc=fail (p=reject dis=none) header.from=sender.example policy.dmarc=reject",
+			}},
+		{"no -ip: a local submission, DKIM only",
+			[]string{"-config", defConf, signedFile}, 0, []string{
+				"client:     local submission (no -ip)\n", "dkim:       pass", "dmarc:      off (DMARC not checked for a local submission)\n",
+			}},
+		{"no From",
+			[]string{"-ip", "192.0.2.5", "-sender", "alice@sender.example", "-config", defConf, noFrom}, 0, []string{
+				"spf:        pass", "dmarc:      nofrom (", "\tdmarc=permerror (no From header field)",
+			}},
+		{"no history record is written",
+			[]string{"-ip", "203.0.113.9", "-config", withHistory, plainFile}, 0, []string{"dmarc:      reject ("}},
+		{"usage: no message", []string{"-ip", "192.0.2.5"}, 2, []string{"one MESSAGE file is needed"}},
+		{"usage: bad -ip", []string{"-ip", "300.1.1.1", plainFile}, 2, []string{`-ip "300.1.1.1" is not an IP address`}},
+		{"missing file", []string{filepath.Join(dir, "nothing.eml")}, 2, []string{"no such file"}},
+		{"bad configuration", []string{"-config", write("bad.conf", "dmarc_discovery = nope\n"), plainFile}, 2, []string{"dmarc_discovery"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append(append([]string{"check"}, dns...), tt.args...), &stdout, &stderr)
+			out := stdout.String()
+			if tt.code == 2 {
+				out = stderr.String()
+			}
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout.String(), stderr.String())
+			}
+			rest := out
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Errorf("output lacks (in order) %q:\n%s", w, out)
+					break
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+	if _, err := os.Stat(history); !os.IsNotExist(err) {
+		t.Errorf("sidecar check wrote the history file: %v", err)
+	}
+}
+
+// Standard input works as the message.
+func TestCheckCommandStdin(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		w.WriteString(checkMsg)
+		w.Close()
+	}()
+	old := os.Stdin
+	os.Stdin = r
+	defer func() { os.Stdin = old }()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "-dns", "127.0.0.1:9", "-timeout", "2s", "-"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "dkim:       none (no signatures)") {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+}
+
+func TestParseMessage(t *testing.T) {
+	m := parseMessage([]byte("Subject : folded\n\tline\nX:\n\nbody\nline\n"))
+	if len(m.headers) != 2 || m.headers[0].Name != "Subject" || m.headers[0].Value != " folded\r\n\tline" || m.headers[1].Value != "" {
+		t.Errorf("headers %q", m.headers)
+	}
+	if string(m.body) != "body\r\nline\r\n" {
+		t.Errorf("body %q", m.body)
+	}
+	m = parseMessage([]byte("A: 1\nnot a header\nmore\n"))
+	if len(m.headers) != 1 || string(m.body) != "not a header\r\nmore\r\n" {
+		t.Errorf("no empty line: %q %q", m.headers, m.body)
+	}
+}
