@@ -12,6 +12,7 @@ package checks
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/config"
@@ -67,11 +68,13 @@ type dmarcSettings struct {
 	HistoryPath    string
 	ForensicSender string
 	AuthRes        bool
-	// acts is set when the configuration has a dmarc_status condition:
-	// the history file then records the action the policy asks for, as
-	// Exim does, instead of "accept".
-	acts bool
-	hist historyRef
+	// Whether the configuration's ACLs act on DMARC: a deny or drop
+	// statement (rejects), or a statement with control = quarantine
+	// (quarantines), that uses dmarc_status or a $dmarc_ variable. The
+	// history file's action, written before the DATA ACL decides, is the
+	// policy's when the ACLs act on it, and accept otherwise.
+	rejects, quarantines bool
+	hist                 historyRef
 }
 
 const dmarcFeature = "dmarc"
@@ -94,6 +97,7 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 		AuthRes:        cfg.Bool(OptDMARCAuthRes),
 	}
 	s.Discovery, _ = dmarc.ParseMode(cfg.String(OptDMARCDiscovery))
+	s.rejects, s.quarantines = actsOnDMARC(cfg)
 	if path := cfg.String(OptDMARCTLDFile); path != "" {
 		pos := cfg.Get(OptDMARCTLDFile).Value.Pos
 		if s.Discovery != dmarc.PSLMode {
@@ -113,6 +117,39 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 		}
 	}
 	return s, nil
+}
+
+// actsOnDMARC reports whether the ACLs of cfg reject (deny, drop) or
+// quarantine (control = quarantine) in statements that look at DMARC.
+func actsOnDMARC(cfg *config.Config) (rejects, quarantines bool) {
+	if cfg.File == nil {
+		return false, false
+	}
+	for _, def := range cfg.File.ACLs {
+		for _, st := range def.Statements {
+			usesDMARC, quarantine := false, false
+			for _, it := range st.Items {
+				switch {
+				case it.Name == "dmarc_status":
+					usesDMARC = true
+				case it.Name == "control" && strings.HasPrefix(strings.TrimSpace(it.Value.Text), "quarantine"):
+					quarantine = true
+				}
+				if strings.Contains(it.Value.Text, "$dmarc_") || strings.Contains(it.Value.Text, "${dmarc_") {
+					usesDMARC = true
+				}
+			}
+			if !usesDMARC {
+				continue
+			}
+			switch strings.ToLower(st.Verb) {
+			case "deny", "drop":
+				rejects = true
+			}
+			quarantines = quarantines || quarantine
+		}
+	}
+	return rejects, quarantines
 }
 
 // The transaction state of DMARC.
@@ -262,9 +299,6 @@ func registerDMARC(reg *acl.Registry) {
 			match, err := cc.ResultList(DMARCWords, nil)
 			if err != nil {
 				return nil, err
-			}
-			if s, ok := cc.Feature(dmarcFeature).(*dmarcSettings); ok {
-				s.acts = true
 			}
 			return func(t *acl.Txn) (bool, error) {
 				return match(t, string(dmarcOf(t).Outcome.Status))

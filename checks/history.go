@@ -112,17 +112,19 @@ func HistoryPath(prog *acl.Program) string {
 	return ""
 }
 
-// historyRecord builds the record of an evaluation. The action is what
-// the policy asks for when the configuration acts on DMARC (it has a
-// dmarc_status condition), as Exim writes it; otherwise accept, or
-// quarantine when the message is held by control = quarantine.
-func historyRecord(t *acl.Txn, e *dmarcEval, acts bool) *dmarc.HistoryRecord {
+// historyRecord builds the record of an evaluation. The record is
+// written before the DATA ACL decides, so the action is what the policy
+// asks for when the configuration acts on it (Exim's choice): reject when
+// its ACLs deny on DMARC, quarantine when they quarantine on DMARC; and
+// otherwise accept, or quarantine for a message already held by control =
+// quarantine.
+func historyRecord(t *acl.Txn, e *dmarcEval, s *dmarcSettings) *dmarc.HistoryRecord {
 	o := e.Outcome
-	if acts && o.Action == "" {
-		switch o.Status {
-		case dmarc.StatusReject:
+	if o.Action == "" {
+		switch {
+		case o.Status == dmarc.StatusReject && s.rejects:
 			o.Action = dmarc.PolicyReject
-		case dmarc.StatusQuarantine:
+		case o.Status == dmarc.StatusQuarantine && s.quarantines:
 			o.Action = dmarc.PolicyQuarantine
 		}
 	}
@@ -149,5 +151,5 @@ func writeHistory(t *acl.Txn, e *dmarcEval) error {
 	if sink == nil {
 		return nil
 	}
-	return sink.append(historyRecord(t, e, s.acts))
+	return sink.append(historyRecord(t, e, s))
 }

@@ -173,6 +173,17 @@ func TestHistoryAction(t *testing.T) {
 	}
 }
 
+// A configuration that only logs DMARC failures records accept.
+func TestHistoryActionLogOnly(t *testing.T) {
+	conf := "acl_smtp_data = d\nbegin acl\nd:\n  warn dmarc_status = reject : quarantine\n  log_message = DMARC $dmarc_status\n  accept\n"
+	p, path := historyProg(t, conf)
+	deliver(t, p, svcFor(dmarcZone()), delivery{ip: "203.0.113.9", helo: "h", sender: "a@sender.example",
+		rcpts: []string{"b@example.org"}, msg: plainMessage("a@sender.example", 10), queueID: "L1"})
+	if r := records(t, path); len(r) != 1 || !strings.Contains(r[0], "policy 16\n") || !strings.HasSuffix(r[0], "action 2\n") {
+		t.Errorf("records %q", r)
+	}
+}
+
 // Compiling a configuration never creates the file; a detached Program
 // writes nothing.
 func TestHistoryNotCreated(t *testing.T) {
@@ -399,8 +410,9 @@ func TestHistoryOpenDMARCImport(t *testing.T) {
 	}
 	schema := schemaPath(t)
 
-	// The records: a spoof, a pass by DKIM and relaxed SPF, no record,
-	// p=quarantine from IPv6, a null sender.
+	// The records: a spoof (the seed's ACL denies it: disp 0), a pass by
+	// DKIM and relaxed SPF, no record, p=quarantine from IPv6 (the seed's
+	// ACL only flags it: disp 2), a null sender.
 	rk, ek := testKeys()
 	p, path := historyProg(t, seedDMARC)
 	z := dmarcZone()
@@ -459,7 +471,7 @@ func TestHistoryOpenDMARCImport(t *testing.T) {
 		"4NOREC1\tmx.example.net\t1700000000\t192.0.2.5\tnorec.example\tnorec.example\tnorec.example\t14\t2\t0\t0\t0\t0\t7\t2",
 		"4NULL01\tmx.example.net\t1700000000\t192.0.2.5\t\tsender.example\tsender.example\t15\t2\t0\t4\t5\t0\t7\t2",
 		"4PASS01\tmx.example.net\t1700000000\t192.0.2.5\tmail.sender.example\tsender.example\tsender.example\t15\t2\t0\t4\t4\t2\t7\t2",
-		"4QUAR01\tmx.example.net\t1700000000\t2001:db8::25\tquar.example\tquar.example\tquar.example\t17\t4\t7\t5\t5\t0\t7\t2",
+		"4QUAR01\tmx.example.net\t1700000000\t2001:db8::25\tquar.example\tquar.example\tquar.example\t17\t2\t7\t5\t5\t0\t7\t2",
 		"4SPOOF1\tmx.example.net\t1700000000\t203.0.113.9\tsender.example\tsender.example\tsender.example\t16\t0\t7\t5\t5\t0\t7\t2",
 	}, "\n") + "\n"
 	if rows != wantRows {

@@ -163,7 +163,9 @@ func TestCheckCommand(t *testing.T) {
 			}},
 		{"the embedded default configuration never rejects",
 			[]string{"-ip", "203.0.113.9", "-helo", "evil.example", plainFile}, 0, []string{
-				"data:       accept", "dmarc:      reject (", "result:     the message would be accepted\n",
+				"data:       accept", "dmarc:      reject (",
+				"log:        [data acl_check_data] log_message: DMARC reject for sender.example (policy reject, DKIM none): not enforced\n",
+				"result:     the message would be accepted\n",
 				"\tdmarc=fail (p=reject dis=none) header.from=sender.example policy.dmarc=reject",
 			}},
 		{"no -ip: a local submission, DKIM only",
