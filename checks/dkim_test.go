@@ -225,18 +225,33 @@ func deliver(t testing.TB, p *acl.Program, svc *acl.Services, d delivery) (acl.R
 	hs, body := splitMessage(d.msg)
 	txn.Headers = hs
 	txn.MessageSize = int64(len(d.msg))
+	// The body hooks of the daemon's milter.Env: DKIM, then ARC.
+	type bodyWriter interface {
+		Write([]byte) (int, error)
+		End() error
+		Abort()
+	}
+	var writers []bodyWriter
 	if w := StartDKIM(txn); w != nil {
-		chunk := d.chunk
-		if chunk <= 0 {
-			chunk = 64 << 10
-		}
-		for b := []byte(body); len(b) > 0; {
-			n := min(chunk, len(b))
+		writers = append(writers, w)
+	}
+	if w := ARCBodyHook(txn); w != nil {
+		writers = append(writers, w)
+	}
+	chunk := d.chunk
+	if chunk <= 0 {
+		chunk = 64 << 10
+	}
+	for b := []byte(body); len(b) > 0; {
+		n := min(chunk, len(b))
+		for _, w := range writers {
 			if _, err := w.Write(b[:n]); err != nil {
 				t.Fatalf("body write: %v", err)
 			}
-			b = b[n:]
 		}
+		b = b[n:]
+	}
+	for _, w := range writers {
 		if d.abort {
 			w.Abort()
 		} else if err := w.End(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/arc"
 	"github.com/mailsidecar/sidecar/dmarc"
 )
 
@@ -140,6 +141,18 @@ func historyRecord(t *acl.Txn, e *dmarcEval, s *dmarcSettings) *dmarc.HistoryRec
 		r.IPAddr = t.Conn.ClientIP.Unmap().String()
 	}
 	r.MailFrom = t.SenderDomain()
+	// ARC, as OpenDMARC writes it: arc 0 when the chain passes, else 7
+	// (fail); the seals of the chain, oldest first.
+	if c, err := ARCChain(t); err == nil && c != nil {
+		if c.State == arc.Pass && !c.Temp {
+			r.ARC = dmarc.ARESPass
+		}
+		for _, in := range c.Instances {
+			if in.ASDomain != "" {
+				r.ARCSeals = append(r.ARCSeals, dmarc.ARCSeal{Instance: in.I, Domain: in.ASDomain, Selector: in.ASSelector})
+			}
+		}
+	}
 	return r
 }
 

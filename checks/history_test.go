@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/arc"
 )
 
 // historyProg loads conf with dmarc_history_file in a temporary directory
@@ -170,6 +171,27 @@ func TestHistoryAction(t *testing.T) {
 	}
 	if got := strings.Join(actions, ","); got != "action 0,action 4,action 2" {
 		t.Errorf("actions %s", got)
+	}
+}
+
+// ARC, as OpenDMARC records it: arc 0 for a passing chain, and its seals.
+func TestHistoryARC(t *testing.T) {
+	rk, _ := testKeys()
+	z := dmarcZone()
+	addTXT(z, "arc1._domainkey.lists.example", keyRecord(rk))
+	msg := plainMessage("alice@quar.example", 50)
+	signer := &arc.Signer{Domain: "lists.example", Selector: "arc1", Key: rk}
+	set, err := signer.Seal([]byte(msg), &arc.Chain{State: arc.None}, "mx.lists.example; dmarc=pass header.from=quar.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := strings.Join(set, "\r\n") + "\r\n" + msg
+	p, path := historyProg(t, varsACL)
+	deliver(t, p, svcFor(z), delivery{ip: "203.0.113.9", helo: "h", sender: "list@lists.example",
+		rcpts: []string{"b@example.org"}, msg: sealed, queueID: "ARC1"})
+	r := records(t, path)
+	if len(r) != 1 || !strings.Contains(r[0], "\narc 0\narc_policy 2 json:[{ \"i\": 1, \"d\":\"lists.example\", \"s\":\"arc1\", \"ip\":\"\" }]\n") {
+		t.Errorf("records %q", r)
 	}
 }
 
@@ -429,8 +451,17 @@ func TestHistoryOpenDMARCImport(t *testing.T) {
 	send("4NOREC1", "192.0.2.5", "mail.norec.example", "alice@norec.example", plainMessage("alice@norec.example", 10))
 	send("4QUAR01", "2001:db8::25", "mx.quar.example", "alice@quar.example", plainMessage("alice@quar.example", 10))
 	send("4NULL01", "192.0.2.5", "mail.sender.example", "", plainMessage("alice@sender.example", 10))
-	if n := len(records(t, path)); n != 5 {
-		t.Fatalf("%d records written, want 5", n)
+	// A p=quarantine failure forwarded by a list that sealed it with ARC.
+	addTXT(z, "arc1._domainkey.lists.example", keyRecord(rk))
+	set, err := (&arc.Signer{Domain: "lists.example", Selector: "arc1", Key: rk}).Seal(
+		[]byte(plainMessage("carol@quar.example", 50)), &arc.Chain{State: arc.None}, "mx.lists.example; dmarc=pass header.from=quar.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send("4ARC001", "198.51.100.7", "mx.lists.example", "list@lists.example",
+		strings.Join(set, "\r\n")+"\r\n"+plainMessage("carol@quar.example", 50))
+	if n := len(records(t, path)); n != 6 {
+		t.Fatalf("%d records written, want 6", n)
 	}
 
 	db := startMariaDB(t, tools)
@@ -468,6 +499,7 @@ func TestHistoryOpenDMARCImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRows := strings.Join([]string{
+		"4ARC001\tmx.example.net\t1700000000\t198.51.100.7\tlists.example\tquar.example\tquar.example\t17\t2\t6\t5\t5\t0\t0\t2",
 		"4NOREC1\tmx.example.net\t1700000000\t192.0.2.5\tnorec.example\tnorec.example\tnorec.example\t14\t2\t0\t0\t0\t0\t7\t2",
 		"4NULL01\tmx.example.net\t1700000000\t192.0.2.5\t\tsender.example\tsender.example\t15\t2\t0\t4\t5\t0\t7\t2",
 		"4PASS01\tmx.example.net\t1700000000\t192.0.2.5\tmail.sender.example\tsender.example\tsender.example\t15\t2\t0\t4\t4\t2\t7\t2",
@@ -484,6 +516,14 @@ func TestHistoryOpenDMARCImport(t *testing.T) {
 	}
 	if want := "4PASS01\tsender.example\ted\t0\t0\n4PASS01\tsender.example\trsa\t0\t0\n"; sigs != want {
 		t.Errorf("signatures:\n%s\nwant:\n%s", sigs, want)
+	}
+	seals, err := db.sql(`SELECT m.jobid, s.instance, d.name, l.name FROM arcseals s JOIN messages m ON m.id = s.message
+		JOIN domains d ON d.id = s.domain JOIN selectors l ON l.id = s.selector`, "opendmarc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "4ARC001\t1\tlists.example\tarc1\n"; seals != want {
+		t.Errorf("arcseals:\n%s\nwant:\n%s", seals, want)
 	}
 	reqs, err := db.sql(`SELECT d.name, r.repuri, r.adkim, r.aspf, r.policy, r.spolicy, r.pct FROM requests r
 		JOIN domains d ON d.id = r.domain ORDER BY d.name`, "opendmarc")
