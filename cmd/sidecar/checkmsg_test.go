@@ -6,10 +6,14 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"net/smtp"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
@@ -244,4 +248,139 @@ func TestParseMessage(t *testing.T) {
 	if len(m.headers) != 1 || string(m.body) != "not a header\r\nmore\r\n" {
 		t.Errorf("no empty line: %q %q", m.headers, m.body)
 	}
+}
+
+// The seed's DMARC example end to end through real Postfix (the test's own
+// master, as the ARC end-to-end test runs it) and the sidecar daemon: a
+// spoof of a p=reject domain is refused at end of DATA with the seed's
+// text, a p=quarantine failure is held by the ACL's control = quarantine
+// (Postfix's hold queue), a signed message is delivered with our
+// Authentication-Results and the seed's $dmarc_ar_header. Every message
+// DMARC checked leaves a history record with Postfix's queue ID, and the
+// file is reopened on SIGHUP after rotation.
+func TestSeedDMARCThroughPostfix(t *testing.T) {
+	arcNeedPostfix(t)
+	bin := buildBinary(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := dnstest.NewServer(t, checkZone(t, key))
+	history := filepath.Join(t.TempDir(), "dmarc.dat")
+	// The seed's ACL, with the quarantine flag turned into the milter's
+	// quarantine; the client (127.0.0.1) is not one of its local hosts.
+	conf := strings.Replace(seedConf, "hostlist local_hosts = 127.0.0.1", "hostlist local_hosts = 192.0.2.99", 1)
+	conf = strings.Replace(conf, "          set $acl_m_quarantine = 1\n", "          control        = quarantine/DMARC quarantine policy\n", 1)
+	conf = strings.Replace(conf, "primary_hostname = mx.example.net\n", "primary_hostname = mx.example.net\nauthserv_id = mx.example.net\ndmarc_history_file = "+history+"\n", 1)
+	daemon, milterAddr := arcDaemon(t, bin, dns.Addr(), conf)
+	sink, msgs := arcSink(t)
+	pf := arcPostfix(t, "mx.dmarc.example", milterAddr, sink)
+
+	send := func(from, msg string) error {
+		c, err := smtp.Dial(pf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Hello("client.example"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Mail(from); err != nil {
+			return err
+		}
+		if err := c.Rcpt("bob@example.net"); err != nil {
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		w.Write([]byte(msg))
+		err = w.Close()
+		c.Quit()
+		return err
+	}
+	crlf := func(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+	// 1. A spoof of sender.example (p=reject) from an address SPF refuses.
+	err = send("alice@sender.example", crlf(checkMsg))
+	if err == nil || !strings.Contains(err.Error(), "Message from sender.example failed sender's DMARC policy, REJECT") {
+		t.Errorf("spoof: %v, want the seed's rejection", err)
+	}
+
+	// 2. A spoof of quar.example (p=quarantine): accepted, then held.
+	if err := send("alice@quar.example", crlf(strings.ReplaceAll(checkMsg, "sender.example", "quar.example"))); err != nil {
+		t.Errorf("quarantine: %v", err)
+	}
+
+	// 3. A signed message from sender.example: delivered.
+	var signed bytes.Buffer
+	if err := msgdkim.Sign(&signed, strings.NewReader(crlf(checkMsg)), &msgdkim.SignOptions{Domain: "sender.example", Selector: "sel", Signer: key,
+		HeaderCanonicalization: msgdkim.CanonicalizationRelaxed, BodyCanonicalization: msgdkim.CanonicalizationRelaxed,
+		HeaderKeys: []string{"From", "To", "Subject", "Date", "Message-ID"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := send("alice@sender.example", signed.String()); err != nil {
+		t.Fatalf("signed: %v", err)
+	}
+	var msg string
+	select {
+	case msg = <-msgs:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no message reached the sink\ndaemon log:\n%s", strings.Join(daemon.log, "\n"))
+	}
+	hdr, _, _ := strings.Cut(msg, "\r\n\r\n")
+	t.Logf("the header as delivered:\n%s", hdr)
+	flat := strings.Join(strings.Fields(hdr), " ")
+	for _, want := range []string{
+		"Authentication-Results: mx.example.net; spf=fail",
+		"dkim=pass header.d=sender.example header.i=@sender.example header.s=sel header.a=rsa-sha256 header.b=",
+		"dmarc=pass (p=reject dis=none) header.from=sender.example",
+		"Subject: lunch",
+		// the seed's add_header = $dmarc_ar_header
+		"Authentication-Results: mx.example.net; dmarc=pass (p=reject dis=none) header.from=sender.example",
+	} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("the delivered header lacks %q:\n%s", want, hdr)
+		}
+	}
+	select {
+	case m := <-msgs:
+		t.Errorf("a second message reached the sink (the quarantined one?):\n%s", m)
+	case <-time.After(2 * time.Second):
+	}
+	daemon.waitFor(`quarantine="DMARC quarantine policy"`)
+
+	// The history file: three records, with Postfix's queue IDs.
+	b, err := os.ReadFile(history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := regexp.MustCompile(`(?m)^job (\S+)$`).FindAllStringSubmatch(string(b), -1)
+	if len(jobs) != 3 || strings.Count(string(b), "\naction ") != 3 {
+		t.Fatalf("history file:\n%s", b)
+	}
+	for _, j := range jobs {
+		if j[1] == "(unknown-jobid)" {
+			t.Errorf("no queue ID in the history record:\n%s", b)
+		}
+	}
+	for _, want := range []string{"policy 16\n", "policy 17\n", "policy 15\n", "action 0\n", "action 4\n", "action 2\n", "ipaddr 127.0.0.1\n", "reporter mx.example.net\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("history file lacks %q:\n%s", want, b)
+		}
+	}
+
+	// Rotation: rename, SIGHUP, the next record goes to a new file.
+	if err := os.Rename(history, history+".1"); err != nil {
+		t.Fatal(err)
+	}
+	daemon.cmd.Process.Signal(syscall.SIGHUP)
+	daemon.waitFor(`configuration reloaded`)
+	send("alice@sender.example", crlf(checkMsg))
+	b, err = os.ReadFile(history)
+	if err != nil || strings.Count(string(b), "job ") != 1 || !strings.Contains(string(b), "policy 16\n") {
+		t.Errorf("after rotation: %v\n%s", err, b)
+	}
+	daemon.stop()
 }
