@@ -117,8 +117,18 @@ func (c *lateCtx) cancel(err error) {
 	}
 }
 
+// dkimEndGrace is how long a signed message's verification waits after
+// the end of its body for the DATA stage to finish it. The milter runs
+// DATA right after the body; when it does not (the message failed before
+// its ACL ran), the verification is dropped then, so that a streamed
+// body's verifier goroutine never waits forever.
+var dkimEndGrace = 2 * time.Minute
+
 // dkimState is a message's DKIM verification, kept in the transaction.
+// mu guards the verification against the end-of-body timer.
 type dkimState struct {
+	mu       sync.Mutex
+	timer    *time.Timer
 	stream   *dkim.Stream // nil when the message has no DKIM-Signature
 	ctx      *lateCtx
 	aborted  bool
@@ -141,16 +151,28 @@ type DKIMWriter struct{ st *dkimState }
 func (w *DKIMWriter) Write(p []byte) (int, error) { return w.st.stream.Write(p) }
 
 // End is called at the end of the message, before the DATA ACL runs.
-func (w *DKIMWriter) End() error { return nil }
+func (w *DKIMWriter) End() error {
+	st := w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.finished && !st.aborted && st.timer == nil {
+		st.timer = time.AfterFunc(dkimEndGrace, st.abort)
+	}
+	return nil
+}
 
 // Abort drops the verification of an aborted message.
-func (w *DKIMWriter) Abort() {
-	if w.st.finished || w.st.aborted {
+func (w *DKIMWriter) Abort() { w.st.abort() }
+
+func (st *dkimState) abort() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.finished || st.aborted {
 		return
 	}
-	w.st.aborted = true
-	w.st.stream.Abort()
-	w.st.ctx.cancel(context.Canceled)
+	st.aborted = true
+	st.stream.Abort()
+	st.ctx.cancel(context.Canceled)
 }
 
 // StartDKIM starts verifying the DKIM signatures of the transaction's
@@ -194,6 +216,12 @@ func dkimResults(t *acl.Txn) (st *dkimState, examined bool) {
 	st, ok := t.Value(dkimKey{}).(*dkimState)
 	if !ok {
 		return nil, false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
 	}
 	if !st.finished {
 		st.finished = true

@@ -595,3 +595,39 @@ func TestDKIMVariablesStages(t *testing.T) {
 		t.Errorf("dkim variable at RCPT: %v", err)
 	}
 }
+
+// A signed message whose DATA stage never runs (the milter failed it)
+// has its verification dropped after the grace time: a streamed body's
+// verifier does not wait forever.
+func TestDKIMEndWithoutData(t *testing.T) {
+	old := dkimEndGrace
+	dkimEndGrace = 20 * time.Millisecond
+	defer func() { dkimEndGrace = old }()
+	rk, _ := testKeys()
+	msg := signMessage(t, plainMessage("alice@sender.example", 300<<10), "sender.example", "rsa", rk, nil)
+	txn := newTxn(authZone(), "192.0.2.5", "h", "alice@sender.example")
+	hs, body := splitMessage(msg)
+	txn.Headers = hs
+	w := StartDKIM(txn)
+	if w == nil {
+		t.Fatal("no writer for a signed message")
+	}
+	w.Write([]byte(body))
+	w.End()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.st.mu.Lock()
+		aborted := w.st.aborted
+		w.st.mu.Unlock()
+		if aborted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the verification was not dropped")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st, _ := dkimResults(txn); len(st.results) != 0 {
+		t.Errorf("results after the drop: %v", st.results)
+	}
+}
