@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -292,3 +293,26 @@ func localPartItem(text string, pos config.Pos) (listMatcher, error) {
 
 // ipOf is the client address for host lists.
 func ipOf(t *Txn) netip.Addr { return t.Conn.ClientIP }
+
+// CompileList compiles a list-valued main option (a domain or host list
+// written in the main section) of cfg, resolving +name references to its
+// named lists. Errors carry the option's position.
+func CompileList(cfg *config.Config, kind config.ListKind, v config.Value) (*List, error) {
+	lc := &listCompiler{cfg: cfg, named: map[string]*List{}, busy: map[string]bool{}, primary: cfg.String("primary_hostname")}
+	l, err := lc.compile(kind, v)
+	if err != nil {
+		var pe *posError
+		if errors.As(err, &pe) {
+			e := &config.Error{Pos: pe.pos, Msg: pe.msg}
+			if cfg.Reporter != nil {
+				e.Source = cfg.Reporter.Source(pe.pos.File, pe.pos.Line)
+			}
+			return nil, config.ErrorList{e}
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+// Len returns the number of items of the list.
+func (l *List) Len() int { return len(l.items) }

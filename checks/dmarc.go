@@ -27,6 +27,7 @@ const (
 	OptDMARCHistoryFile    = "dmarc_history_file"
 	OptDMARCForensicSender = "dmarc_forensic_sender"
 	OptDMARCAuthRes        = "dmarc_authres"
+	OptDMARCARCTrusted     = "dmarc_arc_trusted_sealers"
 )
 
 // DMARCStages are the stages of the dmarc_status condition and the
@@ -53,6 +54,8 @@ func init() {
 			Doc: "file to append one OpenDMARC-format record to for every message DMARC evaluated, for opendmarc-import (aggregate reports); reopened on SIGHUP"},
 		{Name: OptDMARCForensicSender, Kind: config.KindString,
 			Doc: "sender address of DMARC failure (forensic) reports, for when they are sent (control = dmarc_enable_forensic); default: do-not-reply@primary_hostname"},
+		{Name: OptDMARCARCTrusted, Kind: config.KindDomainList,
+			Doc: "ARC sealers (domain list) whose chain may override a DMARC failure: a passing ARC chain whose earliest trusted ARC-Authentication-Results shows dmarc=pass turns the policy into none (policy.override=arc)"},
 		{Name: OptDMARCAuthRes, Kind: config.KindBool, Default: "true",
 			Doc: "evaluate DMARC at DATA for every message and report it in Authentication-Results (dmarc=... header.from=...)"},
 	} {
@@ -75,6 +78,8 @@ type dmarcSettings struct {
 	// policy's when the ACLs act on it, and accept otherwise.
 	rejects, quarantines bool
 	hist                 historyRef
+	// trustedSealers is dmarc_arc_trusted_sealers, nil when unset.
+	trustedSealers *acl.List
 }
 
 const dmarcFeature = "dmarc"
@@ -98,6 +103,13 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 	}
 	s.Discovery, _ = dmarc.ParseMode(cfg.String(OptDMARCDiscovery))
 	s.rejects, s.quarantines = actsOnDMARC(cfg)
+	if v := cfg.Get(OptDMARCARCTrusted).Value; strings.TrimSpace(v.Text) != "" {
+		l, err := acl.CompileList(cfg, config.DomainList, v)
+		if err != nil {
+			return nil, err
+		}
+		s.trustedSealers = l
+	}
 	if path := cfg.String(OptDMARCTLDFile); path != "" {
 		pos := cfg.Get(OptDMARCTLDFile).Value.Pos
 		if s.Discovery != dmarc.PSLMode {
@@ -163,6 +175,8 @@ type (
 type dmarcEval struct {
 	In      dmarc.Input
 	Outcome dmarc.Outcome
+	// Override is set when a trusted ARC chain overrode a DMARC failure.
+	Override *ARCOverride
 }
 
 type fromResult struct {
@@ -234,7 +248,26 @@ func evaluateDMARC(t *acl.Txn) *dmarcEval {
 	}
 	ev := dmarc.Evaluator{DNS: t.Services.DNS, Discovery: s.Discovery, PSL: s.PSL}
 	e.Outcome = ev.Evaluate(t.Context(), e.In)
-	if _, q := t.Control("quarantine"); q && e.Outcome.Result == dmarc.Fail {
+	if e.Outcome.Result == dmarc.Fail && s.trustedSealers != nil {
+		trusted := func(sealer string) (bool, error) {
+			return s.trustedSealers.Match(t, strings.ToLower(strings.TrimSuffix(sealer, ".")))
+		}
+		ov, ok, err := ARCTrustedDMARCPass(t, e.In.FromDomain, trusted)
+		switch {
+		case err != nil:
+			t.Logs = append(t.Logs, acl.LogLine{Stage: t.Stage, ACL: "(dmarc)", Kind: "error",
+				Text: "DMARC ARC override not checked: " + err.Error()})
+		case ok:
+			// RFC 9989 local policy (RFC 8617 §7.2): a trusted
+			// intermediary saw DMARC pass before it changed the message.
+			e.Override = &ov
+			e.Outcome.Disposition, e.Outcome.Action = dmarc.PolicyNone, dmarc.PolicyNone
+			e.Outcome.Status = dmarc.StatusNone
+			e.Outcome.StatusText = fmt.Sprintf("None, accept (%s=%s overridden by trusted ARC sealer %s, i=%d)",
+				e.Outcome.PolicyTag, e.Outcome.Policy, ov.Sealer, ov.Instance)
+		}
+	}
+	if _, q := t.Control("quarantine"); q && e.Outcome.Result == dmarc.Fail && e.Override == nil {
 		e.Outcome.Action = dmarc.PolicyQuarantine
 	}
 	return e
@@ -271,7 +304,11 @@ func dmarcHook(t *acl.Txn) error {
 	if !dmarcSettingsOf(t).AuthRes || !t.HasSender || len(t.Headers) == 0 {
 		return nil
 	}
-	if ar, ok := dmarcAuthResult(dmarcOf(t).Outcome); ok {
+	e := dmarcOf(t)
+	if ar, ok := dmarcAuthResult(e.Outcome); ok {
+		if e.Override != nil {
+			ar.Props = append(ar.Props, acl.AuthProp{Type: "policy", Name: "override", Value: "arc"})
+		}
 		t.AddAuthResult(ar)
 	}
 	return nil
