@@ -403,6 +403,18 @@ func printCheck(w io.Writer, rt *daemon.Runtime, in checkInput, r *checkResult) 
 			}
 		}
 	}
+	if t.HasSender && len(t.Headers) > 0 {
+		if chain, err := checks.ARCChain(t); err != nil {
+			row("arc", "not validated: "+err.Error())
+		} else if chain != nil {
+			desc := strings.TrimRight(checks.DescribeARC(chain), "\n")
+			lines := strings.Split(desc, "\n")
+			row("arc", strings.TrimPrefix(lines[0], "arc="))
+			for _, l := range lines[1:] {
+				row("", strings.TrimSpace(l))
+			}
+		}
+	}
 	for _, l := range t.Logs {
 		where := l.Stage.String()
 		if l.ACL != "" {

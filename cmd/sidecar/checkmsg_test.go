@@ -384,3 +384,31 @@ func TestSeedDMARCThroughPostfix(t *testing.T) {
 	}
 	daemon.stop()
 }
+
+// TestCheckCommandPrintsARCChain: sidecar check shows the ARC chain,
+// instance by instance (issue 6).
+func TestCheckCommandPrintsARCChain(t *testing.T) {
+	zone := dnstest.NewZone()
+	zb, err := os.ReadFile("../../arc/testdata/sealed-ed25519.zone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(zb), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, ";") {
+			zone.Add(line)
+		}
+	}
+	srv := dnstest.NewServer(t, zone)
+	code, out, errs := runCmd("check", "-ip", "192.0.2.99", "-helo", "relay.example", "-sender", "alice@origin.example",
+		"-dns", srv.Addr(), "../../arc/testdata/sealed-ed25519.eml")
+	for _, want := range []string{
+		"arc:        pass (2 instances, oldest pass i=",
+		"i=1 ARC-Seal d=lists.example s=arc1 cv=none: verified",
+		"i=2 ARC-Seal d=forward.example s=arc2 cv=pass: verified",
+		"arc=pass",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q (exit %d):\n%s%s", want, code, out, errs)
+		}
+	}
+}
