@@ -215,7 +215,7 @@ func runE2EScenarios(t *testing.T, mta e2eMTA, m *e2eMilter, sink *e2eSink) {
 
 	t.Run("ipv6-client", func(t *testing.T) {
 		if mta.smtp6 == "" {
-			t.Skip("::1 cannot be bound here")
+			e2eSkip(t, "%s: ::1 cannot be bound here", t.Name())
 		}
 		token := e2eToken(t, mta.name, "ipv6")
 		replies, tr := mta.send(t, mta.smtp6, "alice@spf-pass.example", rcpt, token)
