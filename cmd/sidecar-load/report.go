@@ -33,7 +33,11 @@ func writeReport(w io.Writer, p plan, o *outcome, rss *rssSampler) {
 	slices.Sort(lat)
 	n := len(lat)
 	fmt.Fprintf(w, "target: %s %s\n", p.target.network, p.target.address)
-	fmt.Fprintf(w, "connections: %d concurrent, %d opened, %d messages each at most\n", p.conc, o.conns, p.perConn)
+	each := "unlimited messages each"
+	if p.perConn > 0 {
+		each = fmt.Sprintf("%d messages each at most", p.perConn)
+	}
+	fmt.Fprintf(w, "connections: %d concurrent, %d opened, %s\n", p.conc, o.conns, each)
 	fmt.Fprintf(w, "message_size: %d bytes\n", avgSize(p.corpus))
 	fmt.Fprintf(w, "messages: %d\n", n)
 	fmt.Fprintf(w, "refused: %d\n", o.refused)
