@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"os"
 	"path/filepath"
 	"sort"
@@ -45,29 +46,7 @@ var knownSigningDeviations = map[string]string{}
 // findSharedTestdata walks up from the working directory looking for
 // <repo>/../shared/testdata, where CI puts third-party suites beside the
 // repository.
-func findSharedTestdata(t testing.TB) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			cand := filepath.Join(dir, "..", "shared", "testdata")
-			if st, err := os.Stat(cand); err == nil && st.IsDir() {
-				return cand
-			}
-		}
-		cand := filepath.Join(dir, "shared", "testdata")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+func findSharedTestdata(testing.TB) string { return shareddata.Dir() }
 
 // loadSuiteDocs reads one suite file as YAML node trees (one per
 // document): the validation suite repeats four test names, which a map

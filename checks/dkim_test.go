@@ -10,9 +10,9 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -306,29 +306,7 @@ func svcFor(q resolver.Querier) *acl.Services {
 
 // sharedTestdata returns the path of a file under ../shared/testdata; a
 // missing file skips the test, or fails it under CI=true.
-func sharedTestdata(t testing.TB, rel string) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "testdata", rel)
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("shared test data ../shared/testdata/%s not found", rel)
-	}
-	t.Skipf("shared test data ../shared/testdata/%s not found", rel)
-	return ""
-}
+func sharedTestdata(t testing.TB, rel string) string { return shareddata.Path(t, rel) }
 
 // ---- DKIM ----
 

@@ -9,8 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"os"
-	"path/filepath"
+	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"strings"
 	"sync"
 	"testing"
@@ -24,33 +23,7 @@ import (
 // sharedTestdata returns the path of a file under ../shared/testdata
 // (beside the repository). When it is missing the test is skipped, or
 // fails under CI=true.
-func sharedTestdata(t testing.TB, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "testdata", rel)
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	msg := "shared test data not found: expected ../shared/testdata/" + rel + " beside the repository"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
+func sharedTestdata(t testing.TB, rel string) string { return shareddata.Path(t, rel) }
 
 // keys are generated once per test binary: RSA-2048 generation is slow.
 var (

@@ -2,6 +2,7 @@ package dmarc
 
 import (
 	"errors"
+	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,33 +13,7 @@ import (
 // sharedTestdata returns the path of a file under ../shared/testdata
 // (beside the repository). When it is missing the test is skipped, or
 // fails under CI=true.
-func sharedTestdata(t testing.TB, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "testdata", rel)
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	msg := "shared test data not found: expected ../shared/testdata/" + rel + " beside the repository"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
+func sharedTestdata(t testing.TB, rel string) string { return shareddata.Path(t, rel) }
 
 type pslVector struct {
 	input, want string // want "" for null

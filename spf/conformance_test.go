@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"io"
 	"net/netip"
 	"os"
@@ -49,29 +50,7 @@ type suiteTest struct {
 // findSharedTestdata walks up from the working directory looking for
 // <dir>/../shared/testdata, the place CI puts third-party suites beside the
 // repository.
-func findSharedTestdata(t testing.TB) string {
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			cand := filepath.Join(dir, "..", "shared", "testdata")
-			if st, err := os.Stat(cand); err == nil && st.IsDir() {
-				return cand
-			}
-		}
-		cand := filepath.Join(dir, "shared", "testdata")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+func findSharedTestdata(testing.TB) string { return shareddata.Dir() }
 
 // loadSuite reads the suite, skipping the test (failing it under CI=true)
 // when the file is absent.
