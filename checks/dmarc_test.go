@@ -284,50 +284,7 @@ func TestDMARCDiscoveryPSL(t *testing.T) {
 // The seed's "Example usage" (001_48bb758177c472e2.txt, DMARC section), as
 // written, with the real conditions, variables and controls: the text of
 // acl/seed_test.go.
-const seedDMARC = `domainlist local_domains = example.org
-hostlist local_hosts = 127.0.0.1
-domainlist screwed_up_dmarc_records = broken.example
-acl_smtp_rcpt = acl_check_rcpt
-acl_smtp_data = acl_check_data
-
-begin acl
-
-acl_check_rcpt:
-  warn    domains        = +local_domains
-          hosts          = +local_hosts
-          control        = dmarc_disable_verify
-
-  warn    !domains       = +screwed_up_dmarc_records
-          control        = dmarc_enable_forensic
-
-  warn    condition      = (lookup if destined to mailing list)
-          set acl_m_mailing_list = 1
-  accept
-
-acl_check_data:
-  warn    dmarc_status   = accept : none : off
-          !authenticated = *
-          log_message    = DMARC DEBUG: $dmarc_status $dmarc_used_domain
-          add_header     = $dmarc_ar_header
-
-  warn    dmarc_status   = !accept
-          !authenticated = *
-          log_message    = DMARC DEBUG: '$dmarc_status' for $dmarc_used_domain
-
-  warn    dmarc_status   = quarantine
-          !authenticated = *
-          set $acl_m_quarantine = 1
-          # Do something in a transport with this flag variable
-
-  deny    condition      = ${if eq{$dmarc_domain_policy}{reject}}
-          condition      = ${if eq{$acl_m_mailing_list}{1}}
-          message        = Messages from $dmarc_used_domain break mailing lists
-
-  deny    dmarc_status   = reject
-          !authenticated = *
-          message        = Message from $dmarc_used_domain failed sender's DMARC policy, REJECT
-  accept
-`
+var seedDMARC = readSeed("../testdata/seed-dmarc-example.conf")
 
 // showVars is appended to the seed text to read its acl_m variables.
 const showVars = `
@@ -490,4 +447,13 @@ func benchInbound(b *testing.B, signed bool, can msgdkim.Canonicalization) {
 	if before > 0 {
 		b.ReportMetric(float64((processCPU()-before).Nanoseconds())/float64(b.N)/1000, "cpu-µs/op")
 	}
+}
+
+// readSeed reads the seed's DMARC example configuration shared by the tests.
+func readSeed(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

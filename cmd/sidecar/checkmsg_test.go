@@ -47,51 +47,7 @@ const checkMsg = "From: Alice <alice@sender.example>\nTo: Bob <bob@example.org>\
 	"Date: Mon, 01 Jan 2024 00:00:00 +0000\nMessage-ID: <1@sender.example>\n\nSee you at noon.\n"
 
 // seedConf is the seed's DMARC example ACL (seed 001, "Example usage").
-const seedConf = `primary_hostname = mx.example.net
-domainlist local_domains = example.org
-hostlist local_hosts = 127.0.0.1
-domainlist screwed_up_dmarc_records = broken.example
-acl_smtp_rcpt = acl_check_rcpt
-acl_smtp_data = acl_check_data
-
-begin acl
-
-acl_check_rcpt:
-  warn    domains        = +local_domains
-          hosts          = +local_hosts
-          control        = dmarc_disable_verify
-
-  warn    !domains       = +screwed_up_dmarc_records
-          control        = dmarc_enable_forensic
-
-  warn    condition      = (lookup if destined to mailing list)
-          set acl_m_mailing_list = 1
-  accept
-
-acl_check_data:
-  warn    dmarc_status   = accept : none : off
-          !authenticated = *
-          log_message    = DMARC DEBUG: $dmarc_status $dmarc_used_domain
-          add_header     = $dmarc_ar_header
-
-  warn    dmarc_status   = !accept
-          !authenticated = *
-          log_message    = DMARC DEBUG: '$dmarc_status' for $dmarc_used_domain
-
-  warn    dmarc_status   = quarantine
-          !authenticated = *
-          set $acl_m_quarantine = 1
-          # Do something in a transport with this flag variable
-
-  deny    condition      = ${if eq{$dmarc_domain_policy}{reject}}
-          condition      = ${if eq{$acl_m_mailing_list}{1}}
-          message        = Messages from $dmarc_used_domain break mailing lists
-
-  deny    dmarc_status   = reject
-          !authenticated = *
-          message        = Message from $dmarc_used_domain failed sender's DMARC policy, REJECT
-  accept
-`
+var seedConf = "primary_hostname = mx.example.net\n" + readSeed("../../testdata/seed-dmarc-example.conf")
 
 func TestCheckCommand(t *testing.T) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -411,4 +367,13 @@ func TestCheckCommandPrintsARCChain(t *testing.T) {
 			t.Errorf("output lacks %q (exit %d):\n%s%s", want, code, out, errs)
 		}
 	}
+}
+
+// readSeed reads the seed's DMARC example configuration shared by the tests.
+func readSeed(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
