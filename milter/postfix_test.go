@@ -1,55 +1,30 @@
 package milter
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"net/smtp"
 	"net/textproto"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/internal/testmta"
 )
 
 // The Postfix end-to-end test runs Debian's Postfix as the test's own
-// processes: its own config_directory, queue_directory and data_directory
-// in a temporary directory, smtpd on a loopback port, our milter in
+// processes (internal/testmta): smtpd on a loopback port, our milter in
 // smtpd_milters, and every message relayed to an SMTP sink in the test.
-// /etc/postfix is only read (postfix-files), never written.
-
-const postfixDaemonDir = "/usr/lib/postfix/sbin"
 
 // needPostfix skips the test when Postfix cannot run here, except under
 // CI=true, where it fails.
 func needPostfix(t *testing.T) {
 	t.Helper()
-	reason := ""
-	if _, err := os.Stat(filepath.Join(postfixDaemonDir, "master")); err != nil {
-		reason = "Postfix is not installed (apt-get install postfix)"
-	} else if os.Geteuid() != 0 {
-		reason = "Postfix's master must start as root"
-	} else if _, err := user.Lookup("postfix"); err != nil {
-		reason = "no postfix user"
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: %s", reason)
-	}
-	fmt.Println("skipping the Postfix end-to-end test:", reason)
-	t.Skip(reason)
+	testmta.NeedPostfix(t, "Postfix end-to-end test")
 }
 
 // smtpSink is the next hop: it accepts every message and hands it over.
@@ -119,159 +94,38 @@ func freePort(t *testing.T) int {
 
 // postfixInstance is a running Postfix master.
 type postfixInstance struct {
-	dir  string
+	*testmta.Postfix
 	smtp string // host:port of its smtpd
-	cmd  *exec.Cmd
+}
+
+// milterMain is the main.cf of a Postfix on 127.0.0.1 whose smtpd runs
+// the milter at milterAddr and relays everything to sinkAddr.
+func milterMain(milterAddr, sinkAddr string) []string {
+	return []string{
+		"myhostname = mx.example.net",
+		"mydomain = example.net",
+		"myorigin = example.net",
+		"inet_interfaces = 127.0.0.1",
+		"inet_protocols = ipv4",
+		"mynetworks = 127.0.0.0/8",
+		"relayhost = " + testmta.Relayhost(sinkAddr),
+		"smtp_dns_support_level = disabled",
+		"smtp_tls_security_level = none",
+		"smtpd_recipient_restrictions = permit_mynetworks, reject",
+		"smtpd_milters = { inet:" + milterAddr + ", default_action=tempfail }",
+		"milter_default_action = tempfail",
+		"milter_protocol = 6",
+	}
 }
 
 func startPostfix(t *testing.T, milterAddr, sinkAddr string) *postfixInstance {
 	t.Helper()
-	// Our own directory, traversable by the postfix user (t.TempDir is 0700).
-	dir, err := os.MkdirTemp("", "sidecar-postfix-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	pu, _ := user.Lookup("postfix")
-	uid, _ := strconv.Atoi(pu.Uid)
-	gid, _ := strconv.Atoi(pu.Gid)
-	postdrop := gid
-	if g, err := user.LookupGroup("postdrop"); err == nil {
-		postdrop, _ = strconv.Atoi(g.Gid)
-	}
-	etc, queue, data := filepath.Join(dir, "etc"), filepath.Join(dir, "queue"), filepath.Join(dir, "data")
-	for _, d := range []string{etc, queue, data} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chown(data, uid, gid)
-	for _, q := range []struct {
-		name      string
-		mode      os.FileMode
-		uid, gid  int
-		setgidDir bool
-	}{
-		{"active", 0o700, uid, gid, false}, {"bounce", 0o700, uid, gid, false}, {"corrupt", 0o700, uid, gid, false},
-		{"defer", 0o700, uid, gid, false}, {"deferred", 0o700, uid, gid, false}, {"flush", 0o700, uid, gid, false},
-		{"hold", 0o700, uid, gid, false}, {"incoming", 0o700, uid, gid, false}, {"private", 0o700, uid, gid, false},
-		{"saved", 0o700, uid, gid, false}, {"trace", 0o700, uid, gid, false},
-		{"maildrop", 0o730, uid, postdrop, false}, {"public", 0o710, uid, postdrop, false}, {"pid", 0o755, 0, 0, false},
-	} {
-		p := filepath.Join(queue, q.name)
-		if err := os.Mkdir(p, q.mode); err != nil {
-			t.Fatal(err)
-		}
-		os.Chown(p, q.uid, q.gid)
-		os.Chmod(p, q.mode)
-	}
-	port := freePort(t)
-	mainCf := strings.Join([]string{
-		"compatibility_level = 3.6",
-		"queue_directory = " + queue,
-		"data_directory = " + data,
-		"mail_owner = postfix",
-		"myhostname = mx.example.net",
-		"mydomain = example.net",
-		"myorigin = example.net",
-		"mydestination =",
-		"inet_interfaces = 127.0.0.1",
-		"inet_protocols = ipv4",
-		"mynetworks = 127.0.0.0/8",
-		"relayhost = [" + strings.Replace(sinkAddr, ":", "]:", 1),
-		"smtp_dns_support_level = disabled",
-		"smtp_tls_security_level = none",
-		"smtpd_tls_security_level = none",
-		"smtpd_relay_restrictions = permit_mynetworks, reject",
-		"smtpd_recipient_restrictions = permit_mynetworks, reject",
-		"smtpd_peername_lookup = no",
-		"alias_maps =",
-		"alias_database =",
-		"local_recipient_maps =",
-		"biff = no",
-		"maillog_file = /dev/stdout", // master -s: to our log file
-		"smtpd_milters = { inet:" + milterAddr + ", default_action=tempfail }",
-		"milter_default_action = tempfail",
-		"milter_protocol = 6",
-		"in_flow_delay = 0",
-		"",
-	}, "\n")
-	masterCf := strings.Join([]string{
-		fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd", port),
-		"cleanup unix n - n - 0 cleanup",
-		"qmgr unix n - n 300 1 qmgr",
-		"rewrite unix - - n - - trivial-rewrite",
-		"bounce unix - - n - 0 bounce",
-		"defer unix - - n - 0 bounce",
-		"trace unix - - n - 0 bounce",
-		"verify unix - - n - 1 verify",
-		"flush unix n - n 1000? 0 flush",
-		"proxymap unix - - n - - proxymap",
-		"smtp unix - - n - - smtp",
-		"relay unix - - n - - smtp",
-		"showq unix n - n - - showq",
-		"error unix - - n - - error",
-		"retry unix - - n - - error",
-		"discard unix - - n - - discard",
-		"anvil unix - - n - 1 anvil",
-		"scache unix - - n - 1 scache",
-		"postlog unix-dgram n - n - 1 postlogd",
-		"",
-	}, "\n")
-	if err := os.WriteFile(filepath.Join(etc, "main.cf"), []byte(mainCf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(etc, "master.cf"), []byte(masterCf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pf := &postfixInstance{dir: dir, smtp: fmt.Sprintf("127.0.0.1:%d", port)}
-	logFile, err := os.Create(filepath.Join(dir, "maillog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	// -d: stay in the foreground; -s: log to stdout (there is no syslog).
-	pf.cmd = exec.Command(filepath.Join(postfixDaemonDir, "master"), "-c", etc, "-d", "-s")
-	pf.cmd.Env = append(os.Environ(), "MAIL_CONFIG="+etc)
-	pf.cmd.Stdout, pf.cmd.Stderr = logFile, logFile
-	pf.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := pf.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pf.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { pf.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-pf.cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "maillog"))
-			t.Logf("Postfix maillog:\n%s", b)
-		}
+	smtp := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pf := testmta.Start(t, testmta.Config{
+		Listen: []string{smtp},
+		Main:   milterMain(milterAddr, sinkAddr),
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", pf.smtp, time.Second)
-		if err == nil {
-			br := bufio.NewReader(c)
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			line, _ := br.ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "220") {
-				return pf
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(dir, "maillog"))
-			t.Fatalf("Postfix did not start: %v\nmaillog:\n%s", err, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return &postfixInstance{Postfix: pf, smtp: smtp}
 }
 
 const postfixConf = `

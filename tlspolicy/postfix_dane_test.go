@@ -3,7 +3,6 @@
 package tlspolicy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/mailsidecar/sidecar/internal/testmta"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -56,8 +56,6 @@ import (
 //
 // Main-cf smtp_tls_security_level is "none": only the policy map's answer
 // can make Postfix use TLS and DANE at all.
-
-const pfDaneDaemonDir = "/usr/lib/postfix/sbin"
 
 func TestPostfixDANE(t *testing.T) {
 	started := time.Now()
@@ -135,10 +133,10 @@ func TestPostfixDANE(t *testing.T) {
 			t.Errorf("delivered message: tls=%v\n%s", m.tls, m.data)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatalf("no message delivered with the matching certificate\npolicy log:\n%s\nmaillog:\n%s", policyLog.String(), pf.log())
+		t.Fatalf("no message delivered with the matching certificate\npolicy log:\n%s\nmaillog:\n%s", policyLog.String(), pf.Log())
 	}
-	pf.waitLog(t, "status=sent", 10*time.Second)
-	log := pf.log()
+	pf.WaitLog(t, "status=sent", 10*time.Second)
+	log := pf.Log()
 	if !strings.Contains(log, "Verified TLS connection established to mail.example.test[127.0.0.25]:25") {
 		t.Errorf("no \"Verified TLS connection established\" in the maillog:\n%s", log)
 	}
@@ -151,7 +149,7 @@ func TestPostfixDANE(t *testing.T) {
 	phase = time.Now()
 	mx.cert.Store(&bad)
 	pf.submit(t, nsfd, "mismatch")
-	line := pf.waitLog(t, "status=deferred", 20*time.Second)
+	line := pf.WaitLog(t, "status=deferred", 20*time.Second)
 	if !strings.Contains(line, "certificate not verified") {
 		t.Errorf("deferral reason: %s", line)
 	}
@@ -164,7 +162,7 @@ func TestPostfixDANE(t *testing.T) {
 		t.Errorf("%d TLS handshakes, want 2 (the mismatch must be found in TLS, not before)", n)
 	}
 	t.Logf("mismatching certificate: deferred in %v (%s)", time.Since(phase).Round(time.Millisecond), strings.TrimSpace(line))
-	for _, l := range strings.Split(pf.log(), "\n") {
+	for _, l := range strings.Split(pf.Log(), "\n") {
 		if strings.Contains(l, "postfix/smtp[") {
 			t.Log(l)
 		}
@@ -189,7 +187,7 @@ func pfDaneNeeds(t *testing.T) {
 			missing = append(missing, tool)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(pfDaneDaemonDir, "master")); err != nil {
+	if _, err := os.Stat(filepath.Join(testmta.DaemonDir, "master")); err != nil {
 		missing = append(missing, "postfix")
 	}
 	if _, err := user.Lookup("postfix"); err != nil {
@@ -569,31 +567,8 @@ func (b *syncBuffer) String() string {
 
 // pfDanePostfix is a private Postfix instance in the namespace.
 type pfDanePostfix struct {
-	dir     string
-	smtpd   string
-	logPath string
-}
-
-func (pf *pfDanePostfix) log() string {
-	b, _ := os.ReadFile(pf.logPath)
-	return string(b)
-}
-
-// waitLog waits for a maillog line containing s and returns it.
-func (pf *pfDanePostfix) waitLog(t *testing.T, s string, d time.Duration) string {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		for _, line := range strings.Split(pf.log(), "\n") {
-			if strings.Contains(line, s) {
-				return line
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the maillog after %v:\n%s", s, d, pf.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	*testmta.Postfix
+	smtpd string
 }
 
 // submit hands a message for rcpt@example.test to Postfix's smtpd.
@@ -631,153 +606,34 @@ func (pf *pfDanePostfix) submit(t *testing.T, nsfd int, subject string) {
 
 func pfDaneStartPostfix(t *testing.T, nsName string, nsfd int, policyAddr string) *pfDanePostfix {
 	t.Helper()
-	// Our own directory, traversable by the postfix user (t.TempDir is 0700).
-	dir, err := os.MkdirTemp("", "sidecar-postfix-dane-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	pu, _ := user.Lookup("postfix")
-	uid, _ := strconv.Atoi(pu.Uid)
-	gid, _ := strconv.Atoi(pu.Gid)
-	postdrop := gid
-	if g, err := user.LookupGroup("postdrop"); err == nil {
-		postdrop, _ = strconv.Atoi(g.Gid)
-	}
-	etc, queue, data := filepath.Join(dir, "etc"), filepath.Join(dir, "queue"), filepath.Join(dir, "data")
-	for _, d := range []string{etc, queue, data} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chown(data, uid, gid)
-	for _, q := range []struct {
-		name     string
-		mode     os.FileMode
-		uid, gid int
-	}{
-		{"active", 0o700, uid, gid}, {"bounce", 0o700, uid, gid}, {"corrupt", 0o700, uid, gid},
-		{"defer", 0o700, uid, gid}, {"deferred", 0o700, uid, gid}, {"flush", 0o700, uid, gid},
-		{"hold", 0o700, uid, gid}, {"incoming", 0o700, uid, gid}, {"private", 0o700, uid, gid},
-		{"saved", 0o700, uid, gid}, {"trace", 0o700, uid, gid},
-		{"maildrop", 0o730, uid, postdrop}, {"public", 0o710, uid, postdrop}, {"pid", 0o755, 0, 0},
-	} {
-		p := filepath.Join(queue, q.name)
-		if err := os.Mkdir(p, q.mode); err != nil {
-			t.Fatal(err)
-		}
-		os.Chown(p, q.uid, q.gid)
-		os.Chmod(p, q.mode)
-	}
 	const smtpdAddr = "127.0.0.1:2525"
-	mainCf := strings.Join([]string{
-		"compatibility_level = 3.6",
-		"queue_directory = " + queue,
-		"data_directory = " + data,
-		"mail_owner = postfix",
-		"myhostname = client.example.net",
-		"mydomain = example.net",
-		"myorigin = example.net",
-		"mydestination =",
-		"inet_interfaces = 127.0.0.1",
-		"inet_protocols = ipv4",
-		"mynetworks = 127.0.0.0/8",
-		"relayhost =",
-		"smtp_host_lookup = dns",
-		"smtp_dns_support_level = dnssec",
-		"dnssec_probe = ns:example.test",
-		// Only the policy map can turn TLS (and DANE) on.
-		"smtp_tls_security_level = none",
-		"smtp_tls_policy_maps = socketmap:inet:" + policyAddr + ":policy",
-		"smtp_tls_loglevel = 1",
-		"smtp_tls_session_cache_database =",
-		"smtp_connection_cache_on_demand = no",
-		"smtpd_tls_security_level = none",
-		"smtpd_relay_restrictions = permit_mynetworks, reject",
-		"smtpd_recipient_restrictions = permit_mynetworks, reject",
-		"smtpd_peername_lookup = no",
-		"alias_maps =",
-		"alias_database =",
-		"local_recipient_maps =",
-		"biff = no",
-		"maillog_file = /dev/stdout", // master -s: to our log file
-		"in_flow_delay = 0",
-		"minimal_backoff_time = 300s",
-		"",
-	}, "\n")
-	masterCf := strings.Join([]string{
-		smtpdAddr + " inet n - n - - smtpd",
-		"cleanup unix n - n - 0 cleanup",
-		"qmgr unix n - n 300 1 qmgr",
-		"tlsmgr unix - - n 1000? 1 tlsmgr",
-		"rewrite unix - - n - - trivial-rewrite",
-		"bounce unix - - n - 0 bounce",
-		"defer unix - - n - 0 bounce",
-		"trace unix - - n - 0 bounce",
-		"verify unix - - n - 1 verify",
-		"flush unix n - n 1000? 0 flush",
-		"proxymap unix - - n - - proxymap",
-		"smtp unix - - n - - smtp",
-		"relay unix - - n - - smtp",
-		"showq unix n - n - - showq",
-		"error unix - - n - - error",
-		"retry unix - - n - - error",
-		"discard unix - - n - - discard",
-		"anvil unix - - n - 1 anvil",
-		"scache unix - - n - 1 scache",
-		"postlog unix-dgram n - n - 1 postlogd",
-		"",
-	}, "\n")
-	if err := os.WriteFile(filepath.Join(etc, "main.cf"), []byte(mainCf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(etc, "master.cf"), []byte(masterCf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pf := &pfDanePostfix{dir: dir, smtpd: smtpdAddr, logPath: filepath.Join(dir, "maillog")}
-	logf, err := os.Create(pf.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	// -d: stay in the foreground; -s: log to stdout (there is no syslog).
-	cmd := exec.Command("ip", "netns", "exec", nsName, filepath.Join(pfDaneDaemonDir, "master"), "-c", etc, "-d", "-s")
-	cmd.Env = append(os.Environ(), "MAIL_CONFIG="+etc)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("Postfix maillog:\n%s", pf.log())
-		}
+	pf := testmta.Start(t, testmta.Config{
+		Name:   "dane",
+		Listen: []string{smtpdAddr},
+		Main: []string{
+			"myhostname = client.example.net",
+			"mydomain = example.net",
+			"myorigin = example.net",
+			"inet_interfaces = 127.0.0.1",
+			"inet_protocols = ipv4",
+			"mynetworks = 127.0.0.0/8",
+			"relayhost =",
+			"smtp_host_lookup = dns",
+			"smtp_dns_support_level = dnssec",
+			"dnssec_probe = ns:example.test",
+			// Only the policy map can turn TLS (and DANE) on.
+			"smtp_tls_security_level = none",
+			"smtp_tls_policy_maps = socketmap:inet:" + policyAddr + ":policy",
+			"smtp_tls_loglevel = 1",
+			"smtp_tls_session_cache_database =",
+			"smtp_connection_cache_on_demand = no",
+			"smtpd_recipient_restrictions = permit_mynetworks, reject",
+			"minimal_backoff_time = 300s",
+		},
+		Services: []string{"tlsmgr unix - - n 1000? 1 tlsmgr"},
+		// Postfix runs in the namespace; ip netns exec execs master.
+		Prefix: []string{"ip", "netns", "exec", nsName},
+		Dial:   func(network, addr string) (net.Conn, error) { return pfDaneDial(nsfd, network, addr) },
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := pfDaneDial(nsfd, "tcp", smtpdAddr)
-		if err == nil {
-			br := bufio.NewReader(c)
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			line, _ := br.ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "220") {
-				return pf
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Postfix did not start: %v\nmaillog:\n%s", err, pf.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return &pfDanePostfix{Postfix: pf, smtpd: smtpdAddr}
 }

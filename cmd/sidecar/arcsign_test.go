@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -14,17 +13,14 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mailsidecar/sidecar/arc"
 	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testmta"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -204,35 +200,18 @@ func TestARCSignCommandRefuses(t *testing.T) {
 }
 
 // The ARC end-to-end test runs two Postfix instances as the test's own
-// processes (as milter/postfix_test.go does: private config, queue and data
-// directories in a temporary directory, smtpd on a loopback port) with a
-// sidecar daemon each: a forwarder that seals with arc_sign, relaying to a
+// processes (internal/testmta: private config, queue and data directories
+// in a temporary directory, smtpd on a loopback port) with a sidecar
+// daemon each: a forwarder that seals with arc_sign, relaying to a
 // receiver that validates with verify = arc, relaying to an SMTP sink.
 //
 //	client -> Postfix A + sidecar A (arc_sign) -> Postfix B + sidecar B (verify = arc) -> sink
-
-const arcPostfixDaemonDir = "/usr/lib/postfix/sbin"
 
 // arcNeedPostfix skips the test when Postfix cannot run here, except
 // under CI=true, where it fails.
 func arcNeedPostfix(t *testing.T) {
 	t.Helper()
-	reason := ""
-	if _, err := os.Stat(filepath.Join(arcPostfixDaemonDir, "master")); err != nil {
-		reason = "Postfix is not installed (apt-get install postfix)"
-	} else if os.Geteuid() != 0 {
-		reason = "Postfix's master must start as root"
-	} else if _, err := user.Lookup("postfix"); err != nil {
-		reason = "no postfix user"
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: %s", reason)
-	}
-	fmt.Println("skipping the ARC Postfix end-to-end test:", reason)
-	t.Skip(reason)
+	testmta.NeedPostfix(t, "ARC Postfix end-to-end test")
 }
 
 // arcSink accepts every message and hands it over.
@@ -289,148 +268,25 @@ func arcSink(t *testing.T) (addr string, msgs <-chan string) {
 // address of its smtpd.
 func arcPostfix(t *testing.T, host, milterAddr, relayAddr string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sidecar-arc-postfix-") // t.TempDir is 0700: not for the postfix user
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	pu, _ := user.Lookup("postfix")
-	uid, _ := strconv.Atoi(pu.Uid)
-	gid, _ := strconv.Atoi(pu.Gid)
-	postdrop := gid
-	if g, err := user.LookupGroup("postdrop"); err == nil {
-		postdrop, _ = strconv.Atoi(g.Gid)
-	}
-	etc, queue, data := filepath.Join(dir, "etc"), filepath.Join(dir, "queue"), filepath.Join(dir, "data")
-	for _, d := range []string{etc, queue, data} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chown(data, uid, gid)
-	for _, q := range []struct {
-		name     string
-		mode     os.FileMode
-		uid, gid int
-	}{
-		{"active", 0o700, uid, gid}, {"bounce", 0o700, uid, gid}, {"corrupt", 0o700, uid, gid},
-		{"defer", 0o700, uid, gid}, {"deferred", 0o700, uid, gid}, {"flush", 0o700, uid, gid},
-		{"hold", 0o700, uid, gid}, {"incoming", 0o700, uid, gid}, {"private", 0o700, uid, gid},
-		{"saved", 0o700, uid, gid}, {"trace", 0o700, uid, gid},
-		{"maildrop", 0o730, uid, postdrop}, {"public", 0o710, uid, postdrop}, {"pid", 0o755, 0, 0},
-	} {
-		p := filepath.Join(queue, q.name)
-		if err := os.Mkdir(p, q.mode); err != nil {
-			t.Fatal(err)
-		}
-		os.Chown(p, q.uid, q.gid)
-		os.Chmod(p, q.mode)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	mainCf := strings.Join([]string{
-		"compatibility_level = 3.6",
-		"queue_directory = " + queue,
-		"data_directory = " + data,
-		"mail_owner = postfix",
-		"myhostname = " + host,
-		"mydomain = " + host,
-		"myorigin = " + host,
-		"mydestination =",
-		"inet_interfaces = 127.0.0.1",
-		"inet_protocols = ipv4",
-		"mynetworks = 127.0.0.0/8",
-		"relayhost = [" + strings.Replace(relayAddr, ":", "]:", 1),
-		"smtp_dns_support_level = disabled",
-		"smtp_tls_security_level = none",
-		"smtpd_tls_security_level = none",
-		"smtpd_relay_restrictions = permit_mynetworks, reject",
-		"smtpd_peername_lookup = no",
-		"alias_maps =",
-		"alias_database =",
-		"local_recipient_maps =",
-		"biff = no",
-		"maillog_file = /dev/stdout",
-		"smtpd_milters = { inet:" + milterAddr + ", default_action=tempfail }",
-		"milter_protocol = 6",
-		"in_flow_delay = 0",
-		"",
-	}, "\n")
-	masterCf := strings.Join([]string{
-		fmt.Sprintf("127.0.0.1:%d inet n - n - - smtpd", port),
-		"cleanup unix n - n - 0 cleanup",
-		"qmgr unix n - n 300 1 qmgr",
-		"rewrite unix - - n - - trivial-rewrite",
-		"bounce unix - - n - 0 bounce",
-		"defer unix - - n - 0 bounce",
-		"trace unix - - n - 0 bounce",
-		"verify unix - - n - 1 verify",
-		"flush unix n - n 1000? 0 flush",
-		"proxymap unix - - n - - proxymap",
-		"smtp unix - - n - - smtp",
-		"relay unix - - n - - smtp",
-		"showq unix n - n - - showq",
-		"error unix - - n - - error",
-		"retry unix - - n - - error",
-		"discard unix - - n - - discard",
-		"anvil unix - - n - 1 anvil",
-		"scache unix - - n - 1 scache",
-		"postlog unix-dgram n - n - 1 postlogd",
-		"",
-	}, "\n")
-	os.WriteFile(filepath.Join(etc, "main.cf"), []byte(mainCf), 0o644)
-	os.WriteFile(filepath.Join(etc, "master.cf"), []byte(masterCf), 0o644)
-	logPath := filepath.Join(dir, "maillog")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(filepath.Join(arcPostfixDaemonDir, "master"), "-c", etc, "-d", "-s")
-	cmd.Env = append(os.Environ(), "MAIL_CONFIG="+etc)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("Postfix %s maillog:\n%s", host, b)
-		}
+	addr := fmt.Sprintf("127.0.0.1:%d", testmta.FreePort(t))
+	testmta.Start(t, testmta.Config{
+		Name:   host,
+		Listen: []string{addr},
+		Main: []string{
+			"myhostname = " + host,
+			"mydomain = " + host,
+			"myorigin = " + host,
+			"inet_interfaces = 127.0.0.1",
+			"inet_protocols = ipv4",
+			"mynetworks = 127.0.0.0/8",
+			"relayhost = " + testmta.Relayhost(relayAddr),
+			"smtp_dns_support_level = disabled",
+			"smtp_tls_security_level = none",
+			"smtpd_milters = { inet:" + milterAddr + ", default_action=tempfail }",
+			"milter_protocol = 6",
+		},
 	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "220") {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("Postfix %s did not start: %v\nmaillog:\n%s", host, err, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return addr
 }
 
 // arcDaemon starts a sidecar daemon with conf (milter_listen and
