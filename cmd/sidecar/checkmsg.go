@@ -208,7 +208,7 @@ func parseMessage(raw []byte) *message {
 		field := string(bytes.TrimSuffix(rest[:end], []byte("\r\n")))
 		rest = rest[end:]
 		name, value, ok := strings.Cut(field, ":")
-		if !ok {
+		if !ok || !isFieldName(strings.TrimRight(name, " \t")) {
 			// Not a header field: the header ended without an empty line
 			// (as an MTA would take it, the rest is body).
 			m.body = append([]byte(field+"\r\n"), rest...)
@@ -217,6 +217,20 @@ func parseMessage(raw []byte) *message {
 		m.headers = append(m.headers, acl.Header{Name: strings.TrimRight(name, " \t"), Value: value})
 	}
 	return m
+}
+
+// isFieldName reports whether s is an RFC 5322 field name: one or more
+// printable ASCII characters other than the colon.
+func isFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 || s[i] == ':' {
+			return false
+		}
+	}
+	return true
 }
 
 func trimAddr(s string) string {
