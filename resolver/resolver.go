@@ -23,6 +23,9 @@ const (
 	ResolvConf = "/etc/resolv.conf"
 )
 
+// resolvConfPath is ResolvConf; tests point it elsewhere.
+var resolvConfPath = ResolvConf
+
 // DefaultTrustAD is the set of server addresses whose AD bit is believed
 // when Options.TrustAD is nil: the loopback addresses, where a validating
 // resolver on the same host answers over a path nobody else can tamper with
@@ -115,7 +118,7 @@ func New(opts Options) (*Resolver, error) {
 	addrs := opts.Servers
 	if len(addrs) == 0 {
 		var err error
-		if addrs, err = ServersFromResolvConf(ResolvConf); err != nil || len(addrs) == 0 {
+		if addrs, err = ServersFromResolvConf(resolvConfPath); err != nil || len(addrs) == 0 {
 			addrs = []string{"127.0.0.1:53"}
 		}
 	}
