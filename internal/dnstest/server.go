@@ -47,22 +47,34 @@ type Server struct {
 // down by tb.Cleanup.
 func NewServer(tb testing.TB, z *Zone) *Server {
 	tb.Helper()
+	s, err := Listen("127.0.0.1:0", z)
+	if err != nil {
+		tb.Fatalf("dnstest: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Listen starts a Server for z on addr, UDP and TCP on the same port
+// ("127.0.0.1:0" picks a port free for both). It is for tests and for the
+// load generator: call Close when done.
+func Listen(addr string, z *Zone) (*Server, error) {
 	s := &Server{Zone: z}
 	var pc net.PacketConn
 	var ln net.Listener
 	for try := 0; ; try++ {
 		var err error
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		pc, err = net.ListenPacket("udp", addr)
 		if err != nil {
-			tb.Fatalf("dnstest: listen udp: %v", err)
+			return nil, errors.Join(errors.New("listen udp"), err)
 		}
 		ln, err = net.Listen("tcp", pc.LocalAddr().String())
 		if err == nil {
 			break
 		}
 		pc.Close()
-		if try == 50 {
-			tb.Fatalf("dnstest: no port free for both UDP and TCP: %v", err)
+		if _, port, _ := net.SplitHostPort(addr); port != "0" || try == 50 {
+			return nil, errors.Join(errors.New("no port free for both UDP and TCP"), err)
 		}
 	}
 	s.addr = pc.LocalAddr().String()
@@ -79,16 +91,19 @@ func NewServer(tb testing.TB, z *Zone) *Server {
 		select {
 		case <-up:
 		case err := <-errc:
-			tb.Fatalf("dnstest: serve: %v", err)
+			s.Close()
+			return nil, errors.Join(errors.New("serve"), err)
 		}
 	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		s.udp.ShutdownContext(ctx)
-		s.tcp.ShutdownContext(ctx)
-	})
-	return s
+	return s, nil
+}
+
+// Close shuts the server down.
+func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.udp.ShutdownContext(ctx)
+	s.tcp.ShutdownContext(ctx)
 }
 
 // Addr returns the server's address, "127.0.0.1:PORT", for UDP and TCP.
