@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"os"
 	"path/filepath"
@@ -366,7 +367,7 @@ func compareTags(got, want string) string {
 		gv, _ := g.get(wt.name)
 		a, b := stripFWS(gv), stripFWS(wt.value)
 		if wt.name == "h" {
-			a, b = asciiLower(a), asciiLower(b)
+			a, b = ascii.Lower(a), ascii.Lower(b)
 		}
 		if a != b {
 			return wt.name + "= differs: " + gv + " vs " + wt.value

@@ -3,6 +3,7 @@ package arc
 import (
 	"bytes"
 	"errors"
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"strings"
 )
 
@@ -153,43 +154,7 @@ func lowerName(name string) string {
 			return n
 		}
 	}
-	return asciiLower(name)
-}
-
-// asciiLower lower-cases ASCII letters only.
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; 'A' <= c && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
-}
-
-// asciiEqualFold compares two strings ignoring ASCII case only.
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return ascii.Lower(name)
 }
 
 // validFieldName checks RFC 5322 §3.6.8: printable US-ASCII except colon.

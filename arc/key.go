@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"strings"
 	"sync"
 
@@ -136,7 +137,7 @@ type keyEntry struct {
 // the name holds several TXT records, the first that decodes is used.
 func lookupKey(ctx context.Context, dns resolver.Querier, cache keyCache, selector, domain string) (*publicKey, *keyError) {
 	name := selector + "._domainkey." + domain
-	lname := asciiLower(name)
+	lname := ascii.Lower(name)
 	if e, ok := cache[lname]; ok {
 		return e.key, e.err
 	}

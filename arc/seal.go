@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"strconv"
 	"strings"
 	"time"
@@ -260,7 +261,7 @@ func (s *Signer) headerList(view []field) ([]string, error) {
 	over := map[string]bool{}
 	for _, name := range cfg {
 		plus := strings.HasPrefix(name, "+")
-		name = asciiLower(strings.TrimSpace(strings.TrimPrefix(name, "+")))
+		name = ascii.Lower(strings.TrimSpace(strings.TrimPrefix(name, "+")))
 		if name == "" {
 			continue
 		}
@@ -466,12 +467,12 @@ func AuthResultsFor(msg []byte, authservID string) (payload string, ok bool) {
 			continue
 		}
 		parts := splitResults(f.value())
-		if !asciiEqualFold(authservIDOf(parts[0]), authservID) {
+		if !ascii.EqualFold(authservIDOf(parts[0]), authservID) {
 			continue
 		}
 		ok = true
 		for _, r := range parts[1:] {
-			if r = collapseWSP(r); r != "" && !asciiEqualFold(r, "none") {
+			if r = collapseWSP(r); r != "" && !ascii.EqualFold(r, "none") {
 				results = append(results, r)
 			}
 		}

@@ -1,5 +1,7 @@
 package arc
 
+import "github.com/mailsidecar/sidecar/internal/ascii"
+
 // State is an ARC Chain Validation Status, named by its RFC 8617 token
 // (§4.4, the "cv" values). Its string value is the token that the ARC-Seal
 // cv= tag and the Authentication-Results "arc" method use.
@@ -26,7 +28,7 @@ func (s State) Valid() bool { return s == None || s == Pass || s == Fail }
 // ParseState parses a cv= token. RFC 8617 writes the values as ABNF
 // quoted strings, which ignore ASCII case.
 func ParseState(s string) (State, bool) {
-	switch st := State(asciiLower(s)); st {
+	switch st := State(ascii.Lower(s)); st {
 	case None, Pass, Fail:
 		return st, true
 	}

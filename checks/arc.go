@@ -27,6 +27,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"github.com/mailsidecar/sidecar/internal/authres"
 	"net/netip"
 	"os"
 	"strconv"
@@ -503,106 +504,26 @@ func arcAARPayload(id string, results []acl.AuthResult, c *arc.Chain, ip netip.A
 		results = append(append([]acl.AuthResult(nil), results...), ARCAuthResult(c, ip))
 	}
 	var b strings.Builder
-	b.WriteString(aarValue(id))
+	b.WriteString(authres.Value(id))
 	for _, r := range results {
 		method, result := strings.ToLower(r.Method), strings.ToLower(r.Result)
-		if !aarToken(method) || !aarToken(result) {
+		if !authres.Token(method) || !authres.Token(result) {
 			continue
 		}
 		b.WriteString("; " + method + "=" + result)
 		if r.Comment != "" {
-			b.WriteString(" " + aarComment(r.Comment))
+			b.WriteString(" " + authres.Comment(r.Comment))
 		}
 		if r.Reason != "" {
-			b.WriteString(" reason=" + aarQuote(r.Reason))
+			b.WriteString(" reason=" + authres.Quote(r.Reason))
 		}
 		for _, p := range r.Props {
-			if !aarToken(p.Type) || !aarToken(p.Name) {
+			if !authres.Token(p.Type) || !authres.Token(p.Name) {
 				continue
 			}
-			v := p.Value
-			if !aarToken(v) && !aarAddr(v) {
-				v = aarQuote(v)
-			}
-			b.WriteString(" " + strings.ToLower(p.Type) + "." + p.Name + "=" + v)
+			b.WriteString(" " + strings.ToLower(p.Type) + "." + p.Name + "=" + authres.PValue(p.Value))
 		}
 	}
-	return b.String()
-}
-
-// aarToken reports whether s is an RFC 2045 token.
-func aarToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// aarAddr reports whether s is [local-part] "@" domain of atext and dots,
-// which an Authentication-Results pvalue may hold unquoted.
-func aarAddr(s string) bool {
-	at := strings.LastIndexByte(s, '@')
-	if at < 0 || at == len(s)-1 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if i != at && !(c == '.' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0 || c >= 0x80) {
-			return false
-		}
-	}
-	return true
-}
-
-func aarValue(s string) string {
-	if aarToken(s) {
-		return s
-	}
-	return aarQuote(s)
-}
-
-// aarComment writes s as a comment; control characters become spaces.
-func aarComment(s string) string {
-	var b strings.Builder
-	b.WriteByte('(')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '(' || c == ')' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte(')')
-	return b.String()
-}
-
-// aarQuote writes s as a quoted-string; control characters become spaces.
-func aarQuote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
 	return b.String()
 }
 

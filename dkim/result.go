@@ -1,6 +1,9 @@
 package dkim
 
-import "strings"
+import (
+	"github.com/mailsidecar/sidecar/internal/authres"
+	"strings"
+)
 
 // Status is the result of verifying one DKIM signature, named by its RFC
 // 8601 §2.7.1 token, as Authentication-Results writes it.
@@ -102,9 +105,7 @@ func (a AuthResult) String() string {
 	b.WriteByte('=')
 	b.WriteString(a.Result)
 	if a.Comment != "" {
-		b.WriteString(" (")
-		b.WriteString(commentText(a.Comment))
-		b.WriteByte(')')
+		b.WriteString(" " + authres.Comment(a.Comment))
 	}
 	for _, p := range a.Props {
 		b.WriteByte(' ')
@@ -112,84 +113,7 @@ func (a AuthResult) String() string {
 		b.WriteByte('.')
 		b.WriteString(p[1])
 		b.WriteByte('=')
-		b.WriteString(propValue(p[2]))
+		b.WriteString(authres.PValue(p[2]))
 	}
 	return b.String()
-}
-
-// commentText makes s safe inside an RFC 5322 comment: parentheses and
-// backslashes are escaped, control characters become spaces.
-func commentText(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '(' || c == ')' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
-// propValue writes an RFC 8601 pvalue: an RFC 2045 token or an address
-// ([local-part] "@" domain) as it is, anything else as a quoted-string.
-func propValue(s string) string {
-	if isToken(s) || isAddrValue(s) {
-		return s
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-// isToken reports whether s is an RFC 2045 token.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// isAddrValue reports whether s is [dot-atom] "@" dot-atom.
-func isAddrValue(s string) bool {
-	at := strings.LastIndexByte(s, '@')
-	if at < 0 {
-		return false
-	}
-	return (at == 0 || isDotAtom(s[:at])) && isDotAtom(s[at+1:])
-}
-
-func isDotAtom(s string) bool {
-	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c == '.' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0 || c >= 0x80) {
-			return false
-		}
-	}
-	return true
 }

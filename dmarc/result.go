@@ -2,6 +2,7 @@ package dmarc
 
 import (
 	"errors"
+	"github.com/mailsidecar/sidecar/internal/authres"
 	"strings"
 )
 
@@ -73,22 +74,10 @@ func (a AuthResult) String() string {
 	b.WriteByte('=')
 	b.WriteString(a.Result)
 	if a.Comment != "" {
-		b.WriteString(" (")
-		for i := 0; i < len(a.Comment); i++ {
-			switch c := a.Comment[i]; {
-			case c == '(' || c == ')' || c == '\\':
-				b.WriteByte('\\')
-				b.WriteByte(c)
-			case c < ' ' || c == 0x7f:
-				b.WriteByte(' ')
-			default:
-				b.WriteByte(c)
-			}
-		}
-		b.WriteByte(')')
+		b.WriteString(" " + authres.Comment(a.Comment))
 	}
 	for _, p := range a.Props {
-		b.WriteString(" " + p[0] + "." + p[1] + "=" + p[2])
+		b.WriteString(" " + p[0] + "." + p[1] + "=" + authres.PValue(p[2]))
 	}
 	return b.String()
 }
@@ -149,34 +138,5 @@ func (o Outcome) ARHeader(authservID string) string {
 	if !ok {
 		return ""
 	}
-	return "Authentication-Results: " + quoteValue(authservID) + "; " + ar.String()
-}
-
-// quoteValue writes an RFC 2045 value: a token as it is, anything else
-// as a quoted-string.
-func quoteValue(s string) string {
-	token := s != ""
-	for i := 0; i < len(s) && token; i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
-			token = false
-		}
-	}
-	if token {
-		return s
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
+	return "Authentication-Results: " + authres.Value(authservID) + "; " + ar.String()
 }

@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"github.com/mailsidecar/sidecar/internal/authres"
 	"strings"
 
 	"github.com/mailsidecar/sidecar/acl"
@@ -22,28 +23,28 @@ func formatAuthResults(authservID string, results []acl.AuthResult) string {
 	var infos [][]string // each result as its items: "method=result", reason, props
 	for _, r := range results {
 		method, result := strings.ToLower(r.Method), strings.ToLower(r.Result)
-		if !isToken(method) || !isToken(result) {
+		if !authres.Token(method) || !authres.Token(result) {
 			continue
 		}
 		items := []string{method + "=" + result}
 		if r.Comment != "" {
-			items = append(items, comment(r.Comment))
+			items = append(items, authres.Comment(r.Comment))
 		}
 		if r.Reason != "" {
-			items = append(items, "reason="+quoteString(r.Reason))
+			items = append(items, "reason="+authres.Quote(r.Reason))
 		}
 		for _, p := range r.Props {
-			if !isToken(p.Type) || !isToken(p.Name) {
+			if !authres.Token(p.Type) || !authres.Token(p.Name) {
 				continue
 			}
-			items = append(items, strings.ToLower(p.Type)+"."+p.Name+"="+propValue(p.Value))
+			items = append(items, strings.ToLower(p.Type)+"."+p.Name+"="+authres.PValue(p.Value))
 		}
 		infos = append(infos, items)
 	}
 	if len(infos) == 0 {
 		infos = [][]string{{"none"}}
 	}
-	id := quoteValue(authservID)
+	id := authres.Value(authservID)
 	oneLine := len(authResultsName) + 1 + 1 + len(id) + 1
 	for _, items := range infos {
 		for _, it := range items {
@@ -80,110 +81,6 @@ func formatAuthResults(authservID string, results []acl.AuthResult) string {
 			col++
 		}
 	}
-	return b.String()
-}
-
-// comment renders text as an RFC 5322 comment: parentheses and backslashes
-// are quoted, control characters become spaces.
-func comment(text string) string {
-	var b strings.Builder
-	b.WriteByte('(')
-	for _, c := range []byte(text) {
-		switch {
-		case c == '(' || c == ')' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < 0x20 || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte(')')
-	return b.String()
-}
-
-// isToken reports whether s is an RFC 2045 token: printable ASCII without
-// space and tspecials.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// quoteValue writes an RFC 2045 value: a token as it is, anything else as a
-// quoted-string.
-func quoteValue(s string) string {
-	if isToken(s) {
-		return s
-	}
-	return quoteString(s)
-}
-
-// propValue writes a pvalue (RFC 8601 §2.2): a token, an address or
-// domain ([local-part] "@" domain) as it is, anything else quoted.
-func propValue(s string) string {
-	if isToken(s) || isAddrValue(s) {
-		return s
-	}
-	return quoteString(s)
-}
-
-// isAddrValue reports whether s is dot-atom "@" domain or "@" domain.
-func isAddrValue(s string) bool {
-	at := strings.LastIndexByte(s, '@')
-	if at < 0 {
-		return false
-	}
-	local, domain := s[:at], s[at+1:]
-	return (local == "" || isDotAtom(local)) && isDotAtom(domain)
-}
-
-func isDotAtom(s string) bool {
-	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c == '.' || isAtext(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-// isAtext is RFC 5322 atext (ASCII; UTF-8 octets are allowed as in RFC 6532).
-func isAtext(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0 || c >= 0x80
-}
-
-// quoteString writes s as an RFC 5322 quoted-string; control characters
-// become spaces.
-func quoteString(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' || c == 0x7f:
-			b.WriteByte(' ')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('"')
 	return b.String()
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"net/netip"
 	"strings"
 	"time"
@@ -591,7 +592,7 @@ func (e *eval) validate(name string) bool {
 
 // isSubdomain reports whether name is domain or below it, ignoring case.
 func isSubdomain(name, domain string) bool {
-	name, domain = asciiLower(name), asciiLower(domain)
+	name, domain = ascii.Lower(name), ascii.Lower(domain)
 	return name == domain || strings.HasSuffix(name, "."+domain)
 }
 
@@ -615,7 +616,7 @@ func (e *eval) ptr(target string) (bool, *abort) {
 func (e *eval) pMacro(domain string) string {
 	e.ptrLookup()
 	for _, n := range e.ptrNames {
-		if asciiEqualFold(n, domain) && e.validate(n) {
+		if ascii.EqualFold(n, domain) && e.validate(n) {
 			return n
 		}
 	}

@@ -1,6 +1,9 @@
 package spf
 
-import "strings"
+import (
+	"github.com/mailsidecar/sidecar/internal/ascii"
+	"strings"
+)
 
 // maxNameLen is the longest domain name in presentation form without the
 // final dot (RFC 1035 §2.3.4: 255 octets on the wire).
@@ -102,5 +105,5 @@ func isToplabel(s string) bool {
 // normalizeTarget turns a DNS target (MX exchange, PTR name) into the
 // comparable form: lower case, no final dot.
 func normalizeTarget(s string) string {
-	return asciiLower(trimDot(s))
+	return ascii.Lower(trimDot(s))
 }

@@ -2,6 +2,7 @@ package spf
 
 import (
 	"fmt"
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"net/netip"
 	"strings"
 )
@@ -66,7 +67,7 @@ func (e *SyntaxError) Error() string {
 // isSPFRecord reports whether a TXT record is an SPF version 1 record:
 // "v=spf1" in any case, followed by a space or the end (§4.5).
 func isSPFRecord(s string) bool {
-	return len(s) >= 6 && asciiEqualFold(s[:6], "v=spf1") && (len(s) == 6 || s[6] == ' ')
+	return len(s) >= 6 && ascii.EqualFold(s[:6], "v=spf1") && (len(s) == 6 || s[6] == ' ')
 }
 
 // ParseRecord parses an SPF record such as "v=spf1 mx -all" (RFC 7208
@@ -92,13 +93,13 @@ func ParseRecord(s string) (*Record, error) {
 			rec.Directives = append(rec.Directives, d)
 			continue
 		}
-		switch asciiLower(name) {
+		switch ascii.Lower(name) {
 		case "redirect", "exp":
 			ms, err := parseDomainSpec(value)
 			if err != nil {
 				return nil, &SyntaxError{Term: term, Reason: err.Error()}
 			}
-			if asciiLower(name) == "redirect" {
+			if ascii.Lower(name) == "redirect" {
 				if haveRedirect {
 					return nil, &SyntaxError{Term: term, Reason: "redirect appears twice (§6)"}
 				}
@@ -157,7 +158,7 @@ func parseDirective(term string) (Directive, error) {
 	if i < 0 {
 		i = len(rest)
 	}
-	name, arg := asciiLower(rest[:i]), rest[i:]
+	name, arg := ascii.Lower(rest[:i]), rest[i:]
 	d.Mechanism = name
 	switch name {
 	case MechAll:

@@ -1,5 +1,7 @@
 package spf
 
+import "github.com/mailsidecar/sidecar/internal/ascii"
+
 // Result is the result of an SPF check, named by its RFC 7208 token
 // (§2.6, §8). The string value is the token that Received-SPF and
 // Authentication-Results use.
@@ -46,7 +48,7 @@ func (r Result) Valid() bool {
 // before RFC 7208 ("err_perm" for permerror, "err_temp" for temperror) and
 // the RFC 4408 names "unknown" (permerror) and "error" (temperror).
 func ParseResult(s string) (Result, bool) {
-	switch r := Result(asciiLower(s)); r {
+	switch r := Result(ascii.Lower(s)); r {
 	case None, Neutral, Pass, Fail, SoftFail, TempError, PermError:
 		return r, true
 	case "err_perm", "unknown":
@@ -70,41 +72,4 @@ func qualifierResult(q byte) (Result, bool) {
 		return Neutral, true
 	}
 	return "", false
-}
-
-// asciiLower lower-cases ASCII letters only: SPF names are ASCII, and
-// Unicode case folding would accept look-alikes such as U+017F for "s".
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if c := b[j]; 'A' <= c && c <= 'Z' {
-					b[j] = c + 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
-}
-
-// asciiEqualFold compares two strings ignoring ASCII case only.
-func asciiEqualFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
