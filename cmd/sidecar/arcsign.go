@@ -44,11 +44,7 @@ func cmdARCSign(args []string, stdout, stderr io.Writer) int {
 	if code, done := parse(fs, args); done {
 		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "sidecar arc-sign: "+format+"\n", a...)
-		fmt.Fprintf(stderr, "usage: sidecar arc-sign -domain D -selector S -key FILE [-authserv-id ID] [-dns ADDR:PORT] MESSAGE\n")
-		return 2
-	}
+	usageErr := usageError(stderr, "arc-sign", "sidecar arc-sign -domain D -selector S -key FILE [-authserv-id ID] [-dns ADDR:PORT] MESSAGE")
 	switch {
 	case *domain == "":
 		return usageErr("-domain is required")
@@ -63,8 +59,8 @@ func cmdARCSign(args []string, stdout, stderr io.Writer) int {
 	}
 	var ip netip.Addr
 	if *ipText != "" {
-		var err error
-		if ip, err = netip.ParseAddr(strings.Trim(*ipText, "[]")); err != nil || ip.Zone() != "" {
+		var ok bool
+		if ip, ok = parseClientIP(*ipText); !ok {
 			return usageErr("-ip %q is not an IP address", *ipText)
 		}
 	}

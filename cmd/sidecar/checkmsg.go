@@ -52,19 +52,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	if code, done := parse(fs, args); done {
 		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "sidecar check: "+format+"\n", a...)
-		fmt.Fprintf(stderr, "usage: sidecar check [-ip IP] [-helo NAME] [-sender ADDR] [-rcpt ADDR,...] [-dns ADDR:PORT] [-config FILE] MESSAGE\n")
-		return 2
-	}
+	usageErr := usageError(stderr, "check", "sidecar check [-ip IP] [-helo NAME] [-sender ADDR] [-rcpt ADDR,...] [-dns ADDR:PORT] [-config FILE] MESSAGE")
 	if fs.NArg() != 1 {
 		return usageErr("one MESSAGE file is needed")
 	}
 	var ip netip.Addr
 	if *ipText != "" {
-		var err error
-		ip, err = netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(*ipText, "["), "]"))
-		if err != nil || ip.Zone() != "" {
+		var ok bool
+		if ip, ok = parseClientIP(*ipText); !ok {
 			return usageErr("-ip %q is not an IP address", *ipText)
 		}
 	}

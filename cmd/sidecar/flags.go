@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
+	"strings"
 )
 
 func newFlags(name, doc string, stderr io.Writer) *flag.FlagSet {
@@ -45,4 +47,21 @@ func parse(fs *flag.FlagSet, args []string) (code int, done bool) {
 		return 2, true
 	}
 	return 0, false
+}
+
+// usageError returns a function that prints "sidecar NAME: message" and the
+// usage line to stderr and returns exit status 2.
+func usageError(stderr io.Writer, name, usage string) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "sidecar "+name+": "+format+"\n", a...)
+		fmt.Fprintf(stderr, "usage: %s\n", usage)
+		return 2
+	}
+}
+
+// parseClientIP reads an -ip flag: IPv4 or IPv6, optionally in brackets,
+// without a zone.
+func parseClientIP(text string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(text, "["), "]"))
+	return ip, err == nil && ip.Zone() == ""
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -39,19 +38,15 @@ func cmdSPF(args []string, stdout, stderr io.Writer) int {
 	if code, done := parse(fs, args); done {
 		return code
 	}
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "sidecar spf: "+format+"\n", a...)
-		fmt.Fprintf(stderr, "usage: sidecar spf -ip IP -helo NAME [-sender ADDR] [-dns ADDR:PORT] [-guess] [-config FILE]\n")
-		return 2
-	}
+	usageErr := usageError(stderr, "spf", "sidecar spf -ip IP -helo NAME [-sender ADDR] [-dns ADDR:PORT] [-guess] [-config FILE]")
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
 	if *ipText == "" {
 		return usageErr("-ip is required")
 	}
-	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(*ipText, "["), "]"))
-	if err != nil || ip.Zone() != "" {
+	ip, ok := parseClientIP(*ipText)
+	if !ok {
 		return usageErr("-ip %q is not an IP address", *ipText)
 	}
 	if strings.TrimSpace(*helo) == "" {
