@@ -530,3 +530,33 @@ func TestConcurrentValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestAMSCanonicalisationFallback: an AMS without c= that verifies only
+// with relaxed header canonicalisation passes (signers written to the ARC
+// drafts; the suite's ams_fields_c_na), while one that names
+// c=simple/simple gets no such second chance.
+func TestAMSCanonicalisationFallback(t *testing.T) {
+	for _, tc := range []struct {
+		cTag   string
+		want   State
+		reason string
+	}{
+		{"", Pass, ""},
+		{"-", Pass, ""},
+		{"simple/simple", Fail, "signature did not verify"},
+	} {
+		s := &Signer{Domain: "lists.example", Selector: "s", Key: testRSAKey(t), Now: fixedNow, amsCTag: tc.cTag}
+		v := &Validator{DNS: publish(t, dnstest.NewZone(), s), Now: fixedNow}
+		// A body that is the same under both body canonicalisations, so
+		// that only the header hash tells them apart.
+		hdr, _, _ := strings.Cut(testMessage, "\r\n\r\n")
+		msg := sealAll(t, v, []byte(hdr+"\r\n\r\nHello.\r\n"), s)
+		if tc.cTag == "-" && bytes.Contains(msg, []byte(" c=")) {
+			t.Fatalf("c= not removed:\n%s", msg)
+		}
+		c := validate(t, v, msg)
+		if c.State != tc.want || !strings.Contains(c.Reason, tc.reason) {
+			t.Errorf("c=%q: %s (%s), want %s (%s)", tc.cTag, c.State, c.Reason, tc.want, tc.reason)
+		}
+	}
+}

@@ -66,6 +66,8 @@ type Signer struct {
 	Headers []string
 	// Now gives t=; nil means time.Now.
 	Now func() time.Time
+
+	amsCTag string // tests only: see cTag
 }
 
 // Seal returns the ARC Set to add to msg (a whole message, CRLF or LF line
@@ -120,6 +122,16 @@ func splitMessage(msg []byte) (hdr, body []byte) {
 		i += j + 1
 	}
 	return msg, nil
+}
+
+// cTag is the c= value of our AMSs. amsCTag, set by tests only, writes
+// another value ("-": none) over the same relaxed hashing, as signers
+// written to the ARC drafts did.
+func (s *Signer) cTag() string {
+	if s.amsCTag == "" {
+		return "relaxed/relaxed"
+	}
+	return s.amsCTag
 }
 
 func (s *Signer) algorithm() (string, error) {
@@ -201,11 +213,15 @@ func (s *Signer) seal(fields []field, bodyHash []byte, chain *Chain, authResults
 	if err != nil {
 		return nil, err
 	}
-	amsText := formatSig(HeaderAMS, []tagv{
+	amsTags := []tagv{
 		{"a", alg}, {"b", ""}, {"bh", base64.StdEncoding.EncodeToString(bodyHash)},
-		{"c", "relaxed/relaxed"}, {"d", s.Domain}, {"h", strings.Join(names, ":")},
+		{"c", s.cTag()}, {"d", s.Domain}, {"h", strings.Join(names, ":")},
 		{"i", is}, {"s", s.Selector}, {"t", t},
-	})
+	}
+	if s.amsCTag == "-" {
+		amsTags = append(amsTags[:3], amsTags[4:]...)
+	}
+	amsText := formatSig(HeaderAMS, amsTags)
 	ams, bs, be, err := sigField(amsText)
 	if err != nil {
 		return nil, err
