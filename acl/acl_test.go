@@ -344,3 +344,34 @@ func TestAddAuthResultDedup(t *testing.T) {
 		t.Errorf("results: %+v", txn.AuthResults)
 	}
 }
+
+// TestCanRefuse: only a stage with no ACL, or an ACL that starts with a
+// bare accept, is sure to accept.
+func TestCanRefuse(t *testing.T) {
+	tests := []struct {
+		acl  string // the MAIL ACL's body; "" for none
+		want bool
+	}{
+		{"", false},
+		{"accept", false},
+		{"accept\ndeny", false},
+		{"accept condition = yes", true},
+		{"accept logwrite = hello", true},
+		{"warn log_message = x\naccept", true},
+		{"deny", true},
+		{"require condition = yes\naccept", true},
+	}
+	for _, tc := range tests {
+		text := "begin acl\nother:\n  accept\n"
+		if tc.acl != "" {
+			text = "acl_smtp_mail = m\nbegin acl\nm:\n  " + strings.ReplaceAll(tc.acl, "\n", "\n  ") + "\n"
+		}
+		p := compile(t, text, nil)
+		if got := p.CanRefuse(Mail); got != tc.want {
+			t.Errorf("%q: CanRefuse = %v, want %v", tc.acl, got, tc.want)
+		}
+		if p.CanRefuse(Rcpt) {
+			t.Errorf("%q: a stage without an ACL can refuse", tc.acl)
+		}
+	}
+}

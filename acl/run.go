@@ -49,6 +49,20 @@ func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 	return p.run(ctx, a, t)
 }
 
+// CanRefuse reports whether the verdict of a stage can be anything but
+// accept: an ACL is configured for it and does not begin with a bare
+// "accept" (one with no conditions and no modifiers). An ACL without
+// statements refuses (Exim's implicit deny). Hooks never change a verdict.
+// The milter lets the MTA go on without waiting for a reply at the stages
+// that cannot refuse.
+func (p *Program) CanRefuse(stage Stage) bool {
+	a := p.stage[stage]
+	if a == nil {
+		return false
+	}
+	return len(a.stmts) == 0 || a.stmts[0].verb != Accept || len(a.stmts[0].items) > 0
+}
+
 func (p *Program) runHooks(ctx context.Context, stage Stage, t *Txn) {
 	if len(p.hooks[stage]) == 0 {
 		return

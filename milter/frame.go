@@ -2,6 +2,7 @@ package milter
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -45,6 +46,11 @@ type frameConn struct {
 	werr  error
 	ended bool // the session is over: Read returns io.EOF
 
+	// dropping: go-milter's reply to the packet just passed must not go
+	// out (a stage negotiated as unanswered); it starts at wbuf[dropFrom:].
+	dropping bool
+	dropFrom int
+
 	idle, writeTimeout time.Duration
 	quickAck           func() // sends a pending TCP ACK now (Linux); may be nil
 
@@ -85,6 +91,7 @@ func (c *frameConn) next() (err error) {
 			c.ended = true
 		}
 	}()
+	c.settleDrop()
 	for {
 		if err := c.flush(); err != nil {
 			c.sess.connError("write", err)
@@ -114,6 +121,28 @@ func (c *frameConn) next() (err error) {
 			c.quickAck()
 		}
 	}
+}
+
+// replyContinueFrame is SMFIR_CONTINUE as go-milter writes it.
+var replyContinueFrame = []byte{0, 0, 0, 1, 'c'}
+
+// dropReply, when drop is true, withholds go-milter's reply to the packet
+// being passed to it: the stage was negotiated as unanswered.
+func (c *frameConn) dropReply(drop bool) {
+	c.dropping, c.dropFrom = drop, len(c.wbuf)
+}
+
+// settleDrop removes the withheld reply from the queue. A reply other than
+// continue (a panic at that stage) is handed to the session, which makes
+// the end of the message tempfail instead.
+func (c *frameConn) settleDrop() {
+	if !c.dropping {
+		return
+	}
+	if reply := c.wbuf[c.dropFrom:]; !bytes.Equal(reply, replyContinueFrame) {
+		c.sess.unansweredFailed(bytes.Clone(reply))
+	}
+	c.wbuf, c.dropping = c.wbuf[:c.dropFrom], false
 }
 
 // readFrame reads one packet into c.frame.
@@ -212,6 +241,7 @@ func (c *frameConn) flush() error {
 func (c *frameConn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.settleDrop()
 		if c.werr == nil {
 			c.flush()
 		}

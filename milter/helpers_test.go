@@ -358,9 +358,19 @@ func connectPacket(host string, family byte, port uint16, addr string) []byte {
 
 // rawMTA speaks the milter protocol byte by byte.
 type rawMTA struct {
-	t  testing.TB
-	c  net.Conn
-	br *bufio.Reader
+	t     testing.TB
+	c     net.Conn
+	br    *bufio.Reader
+	proto gomilter.OptProtocol // what negotiateV6 agreed on
+}
+
+// expectUnless reads a reply with the given code, unless the stage was
+// negotiated as unanswered.
+func (r *rawMTA) expectUnless(noReply gomilter.OptProtocol, code byte) {
+	r.t.Helper()
+	if r.proto&noReply == 0 {
+		r.expect(code)
+	}
 }
 
 func (h *harness) raw() *rawMTA {
@@ -435,5 +445,6 @@ func (r *rawMTA) negotiateV6(actions, protocol uint32) (uint32, uint32) {
 	if len(data) < 12 {
 		r.t.Fatalf("short OPTNEG reply %x", data)
 	}
+	r.proto = gomilter.OptProtocol(binary.BigEndian.Uint32(data[8:]))
 	return binary.BigEndian.Uint32(data[4:]), binary.BigEndian.Uint32(data[8:])
 }

@@ -25,6 +25,10 @@ const wantProtocol = gomilter.OptNoData | gomilter.OptNoUnknown |
 	gomilter.OptNoHeaderReply | gomilter.OptNoEOHReply | gomilter.OptNoBodyReply |
 	gomilter.OptHeaderLeadingSpace
 
+// envelopeNoReply are the no-reply flags of the envelope stages, asked
+// for per connection when the stage's ACL cannot refuse.
+const envelopeNoReply = gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply | gomilter.OptNoRcptReply
+
 // The macros we ask for at each stage (SMFIF_SETSYMLIST). Postfix and
 // Sendmail name some differently ({daemon_addr} vs {if_addr}); asking for a
 // macro the MTA does not know is harmless.
@@ -59,7 +63,11 @@ var defaultNegotiation = negotiation{version: protocolVersion, actions: wantActi
 // 6 gets only what it offered. Whatever is left out is handled: DATA and
 // unknown commands are answered, header and body packets are answered when
 // no-reply is not granted, and header values get their leading space back.
-func negotiate(payload []byte) (negotiation, []byte, error) {
+//
+// noReply adds no-reply flags for envelope stages (SMFIP_NR_CONN, _HELO,
+// _MAIL, _RCPT) whose verdict cannot be anything but continue: the MTA
+// then sends the next packet without waiting for us, a round trip less.
+func negotiate(payload []byte, noReply gomilter.OptProtocol) (negotiation, []byte, error) {
 	if len(payload) < 12 {
 		return negotiation{}, nil, fmt.Errorf("option negotiation of %d bytes, want 12", len(payload))
 	}
@@ -69,7 +77,7 @@ func negotiate(payload []byte) (negotiation, []byte, error) {
 	if version < 2 {
 		return negotiation{}, nil, fmt.Errorf("milter protocol version %d is not supported", version)
 	}
-	n := negotiation{version: min(version, protocolVersion), actions: wantActions, protocol: wantProtocol}
+	n := negotiation{version: min(version, protocolVersion), actions: wantActions, protocol: wantProtocol | noReply&envelopeNoReply}
 	if version < 6 || mtaActions&^0x3f != 0 {
 		n.actions &= mtaActions
 	}

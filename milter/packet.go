@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/mailsidecar/sidecar/acl"
 )
 
 // packet handles a packet before go-milter sees it and says whether
@@ -22,7 +24,7 @@ func (s *session) packet(code byte, p []byte) (pass bool, err error) {
 	}
 	switch code {
 	case 'O':
-		n, reply, err := negotiate(p)
+		n, reply, err := negotiate(p, s.unansweredStages())
 		if err != nil {
 			return false, err
 		}
@@ -43,8 +45,18 @@ func (s *session) packet(code byte, p []byte) (pass bool, err error) {
 			return false, err
 		}
 		s.peer = peer
+		s.fc.dropReply(s.neg.has(gomilter.OptNoConnReply))
 		return true, nil
-	case 'H', 'M', 'R', 'A', 'Q':
+	case 'H':
+		s.fc.dropReply(s.neg.has(gomilter.OptNoHeloReply))
+		return true, nil
+	case 'M':
+		s.fc.dropReply(s.neg.has(gomilter.OptNoMailReply))
+		return true, nil
+	case 'R':
+		s.fc.dropReply(s.neg.has(gomilter.OptNoRcptReply))
+		return true, nil
+	case 'A', 'Q':
 		return true, nil
 	case 'E':
 		if len(p) > 0 { // a last body chunk may ride on end of body
@@ -77,6 +89,48 @@ func (s *session) packet(code byte, p []byte) (pass bool, err error) {
 		return false, fmt.Errorf("unknown command %q", code)
 	}
 	return false, nil
+}
+
+// unansweredStages are the envelope stages whose verdict cannot be
+// anything but continue with this connection's configuration, as no-reply
+// flags. MAIL also answers for a discard decided at connect or HELO, so it
+// is left unanswered only when those stages cannot refuse either.
+func (s *session) unansweredStages() gomilter.OptProtocol {
+	prog := s.env.Program
+	if prog == nil {
+		return envelopeNoReply
+	}
+	var f gomilter.OptProtocol
+	if !prog.CanRefuse(acl.Connect) {
+		f |= gomilter.OptNoConnReply
+	}
+	if !prog.CanRefuse(acl.Helo) {
+		f |= gomilter.OptNoHeloReply
+	}
+	if !prog.CanRefuse(acl.Mail) && !prog.CanRefuse(acl.Connect) && !prog.CanRefuse(acl.Helo) {
+		f |= gomilter.OptNoMailReply
+	}
+	if !prog.CanRefuse(acl.Rcpt) {
+		f |= gomilter.OptNoRcptReply
+	}
+	return f
+}
+
+// unansweredFailed is called when go-milter's reply to an unanswered stage
+// was not continue: an internal error (a panic) at that stage. The MTA
+// cannot hear it now, so the transaction, or every transaction of the
+// connection when no message is open, ends in tempfail.
+func (s *session) unansweredFailed(reply []byte) {
+	err := fmt.Errorf("internal error at a stage the MTA does not wait for (reply %q)", reply)
+	if s.msg.open {
+		if s.msg.failure == nil {
+			s.msg.failure = err
+		}
+		return
+	}
+	if s.connFailure == nil {
+		s.connFailure = err
+	}
 }
 
 // answer continues an event, unless it was negotiated as unanswered.

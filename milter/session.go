@@ -42,6 +42,7 @@ type session struct {
 	txn         *acl.Txn
 	connVerdict *decision // a verdict other than accept at connect or HELO
 	discardAll  bool      // discard at connect or HELO: discard every message
+	connFailure error     // an internal error at an unanswered connect or HELO: tempfail every message
 	loggedLogs  int       // txn.Logs already written to the log
 	msg         message
 	closing     bool // close the connection after the queued reply (drop)

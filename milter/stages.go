@@ -117,9 +117,12 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 		s.txn.QueueID = q
 	}
 	var res acl.Result
-	if s.msg.failure != nil {
+	switch {
+	case s.msg.failure != nil:
 		res = acl.Result{Verb: acl.Defer, Err: s.msg.failure}
-	} else {
+	case s.connFailure != nil:
+		res = acl.Result{Verb: acl.Defer, Err: s.connFailure}
+	default:
 		res = s.run(acl.Data)
 	}
 	r, closeAfter := verdictReply(res)

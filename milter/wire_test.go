@@ -1,6 +1,7 @@
 package milter
 
 import (
+	"bytes"
 	"encoding/binary"
 	"strings"
 	"testing"
@@ -22,13 +23,13 @@ const acceptConf = "acl_smtp_connect = c\nbegin acl\nc:\n  deny condition = ${if
 func (r *rawMTA) envelope() {
 	r.t.Helper()
 	r.send(packet('D', []byte{'C'}, cstr("j", "mx", "{daemon_addr}", "192.0.2.25")), connectPacket("client", '4', 4000, "192.0.2.10"))
-	r.expect('c')
+	r.expectUnless(gomilter.OptNoConnReply, 'c')
 	r.send(packet('H', cstr("client")))
-	r.expect('c')
+	r.expectUnless(gomilter.OptNoHeloReply, 'c')
 	r.send(packet('D', []byte{'M'}, cstr("i", "Q1")), packet('M', cstr("<a@example.org>", "SIZE=10")))
-	r.expect('c')
+	r.expectUnless(gomilter.OptNoMailReply, 'c')
 	r.send(packet('R', cstr("<b@example.net>")))
-	r.expect('c')
+	r.expectUnless(gomilter.OptNoRcptReply, 'c')
 }
 
 // Trap 4: events negotiated as no-reply must get no reply; events not so
@@ -48,8 +49,12 @@ func TestTrapNoReplyStages(t *testing.T) {
 		h := newHarness(t, acceptConf)
 		r := h.raw()
 		_, proto := r.negotiateV6(postfixActions, postfixProtocol)
-		if proto != uint32(wantProtocol) {
-			t.Fatalf("protocol %#x, want %#x", proto, wantProtocol)
+		// acceptConf has a connect ACL that can refuse and no other: HELO
+		// and RCPT go unanswered, MAIL not (it would carry a discard
+		// decided at connect).
+		want := wantProtocol | gomilter.OptNoHeloReply | gomilter.OptNoRcptReply
+		if proto != uint32(want) {
+			t.Fatalf("protocol %#x, want %#x", proto, want)
 		}
 		r.envelope()
 		// DATA and UNKNOWN were negotiated away: the MTA does not send them.
@@ -145,15 +150,22 @@ func TestNegotiate(t *testing.T) {
 		wantActions             gomilter.OptAction
 		wantProto               gomilter.OptProtocol
 		symlist                 bool
+		noReply                 gomilter.OptProtocol
 	}{
-		{"postfix", 6, postfixActions, postfixProtocol, 6, wantActions, wantProtocol, true},
-		{"go-milter client", 6, 0x3f, 0, 6, wantActions, wantProtocol, true},
-		{"version 2 MTA", 2, 0x3f, 0x7f, 2, wantActions & 0x3f, wantProtocol & 0x7f, false},
-		{"no header changes", 6, postfixActions &^ uint32(gomilter.OptChangeHeader), postfixProtocol, 6, wantActions &^ gomilter.OptChangeHeader, wantProtocol, true},
+		{"postfix", 6, postfixActions, postfixProtocol, 6, wantActions, wantProtocol, true, 0},
+		{"go-milter client", 6, 0x3f, 0, 6, wantActions, wantProtocol, true, 0},
+		{"version 2 MTA", 2, 0x3f, 0x7f, 2, wantActions & 0x3f, wantProtocol & 0x7f, false, 0},
+		{"no header changes", 6, postfixActions &^ uint32(gomilter.OptChangeHeader), postfixProtocol, 6, wantActions &^ gomilter.OptChangeHeader, wantProtocol, true, 0},
+		{"postfix, MAIL and RCPT unanswered", 6, postfixActions, postfixProtocol, 6, wantActions,
+			wantProtocol | gomilter.OptNoMailReply | gomilter.OptNoRcptReply, true, gomilter.OptNoMailReply | gomilter.OptNoRcptReply},
+		{"only envelope flags are added", 6, postfixActions, postfixProtocol, 6, wantActions,
+			wantProtocol | gomilter.OptNoHeloReply, true, gomilter.OptNoHeloReply | gomilter.OptNoConnect | gomilter.OptSkip},
+		{"not offered: not asked", 6, postfixActions, postfixProtocol &^ uint32(gomilter.OptNoMailReply), 6, wantActions,
+			wantProtocol | gomilter.OptNoRcptReply, true, gomilter.OptNoMailReply | gomilter.OptNoRcptReply},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n, reply, err := negotiate(u32(tc.version, tc.actions, tc.proto))
+			n, reply, err := negotiate(u32(tc.version, tc.actions, tc.proto), tc.noReply)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +180,7 @@ func TestNegotiate(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := negotiate(u32(1, 0, 0)); err == nil {
+	if _, _, err := negotiate(u32(1, 0, 0), 0); err == nil {
 		t.Error("version 1 accepted")
 	}
 }
@@ -238,5 +250,45 @@ func TestMacrosPerStage(t *testing.T) {
 	m.command('A')
 	if _, ok := m.lookup("i"); ok {
 		t.Error("abort keeps the message's macros")
+	}
+}
+
+// A stage negotiated as unanswered gets no reply on the wire, whatever
+// go-milter wrote; a reply other than continue there (a panic in the
+// stage) turns into tempfail at the end of the message, or of every
+// message of the connection when none is open.
+func TestUnansweredStageReplies(t *testing.T) {
+	tempfail := []byte{0, 0, 0, 1, 't'}
+	for _, tc := range []struct {
+		name     string
+		reply    []byte
+		open     bool
+		msgFail  bool
+		connFail bool
+	}{
+		{"continue", replyContinueFrame, true, false, false},
+		{"tempfail in a transaction", tempfail, true, true, false},
+		{"tempfail before MAIL", tempfail, false, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &session{msg: message{open: tc.open}}
+			c := &frameConn{sess: s}
+			c.wbuf = append(c.wbuf, "queued"...)
+			c.dropReply(true)
+			c.Write(tc.reply)
+			c.settleDrop()
+			if string(c.wbuf) != "queued" {
+				t.Errorf("queue %q: the reply was not withheld", c.wbuf)
+			}
+			if (s.msg.failure != nil) != tc.msgFail || (s.connFailure != nil) != tc.connFail {
+				t.Errorf("message failure %v, connection failure %v", s.msg.failure, s.connFailure)
+			}
+			c.dropReply(false)
+			c.Write(replyContinueFrame)
+			c.settleDrop()
+			if !bytes.HasSuffix(c.wbuf, replyContinueFrame) {
+				t.Errorf("an answered stage's reply was withheld: %q", c.wbuf)
+			}
+		})
 	}
 }
