@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailsidecar/sidecar/config"
 )
@@ -372,6 +373,42 @@ func TestCanRefuse(t *testing.T) {
 		}
 		if p.CanRefuse(Rcpt) {
 			t.Errorf("%q: a stage without an ACL can refuse", tc.acl)
+		}
+	}
+}
+
+// TestRunDeadline: a run gets acl_timeout as its deadline, unless the
+// caller's comes first.
+func TestRunDeadline(t *testing.T) {
+	reg := NewRegistry()
+	var got time.Time
+	reg.AddHook(Hook{Name: "h", Stages: OnlyData, Run: func(t *Txn) error {
+		got, _ = t.Context().Deadline()
+		return nil
+	}})
+	p := compile(t, "acl_timeout = 5s\nacl_smtp_data = d\nbegin acl\nd:\n  accept\n", reg)
+	if p.Timeout() != 5*time.Second {
+		t.Fatalf("Timeout() = %v", p.Timeout())
+	}
+	for _, tc := range []struct {
+		name   string
+		parent time.Duration // 0: no deadline
+		want   time.Duration
+	}{
+		{"none", 0, 5 * time.Second},
+		{"later", time.Minute, 5 * time.Second},
+		{"earlier", time.Second, time.Second},
+	} {
+		ctx := context.Background()
+		if tc.parent > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, tc.parent)
+			defer cancel()
+		}
+		got = time.Time{}
+		p.Run(ctx, Data, newTxn("192.0.2.1"))
+		if d := time.Until(got); d > tc.want || d < tc.want-time.Second {
+			t.Errorf("%s: deadline in %v, want about %v", tc.name, d, tc.want)
 		}
 	}
 }

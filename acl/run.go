@@ -3,6 +3,7 @@ package acl
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/expand"
@@ -36,18 +37,28 @@ func (r *runner) log(kind string, pos config.Pos, text string) {
 func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 	t.Stage = stage
 	t.prog = p
+	a := p.stage[stage]
+	if a == nil && len(p.hooks[stage]) == 0 {
+		return Result{Verb: Accept}
+	}
 	if p.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
-		defer cancel()
+		// A deadline timer costs a few microseconds: none when the
+		// caller's deadline already comes first.
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > p.timeout {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, p.timeout)
+			defer cancel()
+		}
 	}
 	p.runHooks(ctx, stage, t)
-	a := p.stage[stage]
 	if a == nil {
 		return Result{Verb: Accept}
 	}
 	return p.run(ctx, a, t)
 }
+
+// Timeout is acl_timeout: the longest one run of Run may take (0: none).
+func (p *Program) Timeout() time.Duration { return p.timeout }
 
 // CanRefuse reports whether the verdict of a stage can be anything but
 // accept: an ACL is configured for it and does not begin with a bare

@@ -215,9 +215,11 @@ func (s *session) run(st acl.Stage) (res acl.Result) {
 	if prog == nil {
 		return acl.Result{Verb: acl.Accept}
 	}
-	ctx, cancel := s.ctx, context.CancelFunc(nil)
-	if s.srv.StageTimeout > 0 {
-		ctx, cancel = context.WithTimeout(s.ctx, s.srv.StageTimeout)
+	ctx := s.ctx
+	if st := s.srv.StageTimeout; st > 0 && (prog.Timeout() <= 0 || prog.Timeout() > st) {
+		// acl_timeout, when shorter, already bounds the run.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(s.ctx, st)
 		defer cancel()
 	}
 	defer func() {
