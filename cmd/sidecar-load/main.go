@@ -70,6 +70,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		timeout  = fs.Duration("timeout", 10*time.Second, "timeout of each milter read and write")
 		seed     = fs.Uint64("seed", 1, "corpus seed")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the measured run to this file")
+		null     = fs.String("null-milter", "", "serve a milter that checks nothing (go-milter's server) on this address until interrupted, as the harness's baseline; nothing is sent")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: sidecar-load [flags]\n\nDrives a milter with generated mail and prints messages/s and latency percentiles.\n\nflags:\n")
@@ -96,6 +97,18 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return usage("-size must be at least 1024 bytes")
 	case *corpusN < 1 || *domains < 1 || *rcpts < 1:
 		return usage("-corpus, -domains and -rcpts must be at least 1")
+	}
+	if *null != "" {
+		t, err := parseAddr(*null)
+		if err != nil {
+			return usage("%v", err)
+		}
+		fmt.Fprintf(stdout, "null_milter: %s %s\n", t.network, t.address)
+		if err := serveNull(ctx, t); err != nil {
+			fmt.Fprintf(stderr, "sidecar-load: null milter: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	if *count == 0 && *duration == 0 {
 		*count = 10000

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -158,5 +159,40 @@ func TestCorpusSize(t *testing.T) {
 				t.Errorf("-size %d: bad message %+v", size, m.rcpts)
 			}
 		}
+	}
+}
+
+// TestNullMilter runs the baseline milter and drives it with a connection
+// per message: every message gets through with its one header field.
+func TestNullMilter(t *testing.T) {
+	sock := t.TempDir() + "/null.sock"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var nullOut, nullErr bytes.Buffer
+	go func() { done <- cli(ctx, []string{"-null-milter", "unix:" + sock}, &nullOut, &nullErr) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("null milter exit %d: %s", code, nullErr.String())
+		}
+	}()
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 200 {
+			t.Fatal("null milter not listening")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var out, errs bytes.Buffer
+	code := cli(context.Background(), []string{"-addr", "unix:" + sock, "-n", "30", "-c", "3", "-per-conn", "1", "-warmup", "0", "-corpus", "5"}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
+	}
+	rep := parseReport(t, out.String())
+	t.Logf("report:\n%s", out.String())
+	if n, ar, c := number(t, rep, "messages"), number(t, rep, "authres"), rep["connections"]; n != 30 || ar != 30 || c != "3" {
+		t.Errorf("messages %v, with Authentication-Results %v, connections %s", n, ar, c)
 	}
 }

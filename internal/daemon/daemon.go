@@ -242,7 +242,12 @@ func listen(l config.Listen) (net.Listener, error) {
 		}
 		return ln, err
 	}
-	return net.Listen("tcp", l.Address)
+	// No TCP keep-alive on accepted connections: the peers are MTAs on
+	// this host or the next, both servers end idle connections themselves,
+	// and Go's keep-alive set-up costs four setsockopt calls per
+	// connection, one connection per SMTP session for the milter.
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(context.Background(), "tcp", l.Address)
 }
 
 func (d *Daemon) closeListeners() {
