@@ -3,7 +3,6 @@
 package milter
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailsidecar/sidecar/internal/testmta"
 )
 
 // Sendmail conflicts with Postfix as a Debian package, so the test unpacks
@@ -261,33 +262,11 @@ func startSendmail(t *testing.T, root, milterAddr, sinkAddr string) *sendmailIns
 		if addr == "" {
 			continue
 		}
-		if err := waitGreeting(addr, 15*time.Second); err != nil {
+		if err := testmta.WaitGreeting(nil, addr, 15*time.Second); err != nil {
 			t.Fatalf("Sendmail did not start on %s: %v\noutput:\n%s", addr, err, readTail(sm.log))
 		}
 	}
 	return sm
-}
-
-// waitGreeting waits until an SMTP server at addr greets with 220.
-func waitGreeting(addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			line, rerr := bufio.NewReader(c).ReadString('\n')
-			c.Write([]byte("QUIT\r\n"))
-			c.Close()
-			if strings.HasPrefix(line, "220") {
-				return nil
-			}
-			err = fmt.Errorf("greeting %q: %v", line, rerr)
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // readTail returns the last 20 KB of a file.

@@ -2,7 +2,6 @@ package milter
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/internal/testmta"
 )
 
 // testConf is the configuration most tests run: every stage has an ACL,
@@ -102,22 +101,10 @@ func compileProgram(t testing.TB, text string, reg *acl.Registry) *acl.Program {
 	return p
 }
 
-// syncBuffer collects log output from several goroutines.
+// syncBuffer collects log output from several goroutines (see
+// testmta.SyncBuffer) and finds the JSON log records in it.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	testmta.SyncBuffer
 }
 
 // records returns the JSON log records with the given message.

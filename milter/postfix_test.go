@@ -27,60 +27,17 @@ func needPostfix(t *testing.T) {
 	testmta.NeedPostfix(t, "Postfix end-to-end test")
 }
 
-// smtpSink is the next hop: it accepts every message and hands it over.
+// smtpSink is the next hop: it accepts every message and hands it over
+// on msgs (see testmta.Sink).
 type smtpSink struct {
 	l    net.Listener
-	msgs chan string
+	msgs <-chan string
 }
 
 func startSink(t *testing.T) *smtpSink {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &smtpSink{l: l, msgs: make(chan string, 100)}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go s.handle(c)
-		}
-	}()
-	return s
-}
-
-func (s *smtpSink) handle(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Minute))
-	tp := textproto.NewConn(c)
-	tp.PrintfLine("220 sink ESMTP")
-	for {
-		line, err := tp.ReadLine()
-		if err != nil {
-			return
-		}
-		switch cmd := strings.ToUpper(strings.SplitN(line, " ", 2)[0]); cmd {
-		case "EHLO", "HELO":
-			tp.PrintfLine("250-sink")
-			tp.PrintfLine("250 8BITMIME")
-		case "DATA":
-			tp.PrintfLine("354 go on")
-			lines, err := tp.ReadDotLines()
-			if err != nil {
-				return
-			}
-			s.msgs <- strings.Join(lines, "\r\n")
-			tp.PrintfLine("250 2.0.0 queued")
-		case "QUIT":
-			tp.PrintfLine("221 bye")
-			return
-		default:
-			tp.PrintfLine("250 ok")
-		}
-	}
+	t.Helper()
+	s := testmta.StartSink(t)
+	return &smtpSink{l: s.Listener, msgs: s.Msgs}
 }
 
 func freePort(t *testing.T) int {

@@ -16,8 +16,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/smtp"
-	"net/textproto"
 	"os"
 	"os/exec"
 	"os/user"
@@ -25,7 +23,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -89,7 +86,7 @@ func TestPostfixDANE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var policyLog syncBuffer
+	var policyLog testmta.SyncBuffer
 	env := TestEnv(res, nil)
 	env.Logger = slog.New(slog.NewTextHandler(&policyLog, nil))
 	srv := NewServer(func() *Env { return env })
@@ -112,14 +109,23 @@ func TestPostfixDANE(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := pfDaneCert(t, "mail.example.test")
-	mx := &pfDaneMX{msgs: make(chan pfDaneMsg, 10)}
-	mx.cert.Store(&good)
+	var cert atomic.Pointer[tls.Certificate]
+	cert.Store(&good)
+	var mxLn net.Listener
 	pfDaneInNetns(t, nsfd, func() (err error) {
-		mx.l, err = net.Listen("tcp", "127.0.0.25:25")
+		mxLn, err = net.Listen("tcp", "127.0.0.25:25")
 		return err
 	})
-	t.Cleanup(func() { mx.l.Close() })
-	go mx.serve()
+	mx := testmta.ServeSink(t, mxLn, testmta.SinkOptions{
+		Name:    "mail.example.test",
+		Timeout: 30 * time.Second,
+		TLS: &tls.Config{
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return cert.Load(), nil
+			},
+			SessionTicketsDisabled: true,
+		},
+	})
 
 	pf := pfDaneStartPostfix(t, nsName, nsfd, policyLn.Addr().String())
 	t.Logf("Postfix up after %v", time.Since(started).Round(time.Millisecond))
@@ -128,9 +134,9 @@ func TestPostfixDANE(t *testing.T) {
 	phase := time.Now()
 	pf.submit(t, nsfd, "match")
 	select {
-	case m := <-mx.msgs:
-		if !m.tls || !strings.Contains(m.data, "Subject: match") {
-			t.Errorf("delivered message: tls=%v\n%s", m.tls, m.data)
+	case m := <-mx.Msgs:
+		if overTLS := mx.TLSMessages() == 1; !overTLS || !strings.Contains(m, "Subject: match") {
+			t.Errorf("delivered message: tls=%v\n%s", overTLS, m)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no message delivered with the matching certificate\npolicy log:\n%s\nmaillog:\n%s", policyLog.String(), pf.Log())
@@ -147,18 +153,18 @@ func TestPostfixDANE(t *testing.T) {
 
 	// 2. The certificate does not match: Postfix defers, nothing delivered.
 	phase = time.Now()
-	mx.cert.Store(&bad)
+	cert.Store(&bad)
 	pf.submit(t, nsfd, "mismatch")
 	line := pf.WaitLog(t, "status=deferred", 20*time.Second)
 	if !strings.Contains(line, "certificate not verified") {
 		t.Errorf("deferral reason: %s", line)
 	}
 	select {
-	case m := <-mx.msgs:
-		t.Errorf("message delivered despite a certificate that does not match the TLSA record:\n%s", m.data)
+	case m := <-mx.Msgs:
+		t.Errorf("message delivered despite a certificate that does not match the TLSA record:\n%s", m)
 	default:
 	}
-	if n := mx.handshakes.Load(); n < 2 {
+	if n := mx.Handshakes(); n < 2 {
 		t.Errorf("%d TLS handshakes, want 2 (the mismatch must be found in TLS, not before)", n)
 	}
 	t.Logf("mismatching certificate: deferred in %v (%s)", time.Since(phase).Round(time.Millisecond), strings.TrimSpace(line))
@@ -472,99 +478,6 @@ func pfDaneCert(t *testing.T, name string) tls.Certificate {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// pfDaneMX is the destination: an SMTP server with STARTTLS.
-type pfDaneMX struct {
-	l          net.Listener
-	cert       atomic.Pointer[tls.Certificate]
-	handshakes atomic.Int32
-	msgs       chan pfDaneMsg
-}
-
-type pfDaneMsg struct {
-	tls  bool
-	data string
-}
-
-func (s *pfDaneMX) serve() {
-	for {
-		c, err := s.l.Accept()
-		if err != nil {
-			return
-		}
-		go s.handle(c)
-	}
-}
-
-func (s *pfDaneMX) handle(c net.Conn) {
-	defer func() { c.Close() }()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	tp := textproto.NewConn(c)
-	tp.PrintfLine("220 mail.example.test ESMTP")
-	inTLS := false
-	for {
-		line, err := tp.ReadLine()
-		if err != nil {
-			return
-		}
-		switch cmd := strings.ToUpper(strings.SplitN(line, " ", 2)[0]); cmd {
-		case "EHLO":
-			tp.PrintfLine("250-mail.example.test")
-			if !inTLS {
-				tp.PrintfLine("250-STARTTLS")
-			}
-			tp.PrintfLine("250 8BITMIME")
-		case "STARTTLS":
-			if inTLS {
-				tp.PrintfLine("503 already")
-				continue
-			}
-			tp.PrintfLine("220 go ahead")
-			tc := tls.Server(c, &tls.Config{
-				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-					return s.cert.Load(), nil
-				},
-				SessionTicketsDisabled: true,
-			})
-			if err := tc.Handshake(); err != nil {
-				return
-			}
-			s.handshakes.Add(1)
-			c, inTLS = tc, true
-			tp = textproto.NewConn(c)
-		case "DATA":
-			tp.PrintfLine("354 go on")
-			lines, err := tp.ReadDotLines()
-			if err != nil {
-				return
-			}
-			s.msgs <- pfDaneMsg{tls: inTLS, data: strings.Join(lines, "\r\n")}
-			tp.PrintfLine("250 2.0.0 queued")
-		case "QUIT":
-			tp.PrintfLine("221 bye")
-			return
-		default:
-			tp.PrintfLine("250 ok")
-		}
-	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // pfDanePostfix is a private Postfix instance in the namespace.
 type pfDanePostfix struct {
 	*testmta.Postfix
@@ -574,34 +487,16 @@ type pfDanePostfix struct {
 // submit hands a message for rcpt@example.test to Postfix's smtpd.
 func (pf *pfDanePostfix) submit(t *testing.T, nsfd int, subject string) {
 	t.Helper()
-	conn, err := pfDaneDial(nsfd, "tcp", pf.smtpd)
+	err := testmta.Submit(pf.smtpd, testmta.Submission{
+		Helo: "submitter.example.net",
+		From: "sender@example.net",
+		To:   []string{"rcpt@example.test"},
+		Data: []byte("From: <sender@example.net>\r\nTo: <rcpt@example.test>\r\nSubject: " + subject + "\r\n\r\nHello.\r\n"),
+		Dial: func(network, addr string) (net.Conn, error) { return pfDaneDial(nsfd, network, addr) },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := smtp.NewClient(conn, "localhost")
-	if err != nil {
-		conn.Close()
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Hello("submitter.example.net"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Mail("sender@example.net"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("rcpt@example.test"); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(w, "From: <sender@example.net>\r\nTo: <rcpt@example.test>\r\nSubject: %s\r\n\r\nHello.\r\n", subject)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	c.Quit()
 }
 
 func pfDaneStartPostfix(t *testing.T, nsName string, nsfd int, policyAddr string) *pfDanePostfix {

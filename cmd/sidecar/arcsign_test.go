@@ -9,9 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"net"
-	"net/smtp"
-	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -214,53 +211,11 @@ func arcNeedPostfix(t *testing.T) {
 	testmta.NeedPostfix(t, "ARC Postfix end-to-end test")
 }
 
-// arcSink accepts every message and hands it over.
+// arcSink accepts every message and hands it over (see testmta.Sink).
 func arcSink(t *testing.T) (addr string, msgs <-chan string) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	ch := make(chan string, 10)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(time.Minute))
-				tp := textproto.NewConn(c)
-				tp.PrintfLine("220 sink ESMTP")
-				for {
-					line, err := tp.ReadLine()
-					if err != nil {
-						return
-					}
-					switch strings.ToUpper(strings.SplitN(line, " ", 2)[0]) {
-					case "EHLO", "HELO":
-						tp.PrintfLine("250-sink")
-						tp.PrintfLine("250 8BITMIME")
-					case "DATA":
-						tp.PrintfLine("354 go on")
-						lines, err := tp.ReadDotLines()
-						if err != nil {
-							return
-						}
-						ch <- strings.Join(lines, "\r\n") + "\r\n"
-						tp.PrintfLine("250 2.0.0 queued")
-					case "QUIT":
-						tp.PrintfLine("221 bye")
-						return
-					default:
-						tp.PrintfLine("250 ok")
-					}
-				}
-			}()
-		}
-	}()
-	return l.Addr().String(), ch
+	t.Helper()
+	s := testmta.StartSink(t)
+	return s.Addr(), s.Msgs
 }
 
 // arcPostfix starts a Postfix master named host whose smtpd runs the
@@ -334,29 +289,10 @@ d:
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := smtp.Dial(pfA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Hello("mx.origin.example"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Mail("alice@origin.example"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("bob@example.net"); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(fixture)
-	if err := w.Close(); err != nil {
+	if err := testmta.Submit(pfA, testmta.Submission{Helo: "mx.origin.example",
+		From: "alice@origin.example", To: []string{"bob@example.net"}, Data: fixture}); err != nil {
 		t.Fatalf("the forwarder refused the message: %v", err)
 	}
-	c.Quit()
 
 	var msg string
 	select {

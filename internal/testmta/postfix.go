@@ -8,10 +8,14 @@
 // only read (postfix-files), never written. Postfix's master must start
 // as root, so the tests skip without root or without Postfix, except under
 // CI=true, where they fail.
+//
+// It also holds what those tests share around the MTAs they run: an SMTP
+// sink for the next hop (Sink), a client that submits one message
+// (Submit), a wait for an SMTP greeting (WaitGreeting) and a buffer for
+// logs written from several goroutines (SyncBuffer).
 package testmta
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -209,12 +213,8 @@ func Start(t testing.TB, c Config) *Postfix {
 			t.Logf("Postfix %s maillog:\n%s", c.Name, pf.tail())
 		}
 	})
-	dial := c.Dial
-	if dial == nil {
-		dial = func(network, addr string) (net.Conn, error) { return net.DialTimeout(network, addr, time.Second) }
-	}
 	for _, addr := range c.Listen {
-		if err := waitGreeting(dial, addr, 15*time.Second); err != nil {
+		if err := WaitGreeting(c.Dial, addr, 15*time.Second); err != nil {
 			t.Fatalf("Postfix %s did not start on %s: %v\nmaillog:\n%s", c.Name, addr, err, pf.tail())
 		}
 	}
@@ -332,28 +332,6 @@ func (pf *Postfix) WaitLog(t testing.TB, s string, d time.Duration) string {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no %q in the maillog after %v:\n%s", s, d, pf.Log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// waitGreeting waits until the SMTP server at addr greets with 220.
-func waitGreeting(dial func(network, addr string) (net.Conn, error), addr string, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for {
-		c, err := dial("tcp", addr)
-		if err == nil {
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			line, rerr := bufio.NewReader(c).ReadString('\n')
-			c.Write([]byte("QUIT\r\n"))
-			c.Close()
-			if strings.HasPrefix(line, "220") {
-				return nil
-			}
-			err = fmt.Errorf("greeting %q: %v", line, rerr)
-		}
-		if time.Now().After(deadline) {
-			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
