@@ -16,7 +16,7 @@ type postfixE2E struct {
 
 func startPostfixE2E(t *testing.T, milterAddr, sinkAddr string) *postfixE2E {
 	t.Helper()
-	pf := &postfixE2E{smtp: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	pf := &postfixE2E{smtp: fmt.Sprintf("127.0.0.1:%d", testmta.FreePort(t))}
 	listen := []string{pf.smtp}
 	main := milterMain(milterAddr, sinkAddr)
 	if ipv6Loopback() {

@@ -186,7 +186,7 @@ func startSendmail(t *testing.T, root, milterAddr, sinkAddr string) *sendmailIns
 	_, milterPort, _ := net.SplitHostPort(milterAddr)
 	_, sinkPort, _ := net.SplitHostPort(sinkAddr)
 	sm := &sendmailInstance{dir: dir, traffic: filepath.Join(dir, "traffic"), log: filepath.Join(dir, "output")}
-	port := freePort(t)
+	port := testmta.FreePort(t)
 	sm.smtp = fmt.Sprintf("127.0.0.1:%d", port)
 	daemon6 := ""
 	if ipv6Loopback() {

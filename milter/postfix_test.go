@@ -40,15 +40,6 @@ func startSink(t *testing.T) *smtpSink {
 	return &smtpSink{l: s.Listener, msgs: s.Msgs}
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // postfixInstance is a running Postfix master.
 type postfixInstance struct {
 	*testmta.Postfix
@@ -77,7 +68,7 @@ func milterMain(milterAddr, sinkAddr string) []string {
 
 func startPostfix(t *testing.T, milterAddr, sinkAddr string) *postfixInstance {
 	t.Helper()
-	smtp := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	smtp := fmt.Sprintf("127.0.0.1:%d", testmta.FreePort(t))
 	pf := testmta.Start(t, testmta.Config{
 		Listen: []string{smtp},
 		Main:   milterMain(milterAddr, sinkAddr),
