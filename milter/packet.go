@@ -45,17 +45,32 @@ func (s *session) packet(code byte, p []byte) (pass bool, err error) {
 			return false, err
 		}
 		s.peer = peer
-		s.fc.dropReply(s.neg.has(gomilter.OptNoConnReply))
-		return true, nil
+		if !s.neg.has(gomilter.OptNoConnReply) {
+			return true, nil
+		}
+		resp, err := s.Connect("", "", 0, nil, nil)
+		s.unanswered("connect", resp, err)
 	case 'H':
-		s.fc.dropReply(s.neg.has(gomilter.OptNoHeloReply))
-		return true, nil
+		if !s.neg.has(gomilter.OptNoHeloReply) {
+			return true, nil
+		}
+		name := strings.TrimSuffix(string(p), "\x00") // as go-milter reads it
+		resp, err := s.Helo(name, nil)
+		s.unanswered("helo", resp, err)
 	case 'M':
-		s.fc.dropReply(s.neg.has(gomilter.OptNoMailReply))
-		return true, nil
+		if !s.neg.has(gomilter.OptNoMailReply) {
+			return true, nil
+		}
+		from := strings.Trim(cString(p), "<>")
+		resp, err := s.MailFrom(from, nil)
+		s.unanswered("mail", resp, err)
 	case 'R':
-		s.fc.dropReply(s.neg.has(gomilter.OptNoRcptReply))
-		return true, nil
+		if !s.neg.has(gomilter.OptNoRcptReply) {
+			return true, nil
+		}
+		rcpt := strings.Trim(cString(p), "<>")
+		resp, err := s.RcptTo(rcpt, nil)
+		s.unanswered("rcpt", resp, err)
 	case 'A', 'Q':
 		return true, nil
 	case 'E':
@@ -116,12 +131,18 @@ func (s *session) unansweredStages() gomilter.OptProtocol {
 	return f
 }
 
-// unansweredFailed is called when go-milter's reply to an unanswered stage
-// was not continue: an internal error (a panic) at that stage. The MTA
-// cannot hear it now, so the transaction, or every transaction of the
-// connection when no message is open, ends in tempfail.
-func (s *session) unansweredFailed(reply []byte) {
-	err := fmt.Errorf("internal error at a stage the MTA does not wait for (reply %q)", reply)
+// unanswered takes the reply of a stage negotiated as unanswered, whose
+// handler ran here rather than in go-milter (which would write a reply the
+// MTA does not read). A verdict other than continue (only an internal error can give one: such
+// a stage has no ACL that refuses) makes the end of the message tempfail,
+// or every message of the connection when no message is open.
+func (s *session) unanswered(stage string, resp gomilter.Response, err error) {
+	if err == nil && resp != nil && resp.Response().Code == byte(gomilter.ActContinue) {
+		return
+	}
+	if err == nil {
+		err = fmt.Errorf("internal error at %s, a stage the MTA does not wait for (reply %q)", stage, resp.Response().Code)
+	}
 	if s.msg.open {
 		if s.msg.failure == nil {
 			s.msg.failure = err
@@ -131,6 +152,15 @@ func (s *session) unansweredFailed(reply []byte) {
 	if s.connFailure == nil {
 		s.connFailure = err
 	}
+}
+
+// cString is the NUL-terminated string at the start of p (all of p when it
+// has no NUL), as go-milter reads MAIL and RCPT.
+func cString(p []byte) string {
+	if i := bytes.IndexByte(p, 0); i >= 0 {
+		p = p[:i]
+	}
+	return string(p)
 }
 
 // answer continues an event, unless it was negotiated as unanswered.

@@ -1,12 +1,19 @@
 package milter
 
 import (
-	"bytes"
+	"bufio"
+	"context"
 	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/mailsidecar/sidecar/acl"
 )
 
 // What Postfix offers: every action and every protocol bit up to
@@ -253,42 +260,76 @@ func TestMacrosPerStage(t *testing.T) {
 	}
 }
 
-// A stage negotiated as unanswered gets no reply on the wire, whatever
-// go-milter wrote; a reply other than continue there (a panic in the
-// stage) turns into tempfail at the end of the message, or of every
-// message of the connection when none is open.
+// A stage negotiated as unanswered runs without go-milter; a verdict
+// other than continue there (only an internal error can give one) turns
+// into tempfail at the end of the message, or of every message of the
+// connection when none is open.
 func TestUnansweredStageReplies(t *testing.T) {
-	tempfail := []byte{0, 0, 0, 1, 't'}
 	for _, tc := range []struct {
 		name     string
-		reply    []byte
+		resp     gomilter.Response
+		err      error
 		open     bool
 		msgFail  bool
 		connFail bool
 	}{
-		{"continue", replyContinueFrame, true, false, false},
-		{"tempfail in a transaction", tempfail, true, true, false},
-		{"tempfail before MAIL", tempfail, false, false, true},
+		{"continue", replyContinue, nil, true, false, false},
+		{"tempfail in a transaction", replyTempfail, nil, true, true, false},
+		{"error in a transaction", nil, errors.New("boom"), true, true, false},
+		{"tempfail before MAIL", replyTempfail, nil, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &session{msg: message{open: tc.open}}
-			c := &frameConn{sess: s}
-			c.wbuf = append(c.wbuf, "queued"...)
-			c.dropReply(true)
-			c.Write(tc.reply)
-			c.settleDrop()
-			if string(c.wbuf) != "queued" {
-				t.Errorf("queue %q: the reply was not withheld", c.wbuf)
-			}
+			s.unanswered("helo", tc.resp, tc.err)
 			if (s.msg.failure != nil) != tc.msgFail || (s.connFailure != nil) != tc.connFail {
 				t.Errorf("message failure %v, connection failure %v", s.msg.failure, s.connFailure)
 			}
-			c.dropReply(false)
-			c.Write(replyContinueFrame)
-			c.settleDrop()
-			if !bytes.HasSuffix(c.wbuf, replyContinueFrame) {
-				t.Errorf("an answered stage's reply was withheld: %q", c.wbuf)
-			}
 		})
+	}
+}
+
+// TestIdleTimeout: a connection on which the MTA keeps sending stays open
+// past the idle timeout (the deadline moves with the packets, if lazily);
+// one left silent is closed once the timeout has passed.
+func TestIdleTimeout(t *testing.T) {
+	env := &Env{Program: compileProgram(t, acceptConf, nil), Services: &acl.Services{PrimaryHostname: "mx.example.net"},
+		AuthservID: "mx.example.net", Logger: slog.New(slog.DiscardHandler)}
+	srv := NewServer(func() *Env { return env })
+	srv.IdleTimeout = 400 * time.Millisecond
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	dial := func() *rawMTA {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		r := &rawMTA{t: t, c: c, br: bufio.NewReader(c)}
+		r.negotiateV6(postfixActions, postfixProtocol)
+		return r
+	}
+	busy, idle := dial(), dial()
+	start := time.Now()
+	for time.Since(start) < 1200*time.Millisecond {
+		busy.send(packet('D', []byte{'C'}, cstr("j", "mx")))
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The connect ACL can refuse: the connect stage is answered.
+	busy.send(connectPacket("client", '4', 4000, "192.0.2.10"))
+	busy.expect('c')
+
+	idle.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.br.ReadByte(); err == nil {
+		t.Fatal("the idle connection got data instead of being closed")
+	} else if time.Since(start) > 3*time.Second {
+		t.Errorf("idle connection closed after %v: %v", time.Since(start), err)
 	}
 }
