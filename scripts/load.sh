@@ -11,7 +11,7 @@
 # Scenarios: one milter connection per message (a new SMTP session each
 # time) and 20 connections carrying messages back to back, each as fast as
 # possible and at a fixed 1,500 messages/s; then 1,000 sessions held open
-# idle, then used. Last, the harness's baseline: the generator against
+# idle, then used; then a DKIM-signed corpus. Last, the harness's baseline: the generator against
 # `sidecar-load -null-milter`, a milter that checks nothing and answers only
 # the end of each message. Ports 18894/18895 (milter, policy), 18896 (null
 # milter) and 15399 (fake DNS) on 127.0.0.1 must be free.
@@ -37,7 +37,7 @@ run() {
 	sleep 0.5
 	echo "== $name"
 	"$dir/sidecar-load" -addr inet:127.0.0.1:18894 -dns 127.0.0.1:15399 -pid $pid "$@" |
-		grep -E '^(connections|messages|errors|throughput|latency_p50|latency_p99|rss_idle|rss_max|cpu):'
+		grep -E '^(connections|messages|errors|dkim_pass|throughput|latency_p50|latency_p99|rss_idle|rss_max|cpu):'
 	kill $pid
 	wait $pid 2>/dev/null || true
 }
@@ -47,6 +47,7 @@ run "20 connections, messages back to back, as fast as possible" -c 20 -d ${secs
 run "one connection per message, 1,500 msg/s offered" -c 20 -d ${secs}s -per-conn 1 -rate 1500
 run "20 connections, 1,500 msg/s offered" -c 20 -d ${secs}s -per-conn 0 -rate 1500
 run "1,000 sessions open 5 s idle, then 20,000 messages" -c 1000 -idle 5s -per-conn 10 -n 20000
+run "DKIM-signed corpus (RSA-2048, relaxed), 20 connections, as fast as possible" -c 20 -d ${secs}s -per-conn 0 -dkim
 
 null() {
 	name=$1

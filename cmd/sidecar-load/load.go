@@ -58,6 +58,7 @@ type plan struct {
 	rate     float64       // messages per second over all workers; 0: as fast as possible
 	perConn  int
 	pipeline bool          // coalesce packets that get no reply into one write
+	dkim     bool          // the corpus is DKIM-signed: count dkim=pass
 	idle     time.Duration // hold every connection open (after HELO) this long before the first message
 	timeout  time.Duration
 	onIdle   func() // called once every connection is open, after idle
@@ -69,6 +70,7 @@ type outcome struct {
 	errors    int64           // protocol errors and timeouts
 	refused   int64           // messages the milter did not accept
 	withAR    int64           // messages that got our Authentication-Results header
+	dkimPass  int64           // messages whose Authentication-Results says dkim=pass
 	firstErr  error
 	elapsed   time.Duration // from the first message to the last
 	conns     int64
@@ -134,13 +136,14 @@ func run(ctx context.Context, p plan) *outcome {
 		out = &outcome{}
 		wg  sync.WaitGroup
 	)
-	record := func(lat []time.Duration, errs, refused, withAR, conns int64, firstErr error) {
+	record := func(lat []time.Duration, errs, refused, withAR, dkimPass, conns int64, firstErr error) {
 		mu.Lock()
 		defer mu.Unlock()
 		out.latencies = append(out.latencies, lat...)
 		out.errors += errs
 		out.refused += refused
 		out.withAR += withAR
+		out.dkimPass += dkimPass
 		out.conns += conns
 		if out.firstErr == nil {
 			out.firstErr = firstErr
@@ -197,7 +200,7 @@ func run(ctx context.Context, p plan) *outcome {
 				wk.lat = append(wk.lat, time.Since(start))
 			}
 			wk.close()
-			record(wk.lat, wk.errors, wk.refused, wk.withAR, wk.conns, wk.firstErr)
+			record(wk.lat, wk.errors, wk.refused, wk.withAR, wk.dkimPass, wk.conns, wk.firstErr)
 		}()
 	}
 	ready.Wait()
@@ -308,7 +311,7 @@ type worker struct {
 	peer   *message
 
 	lat                            []time.Duration
-	errors, refused, withAR, conns int64
+	errors, refused, withAR, dkimPass, conns int64
 	firstErr                       error
 }
 
@@ -423,6 +426,9 @@ func (w *worker) message(m *message) error {
 	for _, mod := range mods {
 		if (mod.Code == gomilter.ActInsertHeader || mod.Code == gomilter.ActAddHeader) && mod.HeaderName == "Authentication-Results" {
 			w.withAR++
+			if strings.Contains(mod.HeaderValue, "dkim=pass") {
+				w.dkimPass++
+			}
 			break
 		}
 	}

@@ -77,6 +77,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		timeout  = fs.Duration("timeout", 10*time.Second, "timeout of each milter read and write")
 		seed     = fs.Uint64("seed", 1, "corpus seed")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the measured run to this file")
+		dkimSign = fs.Bool("dkim", false, "sign every corpus message with an RSA-2048 DKIM signature (relaxed/relaxed, d= the sender's domain), its key in the fake zone: needs -self or -dns")
 		null     = fs.String("null-milter", "", "serve a milter that checks nothing (go-milter's server) on this address until interrupted, as the harness's baseline; nothing is sent")
 	)
 	fs.Usage = func() {
@@ -130,6 +131,25 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Visit(func(f *flag.Flag) { addrSet = addrSet || f.Name == "addr" })
 
 	corpus := buildCorpus(*seed, *corpusN, *size, *domains, *rcpts)
+	zone := loadZone(*domains)
+	if *dkimSign {
+		if !*self && *dnsAddr == "" {
+			return usage("-dkim needs -self or -dns: the key is published in the fake zone")
+		}
+		key, err := newDKIMKey()
+		if err == nil {
+			err = signCorpus(corpus, key)
+		}
+		var recs []string
+		if err == nil {
+			recs, err = dkimRecords(*domains, key)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "sidecar-load: DKIM: %v\n", err)
+			return 1
+		}
+		zone = append(zone, recs...)
+	}
 	var dns *fakeDNS
 	if *self || *dnsAddr != "" {
 		listen := *dnsAddr
@@ -137,7 +157,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			listen = "127.0.0.1:0"
 		}
 		var err error
-		if dns, err = startFakeDNS(listen, loadZone(*domains)); err != nil {
+		if dns, err = startFakeDNS(listen, zone); err != nil {
 			fmt.Fprintf(stderr, "sidecar-load: fake DNS: %v\n", err)
 			return 1
 		}
@@ -180,7 +200,7 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	p := plan{target: tgt, corpus: corpus, conc: *conc, count: *count, duration: *duration, rate: *rate,
-		perConn: *perConn, pipeline: *pipeline, idle: *idle, timeout: *timeout}
+		perConn: *perConn, pipeline: *pipeline, idle: *idle, timeout: *timeout, dkim: *dkimSign}
 	if *warmup > 0 {
 		w := p
 		w.conc, w.count, w.duration, w.rate, w.idle = min(p.conc, *warmup), *warmup, 0, 0, 0

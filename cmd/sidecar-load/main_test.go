@@ -196,3 +196,22 @@ func TestNullMilter(t *testing.T) {
 		t.Errorf("messages %v, with Authentication-Results %v, connections %s", n, ar, c)
 	}
 }
+
+// TestDKIMCorpus signs the corpus and checks that sidecar verifies every
+// signature (dkim=pass in its Authentication-Results); -dkim without a
+// fake zone to publish the key is a usage error.
+func TestDKIMCorpus(t *testing.T) {
+	var out, errs bytes.Buffer
+	code := cli(context.Background(), []string{"-self", "-dkim", "-n", "40", "-c", "4", "-corpus", "10", "-size", "4096"}, &out, &errs)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
+	}
+	rep := parseReport(t, out.String())
+	if n, pass := number(t, rep, "messages"), number(t, rep, "dkim_pass"); n != 40 || pass != 40 {
+		t.Errorf("%v messages, %v with dkim=pass", n, pass)
+	}
+	errs.Reset()
+	if code := cli(context.Background(), []string{"-dkim", "-addr", "inet:127.0.0.1:1"}, &out, &errs); code != 2 || !strings.Contains(errs.String(), "-dkim needs") {
+		t.Errorf("-dkim without a fake zone: exit %d, %q", code, errs.String())
+	}
+}

@@ -43,6 +43,9 @@ func writeReport(w io.Writer, p plan, o *outcome, rss *rssSampler) {
 	fmt.Fprintf(w, "refused: %d\n", o.refused)
 	fmt.Fprintf(w, "errors: %d\n", o.errors)
 	fmt.Fprintf(w, "authres: %d\n", o.withAR)
+	if p.dkim {
+		fmt.Fprintf(w, "dkim_pass: %d\n", o.dkimPass)
+	}
 	fmt.Fprintf(w, "elapsed: %.3f s\n", o.elapsed.Seconds())
 	rate := 0.0
 	if o.elapsed > 0 {
