@@ -333,8 +333,15 @@ func compileRegex(src string) (*regex, error) {
 	}
 	r := &regex{src: src, re: re}
 	t, err := syntax.Parse(src, syntax.Perl)
-	if err != nil || needsLeftContext(t) {
-		r.after, err = regexp.Compile(`(?s:.)(?:` + src + `)`)
+	if err != nil {
+		return nil, err
+	}
+	if needsLeftContext(t) {
+		// Built from the parsed expression, not by pasting text around src:
+		// "\Q" without "\E" would quote the closing parenthesis.
+		dot := &syntax.Regexp{Op: syntax.OpAnyChar}
+		cat := &syntax.Regexp{Op: syntax.OpConcat, Sub: []*syntax.Regexp{dot, t}}
+		r.after, err = regexp.Compile(cat.String())
 		if err != nil {
 			return nil, err
 		}
