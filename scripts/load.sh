@@ -65,3 +65,4 @@ null() {
 null "one connection per message, as fast as possible" -c 20 -d ${secs}s -per-conn 1
 null "one connection per message, 1,500 msg/s offered" -c 20 -d ${secs}s -per-conn 1 -rate 1500
 null "20 connections, messages back to back, as fast as possible" -c 20 -d ${secs}s -per-conn 0
+null "20 connections, 1,500 msg/s offered" -c 20 -d ${secs}s -per-conn 0 -rate 1500
