@@ -310,9 +310,9 @@ type worker struct {
 	sent   int // messages on this connection
 	peer   *message
 
-	lat                            []time.Duration
+	lat                                      []time.Duration
 	errors, refused, withAR, dkimPass, conns int64
-	firstErr                       error
+	firstErr                                 error
 }
 
 // errRefused is a message the milter did not accept (not a protocol error).
