@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mailsidecar/sidecar/internal/ascii"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -219,7 +220,7 @@ func (s *Signer) seal(fields []field, bodyHash []byte, chain *Chain, authResults
 		{"i", is}, {"s", s.Selector}, {"t", t},
 	}
 	if s.amsCTag == "-" {
-		amsTags = append(amsTags[:3], amsTags[4:]...)
+		amsTags = slices.DeleteFunc(amsTags, func(t tagv) bool { return t.name == "c" })
 	}
 	amsText := formatSig(HeaderAMS, amsTags)
 	ams, bs, be, err := sigField(amsText)

@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/mailsidecar/sidecar/milter"
 )
 
 // nullProtocol is what the null milter negotiates: what sidecar negotiates
@@ -19,9 +21,6 @@ import (
 const nullProtocol = gomilter.OptNoData | gomilter.OptNoUnknown |
 	gomilter.OptNoHeaderReply | gomilter.OptNoEOHReply | gomilter.OptNoBodyReply |
 	gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply | gomilter.OptNoRcptReply
-
-// nullMaxFrame bounds the packets the null milter reads.
-const nullMaxFrame = 1 << 20
 
 // serveNull serves the baseline of a measurement on t until ctx ends: a
 // milter that checks nothing and answers only the end of each message,
@@ -73,7 +72,7 @@ func nullSession(c io.ReadWriter) error {
 			return err
 		}
 		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || n > nullMaxFrame {
+		if n == 0 || n > milter.MaxFrame {
 			return fmt.Errorf("null milter: packet length %d", n)
 		}
 		if cap(buf) < int(n) {
