@@ -335,12 +335,12 @@ func TestCoreQuarantineControl(t *testing.T) {
 func TestAddAuthResultDedup(t *testing.T) {
 	txn := newTxn("192.0.2.1")
 	d := func(b string) AuthResult {
-		return AuthResult{Method: "dkim", Result: "pass", Props: []AuthProp{{"header", "d", "example.com"}, {"header", "b", b}}}
+		return AuthResult{Method: "dkim", Result: "pass", Props: []AuthProp{{Type: "header", Name: "d", Value: "example.com"}, {Type: "header", Name: "b", Value: b}}}
 	}
 	txn.AddAuthResult(d("aaaa"))
 	txn.AddAuthResult(d("bbbb"))
-	txn.AddAuthResult(AuthResult{Method: "spf", Result: "temperror", Props: []AuthProp{{"smtp", "mailfrom", "x.example"}}})
-	txn.AddAuthResult(AuthResult{Method: "spf", Result: "pass", Props: []AuthProp{{"smtp", "mailfrom", "x.example"}}})
+	txn.AddAuthResult(AuthResult{Method: "spf", Result: "temperror", Props: []AuthProp{{Type: "smtp", Name: "mailfrom", Value: "x.example"}}})
+	txn.AddAuthResult(AuthResult{Method: "spf", Result: "pass", Props: []AuthProp{{Type: "smtp", Name: "mailfrom", Value: "x.example"}}})
 	if len(txn.AuthResults) != 3 || txn.AuthResults[2].Result != "pass" {
 		t.Errorf("results: %+v", txn.AuthResults)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/resolver"
 )
@@ -183,20 +184,10 @@ func localPartOf(addr string) string {
 // AuthResult is one method's result for the Authentication-Results header
 // (RFC 8601 §2.2): features append them to Txn.AuthResults when they
 // evaluate a check, and the milter writes the header at end of message.
-type AuthResult struct {
-	Method  string // "spf", "dkim", "dmarc", "arc", "iprev", "auth"
-	Result  string // "pass", "fail", …
-	Comment string // optional comment written after the result: dmarc=fail (p=reject dis=none)
-	Reason  string // optional reason, written as reason="…"
-	Props   []AuthProp
-}
+type AuthResult = authres.Result
 
 // AuthProp is a ptype.property=value item such as smtp.mailfrom=example.com.
-type AuthProp struct {
-	Type  string // "smtp", "header", "body", "policy"
-	Name  string
-	Value string
-}
+type AuthProp = authres.Prop
 
 // AddAuthResult records a result for the Authentication-Results header,
 // replacing an earlier result of the same method with the same properties

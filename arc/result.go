@@ -1,63 +1,73 @@
 package arc
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/mailsidecar/sidecar/authres"
 )
 
 // DomainList returns Domains joined with ":", the form of Exim's
 // $arc_domains.
 func (c *Chain) DomainList() string { return strings.Join(c.Domains, ":") }
 
-// AuthResult formats the chain as the "arc" result of an
-// Authentication-Results field (RFC 8601 resinfo, RFC 8617 §10.1):
+// StateWord is the chain state as $arc_state and Authentication-Results
+// show it: pass, fail or none, and temperror when a key could not be
+// fetched for a temporary DNS reason (the chain is then neither failed
+// nor passed).
+func (c *Chain) StateWord() string {
+	if c.Temp {
+		return "temperror"
+	}
+	return string(c.State)
+}
+
+// maxReason bounds the reason in the comment of the arc result.
+const maxReason = 200
+
+// Resinfo is the chain as the "arc" result of Authentication-Results
+// (RFC 8617 §10.1, RFC 8601):
 //
 //	arc=pass (i=2) header.oldest-pass=1 smtp.remote-ip=192.0.2.1
 //	arc=fail (i=1: ARC-Seal: signature did not verify) smtp.remote-ip=192.0.2.1
+//	arc=temperror (temporary DNS failure: …) smtp.remote-ip=192.0.2.1
 //	arc=none
 //
-// remoteIP, the address of the SMTP client, is left out when empty.
-func (c *Chain) AuthResult(remoteIP string) string {
-	var sb strings.Builder
-	sb.WriteString("arc=")
-	sb.WriteString(string(c.State))
-	switch c.State {
-	case Pass:
-		sb.WriteString(" (i=")
-		sb.WriteString(strconv.Itoa(len(c.Instances)))
-		sb.WriteString(") header.oldest-pass=")
-		sb.WriteString(strconv.Itoa(c.OldestPass))
-	case Fail:
-		if c.Reason != "" {
-			sb.WriteString(" (")
-			sb.WriteString(commentText(c.Reason))
-			sb.WriteString(")")
-		}
+// remoteIP, the address of the SMTP client, is left out when invalid.
+func (c *Chain) Resinfo(remoteIP netip.Addr) authres.Result {
+	r := authres.Result{Method: "arc", Result: c.StateWord()}
+	switch {
+	case c.State == None:
+		return r
+	case c.State == Pass && !c.Temp:
+		r.Comment = "i=" + strconv.Itoa(len(c.Instances))
+		r.Props = append(r.Props, authres.P("header", "oldest-pass", strconv.Itoa(c.OldestPass)))
 	default:
-		return sb.String()
+		r.Comment = clipReason(c.Reason)
 	}
-	if remoteIP != "" {
-		sb.WriteString(" smtp.remote-ip=")
-		sb.WriteString(remoteIP)
+	if remoteIP.IsValid() {
+		r.Props = append(r.Props, authres.P("smtp", "remote-ip", remoteIP.Unmap().String()))
 	}
-	return sb.String()
+	return r
 }
 
-// commentText escapes text for an RFC 5322 comment: backslash, the
-// parentheses, and controls replaced by spaces.
-func commentText(s string) string {
-	var sb strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '(' || c == ')' || c == '\\':
-			sb.WriteByte('\\')
-			sb.WriteByte(c)
-		case c < 0x20 || c == 0x7f:
-			sb.WriteByte(' ')
-		default:
-			sb.WriteByte(c)
+// AuthResult formats Resinfo on one line; remoteIP may be "".
+func (c *Chain) AuthResult(remoteIP string) string {
+	ip, _ := netip.ParseAddr(remoteIP)
+	return c.Resinfo(ip).String()
+}
+
+// clipReason makes a reason printable ASCII and bounds its length.
+func clipReason(s string) string {
+	b := []byte(s)
+	for i, ch := range b {
+		if ch < 0x20 || ch >= 0x7f {
+			b[i] = '?'
 		}
 	}
-	return sb.String()
+	if len(b) > maxReason {
+		return string(b[:maxReason-3]) + "..."
+	}
+	return string(b)
 }

@@ -10,12 +10,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mailsidecar/sidecar/authres"
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -393,7 +394,7 @@ func formatSig(name string, tags []tagv) string {
 // authserv-id and each result on its own line, whitespace runs outside
 // quoted strings reduced to one space, empty elements dropped.
 func formatAAR(payload string) string {
-	parts := splitResults(payload)
+	parts := authres.Split(payload)
 	var kept []string
 	for _, p := range parts {
 		if p = collapseWSP(p); p != "" {
@@ -411,34 +412,6 @@ func formatAAR(payload string) string {
 		return one
 	}
 	return kept[0] + ";\r\n\t" + strings.Join(kept[1:], ";\r\n\t")
-}
-
-// splitResults splits an Authentication-Results value at the semicolons
-// that are outside comments and quoted strings.
-func splitResults(v string) []string {
-	var parts []string
-	depth, quoted, start := 0, false, 0
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case c == '\\' && (quoted || depth > 0):
-			i++
-		case quoted:
-			if c == '"' {
-				quoted = false
-			}
-		case c == '"' && depth == 0:
-			quoted = true
-		case c == '(':
-			depth++
-		case c == ')' && depth > 0:
-			depth--
-		case c == ';' && depth == 0:
-			parts = append(parts, v[start:i])
-			start = i + 1
-		}
-	}
-	return append(parts, v[start:])
 }
 
 // collapseWSP trims s and reduces runs of whitespace (line breaks
@@ -483,8 +456,8 @@ func AuthResultsFor(msg []byte, authservID string) (payload string, ok bool) {
 		if f.lname != "authentication-results" {
 			continue
 		}
-		parts := splitResults(f.value())
-		if !ascii.EqualFold(authservIDOf(parts[0]), authservID) {
+		parts := authres.Split(f.value())
+		if !ascii.EqualFold(authres.AuthservID(parts[0]), authservID) {
 			continue
 		}
 		ok = true
@@ -501,25 +474,4 @@ func AuthResultsFor(msg []byte, authservID string) (payload string, ok bool) {
 		return authservID + "; none", true
 	}
 	return authservID + "; " + strings.Join(results, "; "), true
-}
-
-// authservIDOf returns the authserv-id at the start of an
-// Authentication-Results value (before any version and comment).
-func authservIDOf(s string) string {
-	p := skipCFWS(s, 0)
-	if p < len(s) && s[p] == '"' {
-		var sb strings.Builder
-		for p++; p < len(s) && s[p] != '"'; p++ {
-			if s[p] == '\\' && p+1 < len(s) {
-				p++
-			}
-			sb.WriteByte(s[p])
-		}
-		return sb.String()
-	}
-	e := p
-	for e < len(s) && !isFWS(s[e]) && s[e] != '(' && s[e] != ';' {
-		e++
-	}
-	return s[p:e]
 }

@@ -27,7 +27,6 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"github.com/mailsidecar/sidecar/internal/authres"
 	"net/netip"
 	"os"
 	"strconv"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/arc"
+	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/expand"
 	"github.com/mailsidecar/sidecar/internal/suggest"
@@ -342,41 +342,8 @@ func ARCChain(t *acl.Txn) (*arc.Chain, error) {
 	return m.chain, nil
 }
 
-// ARCStateWord is the chain state as $arc_state shows it: pass, fail or
-// none, and temperror when a key could not be fetched for a temporary
-// DNS reason (the chain is then neither failed nor passed).
-func ARCStateWord(c *arc.Chain) string {
-	if c.Temp {
-		return "temperror"
-	}
-	return string(c.State)
-}
-
-// ARCAuthResult is the arc method of our Authentication-Results (RFC 8617
-// §10.2, RFC 8601), as Chain.AuthResult writes it:
-//
-//	arc=pass (i=2) header.oldest-pass=1 smtp.remote-ip=192.0.2.1
-//	arc=fail (i=2: ARC-Message-Signature: body hash mismatch) smtp.remote-ip=192.0.2.1
-//	arc=temperror (temporary DNS failure: …) smtp.remote-ip=192.0.2.1
-//	arc=none
-//
-// ip is the SMTP client, left out when invalid.
-func ARCAuthResult(c *arc.Chain, ip netip.Addr) acl.AuthResult {
-	r := acl.AuthResult{Method: "arc", Result: ARCStateWord(c)}
-	switch {
-	case c.State == arc.None:
-		return r
-	case c.State == arc.Pass:
-		r.Comment = "i=" + strconv.Itoa(len(c.Instances))
-		r.Props = append(r.Props, acl.AuthProp{Type: "header", Name: "oldest-pass", Value: strconv.Itoa(c.OldestPass)})
-	default:
-		r.Comment = clip(printable(c.Reason), maxReason)
-	}
-	if ip.IsValid() {
-		r.Props = append(r.Props, acl.AuthProp{Type: "smtp", Name: "remote-ip", Value: ip.Unmap().String()})
-	}
-	return r
-}
+// ARCStateWord is the chain state as $arc_state shows it.
+func ARCStateWord(c *arc.Chain) string { return c.StateWord() }
 
 // DescribeARC renders a chain for operators ("sidecar check"): the
 // verdict on the first line, then one line per ARC Set, newest last,
@@ -431,7 +398,7 @@ func arcHook(t *acl.Txn) error {
 	if err != nil {
 		return err
 	}
-	t.AddAuthResult(ARCAuthResult(c, t.Conn.ClientIP))
+	t.AddAuthResult(c.Resinfo(t.Conn.ClientIP))
 	return nil
 }
 
@@ -492,39 +459,18 @@ func arcAuthservID(t *acl.Txn, s *arc.Signer) string {
 	return "localhost"
 }
 
-// aarPayload is the payload of a new ARC-Authentication-Results: our
-// Authentication-Results (RFC 8617 §4.1.1), written as the milter writes
-// that header, with the arc result added when arc_authres left it out.
+// arcAARPayload is the payload of a new ARC-Authentication-Results: our
+// Authentication-Results (RFC 8617 §4.1.1) on one line, with the arc
+// result added when arc_authres left it out.
 func arcAARPayload(id string, results []acl.AuthResult, c *arc.Chain, ip netip.Addr) string {
 	hasARC := false
 	for _, r := range results {
 		hasARC = hasARC || strings.EqualFold(r.Method, "arc")
 	}
 	if !hasARC {
-		results = append(append([]acl.AuthResult(nil), results...), ARCAuthResult(c, ip))
+		results = append(append([]acl.AuthResult(nil), results...), c.Resinfo(ip))
 	}
-	var b strings.Builder
-	b.WriteString(authres.Value(id))
-	for _, r := range results {
-		method, result := strings.ToLower(r.Method), strings.ToLower(r.Result)
-		if !authres.Token(method) || !authres.Token(result) {
-			continue
-		}
-		b.WriteString("; " + method + "=" + result)
-		if r.Comment != "" {
-			b.WriteString(" " + authres.Comment(r.Comment))
-		}
-		if r.Reason != "" {
-			b.WriteString(" reason=" + authres.Quote(r.Reason))
-		}
-		for _, p := range r.Props {
-			if !authres.Token(p.Type) || !authres.Token(p.Name) {
-				continue
-			}
-			b.WriteString(" " + strings.ToLower(p.Type) + "." + p.Name + "=" + authres.PValue(p.Value))
-		}
-	}
-	return b.String()
+	return authres.Line(id, results)
 }
 
 // ctlNoARCSign is the control that keeps arc_sign from sealing a message.
@@ -743,128 +689,15 @@ func ARCTrustedDMARCPass(t *acl.Txn, fromDomain string, trusted func(sealer stri
 		return ARCOverride{}, false, nil
 	}
 	in := c.Instances[k]
-	for _, r := range parseAARResults(in.AAR) {
-		if r.method != "dmarc" {
+	_, results := authres.Parse(in.AAR)
+	for _, r := range results {
+		if r.Method != "dmarc" {
 			continue
 		}
-		from, named := r.props["header.from"]
-		if r.result == "pass" && (!named || fromDomain == "" || strings.EqualFold(strings.TrimSuffix(from, "."), strings.TrimSuffix(fromDomain, "."))) {
+		from, named := r.Prop("header", "from")
+		if r.Result == "pass" && (!named || fromDomain == "" || strings.EqualFold(strings.TrimSuffix(from, "."), strings.TrimSuffix(fromDomain, "."))) {
 			return ARCOverride{Instance: in.I, Sealer: in.ASDomain, AAR: in.AAR}, true, nil
 		}
 	}
 	return ARCOverride{}, false, nil
-}
-
-// aarResult is one resinfo of an Authentication-Results payload.
-type aarResult struct {
-	method, result string
-	props          map[string]string // "ptype.property" (lower case) -> value
-}
-
-// parseAARResults reads the results of an Authentication-Results payload
-// ("authserv-id; method=result (comment) ptype.prop=value; …"), leniently:
-// comments are dropped, quoted strings kept whole, a resinfo that does
-// not parse is skipped. Method, result and property names are lower-cased.
-func parseAARResults(payload string) []aarResult {
-	var parts []string
-	var cur strings.Builder
-	depth, quoted := 0, false
-	for i := 0; i < len(payload); i++ {
-		c := payload[i]
-		switch {
-		case quoted:
-			if c == '\\' && i+1 < len(payload) {
-				i++
-				cur.WriteByte(payload[i])
-				continue
-			}
-			if c == '"' {
-				quoted = false
-			}
-			cur.WriteByte(c)
-		case depth > 0:
-			switch c {
-			case '\\':
-				i++
-			case '(':
-				depth++
-			case ')':
-				depth--
-			}
-		case c == '(':
-			depth++
-			cur.WriteByte(' ')
-		case c == '"':
-			quoted = true
-			cur.WriteByte(c)
-		case c == ';':
-			parts = append(parts, cur.String())
-			cur.Reset()
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	parts = append(parts, cur.String())
-	var out []aarResult
-	for _, p := range parts[1:] { // parts[0] is the authserv-id
-		words := aarWords(p)
-		if len(words) == 0 {
-			continue
-		}
-		method, result, ok := strings.Cut(words[0], "=")
-		if !ok || method == "" || result == "" {
-			continue
-		}
-		r := aarResult{method: strings.ToLower(strings.TrimSpace(method)), result: strings.ToLower(strings.Trim(result, `"`)), props: map[string]string{}}
-		for _, w := range words[1:] {
-			if name, value, ok := strings.Cut(w, "="); ok {
-				r.props[strings.ToLower(name)] = strings.Trim(value, `"`)
-			}
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// aarWords splits a resinfo at white space outside quoted strings, and
-// joins "name = value" into "name=value".
-func aarWords(s string) []string {
-	var words []string
-	var cur strings.Builder
-	quoted := false
-	flush := func() {
-		if cur.Len() > 0 {
-			words = append(words, cur.String())
-			cur.Reset()
-		}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"':
-			quoted = !quoted
-			cur.WriteByte(c)
-		case !quoted && (c == ' ' || c == '\t' || c == '\r' || c == '\n'):
-			flush()
-		default:
-			cur.WriteByte(c)
-		}
-	}
-	flush()
-	for i := 0; i < len(words); i++ { // "a = b", "a= b", "a =b"
-		switch {
-		case words[i] == "=" && i > 0 && i+1 < len(words):
-			words[i-1] += "=" + words[i+1]
-			words = append(words[:i], words[i+2:]...)
-			i--
-		case strings.HasSuffix(words[i], "=") && i+1 < len(words) && !strings.Contains(words[i+1], "="):
-			words[i] += words[i+1]
-			words = append(words[:i+1], words[i+2:]...)
-		case strings.HasPrefix(words[i], "=") && i > 0:
-			words[i-1] += words[i]
-			words = append(words[:i], words[i+1:]...)
-			i--
-		}
-	}
-	return words
 }

@@ -774,27 +774,3 @@ func TestARCTrustedDMARCPass(t *testing.T) {
 		t.Error("override on a temporary DNS failure")
 	}
 }
-
-func TestParseAARResults(t *testing.T) {
-	got := parseAARResults(`lists.example (v1); spf = pass smtp.mailfrom=a@origin.example;` +
-		` dkim=pass (sig; ok) header.d="origin.example" header.b=abc;DMARC=PASS (p=reject) header.from = origin.example; junk; arc=none`)
-	want := []aarResult{
-		{"spf", "pass", map[string]string{"smtp.mailfrom": "a@origin.example"}},
-		{"dkim", "pass", map[string]string{"header.d": "origin.example", "header.b": "abc"}},
-		{"dmarc", "pass", map[string]string{"header.from": "origin.example"}},
-		{"arc", "none", map[string]string{}},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %+v", got)
-	}
-	for i := range want {
-		if got[i].method != want[i].method || got[i].result != want[i].result || len(got[i].props) != len(want[i].props) {
-			t.Errorf("%d: got %+v, want %+v", i, got[i], want[i])
-		}
-		for k, v := range want[i].props {
-			if got[i].props[k] != v {
-				t.Errorf("%d: %s = %q, want %q", i, k, got[i].props[k], v)
-			}
-		}
-	}
-}

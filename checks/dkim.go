@@ -262,18 +262,6 @@ func currentSigner(rs []dkim.Result, t *acl.Txn) int {
 	return 0
 }
 
-// dkimAuthResult is the Authentication-Results entry of one signature:
-// dkim=RESULT header.d= header.i= header.s= header.a= header.b=, with the
-// reason of a failure.
-func dkimAuthResult(r dkim.Result) acl.AuthResult {
-	ar := r.AuthResult()
-	out := acl.AuthResult{Method: ar.Method, Result: ar.Result, Comment: ar.Comment}
-	for _, p := range ar.Props {
-		out.Props = append(out.Props, acl.AuthProp{Type: p[0], Name: p[1], Value: p[2]})
-	}
-	return out
-}
-
 // dkimHook reports every signature of the message in
 // Authentication-Results at DATA, and dkim=none for an unsigned message
 // whose body was examined.
@@ -292,7 +280,7 @@ func dkimHook(t *acl.Txn) error {
 	// Appended, not through Txn.AddAuthResult, which would merge
 	// identical signatures: every signature is reported.
 	for _, r := range st.results {
-		t.AuthResults = append(t.AuthResults, dkimAuthResult(r))
+		t.AuthResults = append(t.AuthResults, r.AuthResult())
 	}
 	return nil
 }

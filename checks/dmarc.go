@@ -281,21 +281,6 @@ func authservID(t *acl.Txn) string {
 	return t.Services.PrimaryHostname
 }
 
-// dmarcAuthResult converts the outcome's Authentication-Results entry:
-// dmarc=fail (p=reject dis=none) header.from=example.com
-// policy.dmarc=reject.
-func dmarcAuthResult(o dmarc.Outcome) (acl.AuthResult, bool) {
-	ar, ok := o.AuthResult()
-	if !ok {
-		return acl.AuthResult{}, false
-	}
-	out := acl.AuthResult{Method: ar.Method, Result: ar.Result, Comment: ar.Comment}
-	for _, p := range ar.Props {
-		out.Props = append(out.Props, acl.AuthProp{Type: p[0], Name: p[1], Value: p[2]})
-	}
-	return out, true
-}
-
 // dmarcHook evaluates DMARC for every message at DATA and adds it to
 // Authentication-Results, unless dmarc_authres is false or DMARC is off.
 // A transaction without any header field (an ACL test, not a message) is
@@ -305,7 +290,7 @@ func dmarcHook(t *acl.Txn) error {
 		return nil
 	}
 	e := dmarcOf(t)
-	if ar, ok := dmarcAuthResult(e.Outcome); ok {
+	if ar, ok := e.Outcome.AuthResult(); ok {
 		if e.Override != nil {
 			ar.Props = append(ar.Props, acl.AuthProp{Type: "policy", Name: "override", Value: "arc"})
 		}

@@ -1,9 +1,6 @@
 package dkim
 
-import (
-	"github.com/mailsidecar/sidecar/internal/authres"
-	"strings"
-)
+import "github.com/mailsidecar/sidecar/authres"
 
 // Status is the result of verifying one DKIM signature, named by its RFC
 // 8601 §2.7.1 token, as Authentication-Results writes it.
@@ -64,25 +61,12 @@ type Result struct {
 // Passed reports whether the signature verified.
 func (r Result) Passed() bool { return r.Status == Pass }
 
-// AuthResult is one resinfo of an Authentication-Results header field
-// (RFC 8601 §2.2): "method=result (comment) ptype.property=value …".
-type AuthResult struct {
-	Method string // "dkim"
-	Result string // the Status token
-	// Comment is free text written in parentheses after the result; for
-	// DKIM it says why a signature did not pass.
-	Comment string
-	// Props are the ptype.property=value items in order, each as
-	// {ptype, property, value}, e.g. {"header", "d", "example.com"}.
-	Props [][3]string
-}
-
 // AuthResult returns the Authentication-Results resinfo for the
 // signature: dkim=pass header.d=… header.i=… header.s=… header.a=…
 // header.b=…, with the reason as a comment when it did not pass. Empty
 // tag values are left out.
-func (r Result) AuthResult() AuthResult {
-	ar := AuthResult{Method: "dkim", Result: string(r.Status)}
+func (r Result) AuthResult() authres.Result {
+	ar := authres.Result{Method: "dkim", Result: string(r.Status)}
 	if r.Status != Pass {
 		ar.Comment = r.Reason
 	}
@@ -90,30 +74,8 @@ func (r Result) AuthResult() AuthResult {
 		{"d", r.Domain}, {"i", r.Identifier}, {"s", r.Selector}, {"a", r.Algorithm}, {"b", r.BPrefix},
 	} {
 		if p[1] != "" {
-			ar.Props = append(ar.Props, [3]string{"header", p[0], p[1]})
+			ar.Props = append(ar.Props, authres.P("header", p[0], p[1]))
 		}
 	}
 	return ar
-}
-
-// String renders the resinfo as it appears in the header field, e.g.
-// "dkim=fail (body hash did not verify) header.d=example.com header.s=sel".
-// Property values that are not RFC 2045 tokens or addresses are quoted.
-func (a AuthResult) String() string {
-	var b strings.Builder
-	b.WriteString(a.Method)
-	b.WriteByte('=')
-	b.WriteString(a.Result)
-	if a.Comment != "" {
-		b.WriteString(" " + authres.Comment(a.Comment))
-	}
-	for _, p := range a.Props {
-		b.WriteByte(' ')
-		b.WriteString(p[0])
-		b.WriteByte('.')
-		b.WriteString(p[1])
-		b.WriteByte('=')
-		b.WriteString(authres.PValue(p[2]))
-	}
-	return b.String()
 }

@@ -2,8 +2,9 @@ package dmarc
 
 import (
 	"errors"
-	"github.com/mailsidecar/sidecar/internal/authres"
 	"strings"
+
+	"github.com/mailsidecar/sidecar/authres"
 )
 
 // Result is the DMARC result as Authentication-Results writes it (RFC
@@ -51,37 +52,6 @@ func ParseStatus(word string) (Status, bool) {
 	return "", false
 }
 
-// AuthResult is one resinfo of an Authentication-Results header field
-// (RFC 8601 §2.2): "method=result (comment) ptype.property=value …".
-type AuthResult struct {
-	Method string // "dmarc"
-	Result string // the Result token
-	// Comment is written in parentheses after the result: for DMARC
-	// "p=POLICY dis=DISPOSITION" as OpenDMARC writes it, or the reason
-	// there is no Author Domain.
-	Comment string
-	// Props are the ptype.property=value items in order, each as
-	// {ptype, property, value}: {"header", "from", "example.com"} and,
-	// on fail, {"policy", "dmarc", "reject"}.
-	Props [][3]string
-}
-
-// String renders the resinfo as it appears in the header field, e.g.
-// "dmarc=fail (p=reject dis=none) header.from=example.com policy.dmarc=reject".
-func (a AuthResult) String() string {
-	var b strings.Builder
-	b.WriteString(a.Method)
-	b.WriteByte('=')
-	b.WriteString(a.Result)
-	if a.Comment != "" {
-		b.WriteString(" " + authres.Comment(a.Comment))
-	}
-	for _, p := range a.Props {
-		b.WriteString(" " + p[0] + "." + p[1] + "=" + authres.PValue(p[2]))
-	}
-	return b.String()
-}
-
 // AuthResult returns the Authentication-Results resinfo for the outcome,
 // in OpenDMARC's form:
 //
@@ -95,11 +65,11 @@ func (a AuthResult) String() string {
 // with the message (Action, none unless set), policy.dmarc the policy
 // DMARC asks for after t= and pct= (Disposition, RFC 7489 §11.2). ok is
 // false when verification is off: there is nothing to report.
-func (o Outcome) AuthResult() (ar AuthResult, ok bool) {
+func (o Outcome) AuthResult() (ar authres.Result, ok bool) {
 	if o.Status == StatusOff || o.Result == "" {
-		return AuthResult{}, false
+		return authres.Result{}, false
 	}
-	ar = AuthResult{Method: "dmarc", Result: string(o.Result)}
+	ar = authres.Result{Method: "dmarc", Result: string(o.Result)}
 	switch {
 	case o.Result == PermError:
 		if o.Err != nil {
@@ -113,9 +83,9 @@ func (o Outcome) AuthResult() (ar AuthResult, ok bool) {
 		}
 		ar.Comment = "p=" + string(o.Policy) + " dis=" + string(action)
 	}
-	ar.Props = [][3]string{{"header", "from", o.FromDomain}}
+	ar.Props = []authres.Prop{authres.P("header", "from", o.FromDomain)}
 	if o.Result == Fail {
-		ar.Props = append(ar.Props, [3]string{"policy", "dmarc", string(o.Disposition)})
+		ar.Props = append(ar.Props, authres.P("policy", "dmarc", string(o.Disposition)))
 	}
 	return ar, true
 }
@@ -138,5 +108,5 @@ func (o Outcome) ARHeader(authservID string) string {
 	if !ok {
 		return ""
 	}
-	return "Authentication-Results: " + authres.Value(authservID) + "; " + ar.String()
+	return authres.HeaderName + ": " + authres.Line(authservID, []authres.Result{ar})
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/mailsidecar/sidecar/authres"
 )
 
 // headerEdit is one header to add.
@@ -55,8 +57,8 @@ func (s *session) finishMessage(m *gomilter.Modifier) {
 		s.msg.edits = append(s.msg.edits, "+"+h.name)
 	}
 	if arWanted {
-		m.InsertHeader(0, authResultsName, s.outValue(formatAuthResults(s.env.AuthservID, s.txn.AuthResults)))
-		s.msg.edits = append(s.msg.edits, "+"+authResultsName)
+		m.InsertHeader(0, authres.HeaderName, s.outValue(authres.Format(s.env.AuthservID, s.txn.AuthResults)))
+		s.msg.edits = append(s.msg.edits, "+"+authres.HeaderName)
 	}
 
 	if len(s.msg.discarded) > 0 {
@@ -106,7 +108,7 @@ func (s *session) headerDeletions() []headerDeletion {
 	var dels []headerDeletion
 	var count map[string]int
 	for _, h := range s.txn.Headers {
-		ar := strings.EqualFold(h.Name, authResultsName)
+		ar := strings.EqualFold(h.Name, authres.HeaderName)
 		rm := false
 		for _, name := range s.txn.RemoveHeaders {
 			if strings.EqualFold(h.Name, name) {
@@ -135,15 +137,15 @@ func (s *session) headerDeletions() []headerDeletion {
 // a forged "dkim=pass" would be trusted downstream) or carries one of the
 // ids configured for removal.
 func (s *session) foreignAuthResults(value string) bool {
-	id := authservID(value)
+	id := authres.AuthservID(value)
 	if id == "" {
 		return false
 	}
-	if sameAuthservID(id, s.env.AuthservID) {
+	if authres.SameAuthservID(id, s.env.AuthservID) {
 		return true
 	}
 	for _, strip := range s.env.StripIDs {
-		if sameAuthservID(id, strip) {
+		if authres.SameAuthservID(id, strip) {
 			return true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/internal/testmta"
 )
 
@@ -96,7 +97,7 @@ func TestPostfixEndToEnd(t *testing.T) {
 	quarantineControl(reg)
 	reg.Condition(acl.CondDef{Name: "fake_spf", Compile: func(cc *acl.CondCompile) (acl.CondFunc, error) {
 		return func(t *acl.Txn) (bool, error) {
-			t.AddAuthResult(acl.AuthResult{Method: "spf", Result: "pass", Props: []acl.AuthProp{prop("smtp", "mailfrom", t.SenderDomain())}})
+			t.AddAuthResult(acl.AuthResult{Method: "spf", Result: "pass", Props: []acl.AuthProp{authres.P("smtp", "mailfrom", t.SenderDomain())}})
 			return true, nil
 		}, nil
 	}})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/checks"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/internal/daemon"
@@ -451,7 +452,7 @@ func printCheck(w io.Writer, rt *daemon.Runtime, in checkInput, r *checkResult) 
 	}
 	fmt.Fprintln(w, "result:     the message would be accepted")
 	if rt.Milter.AuthservID != "" {
-		fmt.Fprintln(w, formatAuthResults(rt.Milter.AuthservID, t.AuthResults))
+		fmt.Fprintln(w, authres.HeaderName+":"+strings.ReplaceAll(authres.Format(rt.Milter.AuthservID, t.AuthResults), "\r\n", "\n"))
 	}
 }
 
@@ -467,48 +468,4 @@ func yesNoWord(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-// formatAuthResults writes the Authentication-Results header as the
-// milter adds it (one result per line), with LF line ends.
-func formatAuthResults(id string, results []acl.AuthResult) string {
-	var b strings.Builder
-	b.WriteString("Authentication-Results: " + arValue(id) + ";")
-	if len(results) == 0 {
-		b.WriteString(" none")
-		return b.String()
-	}
-	for i, r := range results {
-		if i > 0 {
-			b.WriteByte(';')
-		}
-		b.WriteString("\n\t" + strings.ToLower(r.Method) + "=" + strings.ToLower(r.Result))
-		if r.Comment != "" {
-			b.WriteString(" (" + strings.NewReplacer("(", `\(`, ")", `\)`, `\`, `\\`).Replace(r.Comment) + ")")
-		}
-		if r.Reason != "" {
-			b.WriteString(" reason=" + quoted(r.Reason))
-		}
-		for _, p := range r.Props {
-			b.WriteString(" " + strings.ToLower(p.Type) + "." + p.Name + "=" + arValue(p.Value))
-		}
-	}
-	return b.String()
-}
-
-// arValue writes a value as a token, an address, or a quoted-string.
-func arValue(s string) string {
-	if s == "" {
-		return `""`
-	}
-	for _, c := range []byte(s) {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>,;:\"/[]?=`, c) >= 0 {
-			return quoted(s)
-		}
-	}
-	return s
-}
-
-func quoted(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", " ", "\n", " ").Replace(s) + `"`
 }

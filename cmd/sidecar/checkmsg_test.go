@@ -96,8 +96,9 @@ func TestCheckCommand(t *testing.T) {
 				"dmarc:      accept (",
 				"from sender.example; record of sender.example; policy reject; SPF aligned: no; DKIM aligned: yes\n",
 				"result:     the message would be accepted\n",
-				"Authentication-Results: mx.example.net;\n\tspf=fail reason=\"mechanism '-all' matched\" smtp.mailfrom=sender.example;\n" +
-					"\tdkim=pass header.d=sender.example header.i=@sender.example header.s=sel header.a=rsa-sha256 header.b=",
+				// as the milter folds it (authres.Format)
+				"Authentication-Results: mx.example.net;\n\tspf=fail reason=\"mechanism '-all' matched\"\n\tsmtp.mailfrom=sender.example;\n" +
+					"\tdkim=pass header.d=sender.example header.i=@sender.example\n\theader.s=sel header.a=rsa-sha256 header.b=",
 				"\tdmarc=pass (p=reject dis=none) header.from=sender.example;\n",
 			}},
 		{"the seed's ACL rejects a spoof",
@@ -126,7 +127,7 @@ func TestCheckCommand(t *testing.T) {
 				"data:       accept", "dmarc:      reject (",
 				"log:        [data acl_check_data] log_message: DMARC reject for sender.example (policy reject, DKIM none): not enforced\n",
 				"result:     the message would be accepted\n",
-				"\tdmarc=fail (p=reject dis=none) header.from=sender.example policy.dmarc=reject",
+				"\tdmarc=fail (p=reject dis=none) header.from=sender.example\n\tpolicy.dmarc=reject",
 			}},
 		{"no -ip: a local submission, DKIM only",
 			[]string{"-config", defConf, signedFile}, 0, []string{

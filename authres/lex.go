@@ -1,8 +1,7 @@
-// Package authres writes the lexical pieces of an Authentication-Results
-// header field (RFC 8601 §2.2): tokens, pvalues, quoted-strings and
-// comments. Every package that renders a resinfo uses it, so that all of
-// them quote alike.
 package authres
+
+// The lexical pieces of a resinfo (RFC 8601 §2.2): tokens, pvalues,
+// quoted-strings and comments.
 
 import "strings"
 

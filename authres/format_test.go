@@ -1,10 +1,8 @@
-package milter
+package authres
 
 import (
 	"strings"
 	"testing"
-
-	"github.com/mailsidecar/sidecar/acl"
 )
 
 func TestAuthservID(t *testing.T) {
@@ -27,8 +25,8 @@ func TestAuthservID(t *testing.T) {
 		{"\"000000000\\\r000", "000000000000"}, // fuzz: an escaped CR is no quoted-pair
 	}
 	for _, tc := range tests {
-		if got := authservID(tc.value); got != tc.want {
-			t.Errorf("authservID(%q) = %q, want %q", tc.value, got, tc.want)
+		if got := AuthservID(tc.value); got != tc.want {
+			t.Errorf("AuthservID(%q) = %q, want %q", tc.value, got, tc.want)
 		}
 	}
 	for _, tc := range []struct {
@@ -40,8 +38,8 @@ func TestAuthservID(t *testing.T) {
 		{"mx.example.net", "mx.example.org", false},
 		{"", "", false},
 	} {
-		if got := sameAuthservID(tc.a, tc.b); got != tc.want {
-			t.Errorf("sameAuthservID(%q, %q) = %v", tc.a, tc.b, got)
+		if got := SameAuthservID(tc.a, tc.b); got != tc.want {
+			t.Errorf("SameAuthservID(%q, %q) = %v", tc.a, tc.b, got)
 		}
 	}
 }
@@ -50,23 +48,23 @@ func TestFormatAuthResults(t *testing.T) {
 	tests := []struct {
 		name    string
 		id      string
-		results []acl.AuthResult
+		results []Result
 		want    string
 	}{
 		{"none", "mx.example.net", nil, " mx.example.net; none"},
-		{"one line", "mx.example.net", []acl.AuthResult{{Method: "SPF", Result: "Pass", Props: []acl.AuthProp{prop("smtp", "mailfrom", "example.org")}}},
+		{"one line", "mx.example.net", []Result{{Method: "SPF", Result: "Pass", Props: []Prop{prop("smtp", "mailfrom", "example.org")}}},
 			" mx.example.net; spf=pass smtp.mailfrom=example.org"},
 		{"quoted id", "mx example", nil, ` "mx example"; none`},
-		{"values", "mx", []acl.AuthResult{{Method: "auth", Result: "pass", Props: []acl.AuthProp{
+		{"values", "mx", []Result{{Method: "auth", Result: "pass", Props: []Prop{
 			prop("smtp", "auth", "user@example.org"), prop("smtp", "mailfrom", "@example.org"), prop("policy", "x", "a;b"),
 			prop("header", "b", "abc/def+"), prop("bad type", "x", "y")}}},
 			" mx;\r\n\tauth=pass smtp.auth=user@example.org smtp.mailfrom=@example.org\r\n\tpolicy.x=\"a;b\" header.b=\"abc/def+\""},
-		{"invalid method skipped", "mx", []acl.AuthResult{{Method: "sp f", Result: "pass"}}, " mx; none"},
-		{"reason quoted", "mx", []acl.AuthResult{{Method: "dmarc", Result: "fail", Reason: `say "no"`}}, ` mx; dmarc=fail reason="say \"no\""`},
+		{"invalid method skipped", "mx", []Result{{Method: "sp f", Result: "pass"}}, " mx; none"},
+		{"reason quoted", "mx", []Result{{Method: "dmarc", Result: "fail", Reason: `say "no"`}}, ` mx; dmarc=fail reason="say \"no\""`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := formatAuthResults(tc.id, tc.results); got != tc.want {
+			if got := Format(tc.id, tc.results); got != tc.want {
 				t.Errorf("got  %q\nwant %q", got, tc.want)
 			}
 		})
@@ -76,32 +74,32 @@ func TestFormatAuthResults(t *testing.T) {
 // Every line of a folded header fits in 78 columns unless one item alone
 // is longer, and the id parser reads back our own header.
 func TestFormatAuthResultsFolding(t *testing.T) {
-	var results []acl.AuthResult
+	var results []Result
 	for i := range 6 {
-		results = append(results, acl.AuthResult{Method: "dkim", Result: "pass", Reason: "good signature",
-			Props: []acl.AuthProp{prop("header", "d", "sub"+strings.Repeat("x", i*5)+".example.org"), prop("header", "s", "selector2024"), prop("header", "b", "AbCdEfGh")}})
+		results = append(results, Result{Method: "dkim", Result: "pass", Reason: "good signature",
+			Props: []Prop{prop("header", "d", "sub"+strings.Repeat("x", i*5)+".example.org"), prop("header", "s", "selector2024"), prop("header", "b", "AbCdEfGh")}})
 	}
-	v := formatAuthResults("mx.example.net", results)
-	for i, line := range strings.Split(authResultsName+":"+v, "\r\n") {
-		if len(line) > foldWidth {
+	v := Format("mx.example.net", results)
+	for i, line := range strings.Split(HeaderName+":"+v, "\r\n") {
+		if len(line) > FoldWidth {
 			t.Errorf("line %d has %d columns: %q", i, len(line), line)
 		}
 		if i > 0 && !strings.HasPrefix(line, "\t") {
 			t.Errorf("continuation line %d does not start with a tab: %q", i, line)
 		}
 	}
-	if id := authservID(v); id != "mx.example.net" {
+	if id := AuthservID(v); id != "mx.example.net" {
 		t.Errorf("authservID of our own header = %q", id)
 	}
 }
 
-func prop(typ, name, value string) acl.AuthProp {
-	return acl.AuthProp{Type: typ, Name: name, Value: value}
+func prop(typ, name, value string) Prop {
+	return Prop{Type: typ, Name: name, Value: value}
 }
 
 func TestAuthResultComment(t *testing.T) {
-	got := formatAuthResults("mx.example", []acl.AuthResult{{Method: "dmarc", Result: "fail", Comment: "p=(x)",
-		Props: []acl.AuthProp{{Type: "header", Name: "from", Value: "ex.com"}}}})
+	got := Format("mx.example", []Result{{Method: "dmarc", Result: "fail", Comment: "p=(x)",
+		Props: []Prop{{Type: "header", Name: "from", Value: "ex.com"}}}})
 	want := ` mx.example; dmarc=fail (p=\(x\)) header.from=ex.com`
 	if got != want {
 		t.Errorf("got %q\nwant %q", got, want)

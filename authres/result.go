@@ -1,0 +1,68 @@
+package authres
+
+import "strings"
+
+// Result is one resinfo of an Authentication-Results field (RFC 8601
+// §2.2): "method=result (comment) reason="…" ptype.property=value …".
+type Result struct {
+	Method  string // "spf", "dkim", "dmarc", "arc", "iprev", "auth"
+	Result  string // "pass", "fail", … (RFC 8601 §2.7)
+	Comment string // written in parentheses after the result: dmarc=fail (p=reject dis=none)
+	Reason  string // written as reason="…"
+	Props   []Prop
+}
+
+// Prop is a ptype.property=value item such as smtp.mailfrom=example.com.
+type Prop struct {
+	Type  string // "smtp", "header", "body", "policy"
+	Name  string
+	Value string
+}
+
+// P returns the property ptype.name=value.
+func P(ptype, name, value string) Prop { return Prop{Type: ptype, Name: name, Value: value} }
+
+// Prop returns the value of the property "ptype.name" (ASCII case
+// ignored) and whether the result has it.
+func (r Result) Prop(ptype, name string) (string, bool) {
+	for _, p := range r.Props {
+		if strings.EqualFold(p.Type, ptype) && strings.EqualFold(p.Name, name) {
+			return p.Value, true
+		}
+	}
+	return "", false
+}
+
+// items returns the resinfo as its items ("method=result", the comment,
+// reason=, each property), ready to be joined by spaces or folded; ok is
+// false when method or result is not a token (such a result is not
+// written). Methods, results and ptypes are lower-cased; property values
+// that are neither tokens nor addresses are quoted.
+func (r Result) items() (items []string, ok bool) {
+	method, result := strings.ToLower(r.Method), strings.ToLower(r.Result)
+	if !Token(method) || !Token(result) {
+		return nil, false
+	}
+	items = append(items, method+"="+result)
+	if r.Comment != "" {
+		items = append(items, Comment(r.Comment))
+	}
+	if r.Reason != "" {
+		items = append(items, "reason="+Quote(r.Reason))
+	}
+	for _, p := range r.Props {
+		if !Token(p.Type) || !Token(p.Name) {
+			continue
+		}
+		items = append(items, strings.ToLower(p.Type)+"."+p.Name+"="+PValue(p.Value))
+	}
+	return items, true
+}
+
+// String renders the resinfo on one line, as it appears in the header
+// field: "dkim=fail (body hash did not verify) header.d=example.com". It
+// is "" when the method or the result is not a token.
+func (r Result) String() string {
+	items, _ := r.items()
+	return strings.Join(items, " ")
+}
