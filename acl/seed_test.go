@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -15,7 +16,8 @@ var seedDMARC = readSeed("../testdata/seed-dmarc-example.conf")
 
 type fakeDMARC struct{ status, domain, policy string }
 
-type fakeDMARCKey struct{}
+// fakeDMARCs holds the fake DMARC state of each test transaction.
+var fakeDMARCs sync.Map // *Txn → fakeDMARC
 
 func dmarcRegistry() *Registry {
 	reg := NewRegistry()
@@ -23,7 +25,8 @@ func dmarcRegistry() *Registry {
 		if _, off := t.Control("dmarc_disable_verify"); off {
 			return fakeDMARC{status: "off"}
 		}
-		d, _ := t.Value(fakeDMARCKey{}).(fakeDMARC)
+		v, _ := fakeDMARCs.Load(t)
+		d, _ := v.(fakeDMARC)
 		return d
 	}
 	reg.Condition(CondDef{Name: "dmarc_status", Stages: OnlyData, Compile: func(cc *CondCompile) (CondFunc, error) {
@@ -50,7 +53,7 @@ func seedTxn(status, policy string) *Txn {
 	txn := newTxn("192.0.2.1")
 	txn.HasSender, txn.Sender = true, "alice@sender.example"
 	txn.Recipients = []string{"bob@example.org"}
-	txn.SetValue(fakeDMARCKey{}, fakeDMARC{status: status, domain: "sender.example", policy: policy})
+	fakeDMARCs.Store(txn, fakeDMARC{status: status, domain: "sender.example", policy: policy})
 	return txn
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/resolver"
+	"github.com/mailsidecar/sidecar/results"
 )
 
 // Services are what conditions may use beyond the transaction itself.
@@ -33,18 +34,24 @@ type Conn struct {
 	TLSBits    string
 	AuthID     string // the SASL login name; "" when not authenticated
 	Vars       []string
-	state      map[any]any
+	// Controls are the controls set at CONNECT or HELO that hold for
+	// every message of the connection (control = dmarc_disable_verify).
+	Controls map[string]string
 }
 
-// Value returns connection-scoped feature state stored under key.
-func (c *Conn) Value(key any) any { return c.state[key] }
+// Control returns the argument of a connection-wide control and whether
+// it was set.
+func (c *Conn) Control(name string) (string, bool) {
+	v, ok := c.Controls[name]
+	return v, ok
+}
 
-// SetValue stores connection-scoped feature state.
-func (c *Conn) SetValue(key, v any) {
-	if c.state == nil {
-		c.state = map[any]any{}
+// SetControl records a connection-wide control.
+func (c *Conn) SetControl(name, arg string) {
+	if c.Controls == nil {
+		c.Controls = map[string]string{}
 	}
-	c.state[key] = v
+	c.Controls[name] = arg
 }
 
 // Header is one header field of the message: the name, and the raw value
@@ -90,8 +97,11 @@ type Txn struct {
 	RemoveHeaders []string
 	Logs          []LogLine
 	AuthResults   []AuthResult
+	// Results are the authentication results of the message, filled by
+	// the checks; a new Message at every Reset, closed at the next one and
+	// by Close.
+	Results *results.Message
 
-	state map[any]any
 	ctx   context.Context
 	depth int
 	prog  *Program
@@ -114,14 +124,20 @@ func NewTxn(conn *Conn, svc *Services) *Txn {
 	if svc == nil {
 		svc = &Services{}
 	}
-	return &Txn{Conn: conn, Services: svc, ctx: context.Background()}
+	return &Txn{Conn: conn, Services: svc, Results: results.New(), ctx: context.Background()}
 }
 
-// Reset forgets the per-message state (at MAIL FROM, or after a message),
-// keeping the connection.
+// Reset closes the message (see Close) and starts the next one (at MAIL
+// FROM, or after a message), keeping the connection.
 func (t *Txn) Reset() {
-	*t = Txn{Conn: t.Conn, Services: t.Services, ctx: context.Background(), prog: t.prog}
+	t.Results.Close()
+	*t = Txn{Conn: t.Conn, Services: t.Services, Results: results.New(), ctx: context.Background(), prog: t.prog}
 }
+
+// Close ends the message: at an abort and at the end of the connection.
+// Work still running for it in the background (DKIM key lookups, body
+// hashing) is cancelled; its results stay readable.
+func (t *Txn) Close() { t.Results.Close() }
 
 // Context implements expand.Env.
 func (t *Txn) Context() context.Context { return t.ctx }
@@ -135,18 +151,6 @@ func (t *Txn) Header(name string) []string {
 		}
 	}
 	return out
-}
-
-// Value returns message-scoped feature state stored under key (for example
-// a check result computed once per message).
-func (t *Txn) Value(key any) any { return t.state[key] }
-
-// SetValue stores message-scoped feature state.
-func (t *Txn) SetValue(key, v any) {
-	if t.state == nil {
-		t.state = map[any]any{}
-	}
-	t.state[key] = v
 }
 
 // Control returns the argument of a control set on the transaction and

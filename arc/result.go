@@ -23,9 +23,6 @@ func (c *Chain) StateWord() string {
 	return string(c.State)
 }
 
-// maxReason bounds the reason in the comment of the arc result.
-const maxReason = 200
-
 // Resinfo is the chain as the "arc" result of Authentication-Results
 // (RFC 8617 §10.1, RFC 8601):
 //
@@ -44,7 +41,7 @@ func (c *Chain) Resinfo(remoteIP netip.Addr) authres.Result {
 		r.Comment = "i=" + strconv.Itoa(len(c.Instances))
 		r.Props = append(r.Props, authres.P("header", "oldest-pass", strconv.Itoa(c.OldestPass)))
 	default:
-		r.Comment = clipReason(c.Reason)
+		r.Comment = authres.ReasonText(c.Reason)
 	}
 	if remoteIP.IsValid() {
 		r.Props = append(r.Props, authres.P("smtp", "remote-ip", remoteIP.Unmap().String()))
@@ -56,18 +53,4 @@ func (c *Chain) Resinfo(remoteIP netip.Addr) authres.Result {
 func (c *Chain) AuthResult(remoteIP string) string {
 	ip, _ := netip.ParseAddr(remoteIP)
 	return c.Resinfo(ip).String()
-}
-
-// clipReason makes a reason printable ASCII and bounds its length.
-func clipReason(s string) string {
-	b := []byte(s)
-	for i, ch := range b {
-		if ch < 0x20 || ch >= 0x7f {
-			b[i] = '?'
-		}
-	}
-	if len(b) > maxReason {
-		return string(b[:maxReason-3]) + "..."
-	}
-	return string(b)
 }

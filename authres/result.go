@@ -66,3 +66,23 @@ func (r Result) String() string {
 	items, _ := r.items()
 	return strings.Join(items, " ")
 }
+
+// MaxReason bounds a reason or comment built from text that the outside
+// controls (an SPF explanation, a verifier's error).
+const MaxReason = 200
+
+// ReasonText makes s fit for a reason or comment: control characters and
+// non-ASCII octets become '?', and text beyond MaxReason is cut with
+// "...".
+func ReasonText(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	if len(b) > MaxReason {
+		return string(b[:MaxReason-3]) + "..."
+	}
+	return string(b)
+}

@@ -36,8 +36,10 @@ import (
 	"github.com/mailsidecar/sidecar/arc"
 	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/dmarc"
 	"github.com/mailsidecar/sidecar/expand"
 	"github.com/mailsidecar/sidecar/internal/suggest"
+	"github.com/mailsidecar/sidecar/results"
 )
 
 // The main options of the ARC feature.
@@ -226,19 +228,6 @@ func arcPlural(n int) string {
 	return "s"
 }
 
-// The per-message state of the feature, under arcKey on the Txn.
-type (
-	arcKey struct{}
-	arcMsg struct {
-		stream *arc.Stream // nil when no chain needs validating
-		chain  *arc.Chain  // the validation result, once known
-		err    error       // why there is no result
-		// sealed are the three header fields added to Txn.AddHeaders,
-		// kept so that control = no_arc_sign can blank them.
-		sealed []int
-	}
-)
-
 // errARCNoBody: the chain cannot be validated because the message body never
 // went through the ARC body writer.
 var errARCNoBody = errors.New("ARC: the message body was not seen (no ARC body writer ran for this message)")
@@ -246,7 +235,7 @@ var errARCNoBody = errors.New("ARC: the message body was not seen (no ARC body w
 // ARCBody validates the ARC chain of one message as it streams past: the
 // milter's body writer (milter.BodyWriter), started by ARCBodyHook.
 type ARCBody struct {
-	m *arcMsg
+	m *results.ARC
 }
 
 // ARCBodyHook starts ARC validation of the message in t, whose header
@@ -257,40 +246,42 @@ type ARCBody struct {
 // unless arc_sign asks for the body hash of a new seal. Memory stays
 // bounded by the header: the body is only hashed.
 func ARCBodyHook(t *acl.Txn) *ARCBody {
-	m := &arcMsg{}
-	t.SetValue(arcKey{}, m)
+	m := &t.Results.ARC
+	m.Examined = true
 	// Before any stage has run, the Program is unknown: hash for a seal
 	// in case its configuration seals.
 	signing := arcSettingsOf(t).Signer != nil || t.Feature(arcFeature) == nil
 	has := hasARCFields(t.Headers)
 	if !has && !signing {
-		m.chain = &arc.Chain{State: arc.None}
+		m.Chain = &arc.Chain{State: arc.None}
 		return nil
 	}
 	var dns = t.Services.DNS
 	if has && dns == nil {
-		m.err = errors.New("ARC: no DNS resolver to fetch the sealers' keys with")
+		m.Err = errors.New("ARC: no DNS resolver to fetch the sealers' keys with")
 		return nil
 	}
 	v := &arc.Validator{DNS: dns, Now: t.Services.Now}
-	m.stream = v.NewStream()
+	m.Stream = v.NewStream()
 	if signing {
-		m.stream.HashForSealing()
+		m.Stream.HashForSealing()
 	}
 	var buf []byte
 	for _, h := range t.Headers {
 		buf = append(append(append(buf[:0], h.Name...), ':'), h.Value...)
-		_ = m.stream.Header(buf) // a line that is not a field is ignored, as the MTA passed it
+		_ = m.Stream.Header(buf) // a line that is not a field is ignored, as the MTA passed it
 	}
-	return &ARCBody{m: m}
+	body := &ARCBody{m: m}
+	t.Results.OnClose(body.Abort)
+	return body
 }
 
 // Write hashes body data (CRLF or LF line breaks).
 func (b *ARCBody) Write(p []byte) (int, error) {
-	if b.m.stream == nil {
+	if b.m.Stream == nil {
 		return 0, errors.New("ARC: body after abort")
 	}
-	return b.m.stream.Write(p)
+	return b.m.Stream.Write(p)
 }
 
 // End marks the end of the body. The chain is validated (with DNS
@@ -299,9 +290,9 @@ func (b *ARCBody) End() error { return nil }
 
 // Abort drops the message.
 func (b *ARCBody) Abort() {
-	b.m.stream = nil
-	if b.m.chain == nil {
-		b.m.err = errors.New("ARC: message aborted")
+	b.m.Stream = nil
+	if b.m.Chain == nil && b.m.Err == nil {
+		b.m.Err = errors.New("ARC: message aborted")
 	}
 }
 
@@ -321,25 +312,21 @@ func hasARCFields(hs []acl.Header) bool {
 // fields always has a chain, of state none. A temporary DNS failure is
 // not an error: the chain says Temp.
 func ARCChain(t *acl.Txn) (*arc.Chain, error) {
-	m, _ := t.Value(arcKey{}).(*arcMsg)
-	if m == nil {
-		if !hasARCFields(t.Headers) {
-			m = &arcMsg{chain: &arc.Chain{State: arc.None}}
-			t.SetValue(arcKey{}, m)
-			return m.chain, nil
-		}
-		return nil, errARCNoBody
-	}
-	if m.chain == nil && m.err == nil {
-		if m.stream == nil {
+	m := &t.Results.ARC
+	if m.Chain == nil && m.Err == nil {
+		switch {
+		case m.Stream != nil:
+			m.Chain = m.Stream.Finish(t.Context())
+		case !hasARCFields(t.Headers):
+			m.Chain = &arc.Chain{State: arc.None}
+		default:
 			return nil, errARCNoBody
 		}
-		m.chain = m.stream.Finish(t.Context())
 	}
-	if m.chain == nil {
-		return nil, m.err
+	if m.Chain == nil {
+		return nil, m.Err
 	}
-	return m.chain, nil
+	return m.Chain, nil
 }
 
 // ARCStateWord is the chain state as $arc_state shows it.
@@ -391,7 +378,7 @@ func arcHook(t *acl.Txn) error {
 	if !arcSettingsOf(t).AuthRes || !t.Conn.ClientIP.IsValid() {
 		return nil
 	}
-	if m, _ := t.Value(arcKey{}).(*arcMsg); m == nil {
+	if !t.Results.ARC.Examined {
 		return nil
 	}
 	c, err := ARCChain(t)
@@ -422,15 +409,15 @@ func arcSealHook(t *acl.Txn) error {
 	if err != nil {
 		return fmt.Errorf("not sealing: %w", err)
 	}
-	m, _ := t.Value(arcKey{}).(*arcMsg)
+	m := &t.Results.ARC
 	if c.Temp {
 		return fmt.Errorf("ARC: not sealing: %s", c.Reason)
 	}
-	if m == nil || m.stream == nil {
+	if m.Stream == nil {
 		return fmt.Errorf("ARC: not sealing: %w", errARCNoBody)
 	}
 	payload := arcAARPayload(arcAuthservID(t, s.Signer), t.AuthResults, c, t.Conn.ClientIP)
-	fields, err := s.Signer.SealStream(m.stream, payload)
+	fields, err := s.Signer.SealStream(m.Stream, payload)
 	switch {
 	case errors.Is(err, arc.ErrChainFailed) || errors.Is(err, arc.ErrTooManyInstances):
 		return nil // nothing to add, by RFC 8617
@@ -441,7 +428,7 @@ func arcSealHook(t *acl.Txn) error {
 	// milter inserts the :at_start: headers at the top in list order
 	// (our Authentication-Results then goes above them).
 	for _, f := range fields {
-		m.sealed = append(m.sealed, len(t.AddHeaders))
+		m.Sealed = append(m.Sealed, len(t.AddHeaders))
 		t.AddHeaders = append(t.AddHeaders, acl.AddedHeader{Text: f, AtStart: true})
 	}
 	return nil
@@ -482,13 +469,13 @@ const ctlNoARCSign = "no_arc_sign"
 // its length at the start of the run.
 func noARCSign(t *acl.Txn, _ string) error {
 	t.SetControl(ctlNoARCSign, "")
-	if m, _ := t.Value(arcKey{}).(*arcMsg); m != nil {
-		for _, i := range m.sealed {
+	if m := &t.Results.ARC; m != nil {
+		for _, i := range m.Sealed {
 			if i < len(t.AddHeaders) {
 				t.AddHeaders[i].Text = ""
 			}
 		}
-		m.sealed = nil
+		m.Sealed = nil
 	}
 	return nil
 }
@@ -608,11 +595,8 @@ func arcVar(f func(c *arc.Chain) string) func(t *acl.Txn) (string, error) {
 }
 
 // registerARC adds the ARC configuration reader, the verify condition,
-// the variables, the no_arc_sign control and two DATA hooks: the arc
-// result for Authentication-Results, then the seal of arc_sign. Hooks run
-// in registration order and the new ARC-Authentication-Results copies the
-// results gathered so far, so Register calls registerARC after every
-// other feature that adds results at DATA.
+// the variables and the no_arc_sign control. Its DATA work (the arc
+// result, then the seal) runs in the order dataSteps gives.
 func registerARC(reg *acl.Registry) {
 	reg.AddConfigurer(acl.Configurer{Name: arcFeature, Configure: func(cfg *config.Config) (any, error) {
 		s, err := ARCSettingsFrom(cfg)
@@ -640,64 +624,19 @@ func registerARC(reg *acl.Registry) {
 	reg.Control(acl.ControlDef{Name: ctlNoARCSign, Stages: acl.FromMail, Arg: acl.ArgNone,
 		Doc:   "do not seal this message with arc_sign",
 		Apply: noARCSign})
-	reg.AddHook(acl.Hook{Name: "arc", Stages: acl.OnlyData, Run: arcHook})
-	reg.AddHook(acl.Hook{Name: "arc_sign", Stages: acl.OnlyData, Run: arcSealHook})
 }
 
-// ARCOverride is what a trusted ARC chain says about a DMARC failure: the
-// sealer whose ARC-Authentication-Results vouches for a DMARC pass.
-type ARCOverride struct {
-	Instance int    // the ARC Set of the trusted sealer that saw DMARC pass
-	Sealer   string // its ARC-Seal d=
-	AAR      string // its ARC-Authentication-Results payload
-}
+// ARCOverride is what a trusted ARC chain says about a DMARC failure.
+type ARCOverride = dmarc.ARCOverride
 
-// ARCTrustedDMARCPass decides the ARC side of the DMARC local-policy
-// override for trusted sealers (dmarc_arc_trusted_sealers, RFC 8617 §7.2,
-// RFC 9989 local policy; the mailing-list case): ok is true when
-//
-//   - the message's ARC chain passes (not on a temporary DNS failure: the
-//     chain is then unknown and nothing is overridden);
-//   - k, the earliest instance sealed by a trusted sealer, exists, and
-//     every sealer from k to the newest set is trusted, so that only
-//     trusted hands touched the message after the one that vouches;
-//   - the ARC-Authentication-Results of instance k shows dmarc=pass, for
-//     fromDomain when it names a header.from.
-//
-// trusted matches a sealer domain (ARC-Seal d=) against the configured
-// list. The DMARC glue calls it when a message fails DMARC, and reports
-// the failure with policy.override=arc instead of applying the policy.
+// ARCTrustedDMARCPass is dmarc.TrustedARCPass for the message's chain
+// (validated now if it was not yet). The DMARC glue calls it when a
+// message fails DMARC, and reports the failure with policy.override=arc
+// instead of applying the policy.
 func ARCTrustedDMARCPass(t *acl.Txn, fromDomain string, trusted func(sealer string) (bool, error)) (ARCOverride, bool, error) {
 	c, err := ARCChain(t)
-	if err != nil || c.State != arc.Pass || c.Temp {
+	if err != nil {
 		return ARCOverride{}, false, err
 	}
-	k := -1
-	for i := range c.Instances {
-		ok, err := trusted(strings.ToLower(c.Instances[i].ASDomain))
-		if err != nil {
-			return ARCOverride{}, false, err
-		}
-		switch {
-		case ok && k < 0:
-			k = i
-		case !ok && k >= 0:
-			return ARCOverride{}, false, nil // an untrusted sealer after the trusted one
-		}
-	}
-	if k < 0 {
-		return ARCOverride{}, false, nil
-	}
-	in := c.Instances[k]
-	_, results := authres.Parse(in.AAR)
-	for _, r := range results {
-		if r.Method != "dmarc" {
-			continue
-		}
-		from, named := r.Prop("header", "from")
-		if r.Result == "pass" && (!named || fromDomain == "" || strings.EqualFold(strings.TrimSuffix(from, "."), strings.TrimSuffix(fromDomain, "."))) {
-			return ARCOverride{Instance: in.I, Sealer: in.ASDomain, AAR: in.AAR}, true, nil
-		}
-	}
-	return ARCOverride{}, false, nil
+	return dmarc.TrustedARCPass(c, fromDomain, trusted)
 }

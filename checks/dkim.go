@@ -13,12 +13,11 @@ package checks
 import (
 	"context"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/dkim"
+	"github.com/mailsidecar/sidecar/results"
 )
 
 // OptDKIMMaxSignatures caps the DKIM signatures verified per message.
@@ -48,143 +47,46 @@ func dkimSettingsOf(t *acl.Txn) dkimSettings {
 	return dkimSettings{MaxSignatures: dkim.DefaultMaxSignatures}
 }
 
-// lateCtx is a context whose parent is chosen after it is created. A
-// message's DKIM stream starts at the end of its header, but its key
-// queries should run under the deadline of the DATA ACL run, which only
-// starts after the body: bind attaches that run's context. Until then the
-// context has no deadline (a long body's key queries, which start at
-// once, are bounded by the resolver's own timeouts).
-type lateCtx struct {
-	done   chan struct{}
-	mu     sync.Mutex
-	parent context.Context
-	err    error
-	stop   func() bool
-}
-
-func newLateCtx() *lateCtx { return &lateCtx{done: make(chan struct{})} }
-
-func (c *lateCtx) Deadline() (time.Time, bool) {
-	c.mu.Lock()
-	p := c.parent
-	c.mu.Unlock()
-	if p != nil {
-		return p.Deadline()
-	}
-	return time.Time{}, false
-}
-
-func (c *lateCtx) Done() <-chan struct{} { return c.done }
-
-func (c *lateCtx) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
-}
-
-func (c *lateCtx) Value(key any) any {
-	c.mu.Lock()
-	p := c.parent
-	c.mu.Unlock()
-	if p != nil {
-		return p.Value(key)
-	}
-	return nil
-}
-
-// bind makes the context end when p does.
-func (c *lateCtx) bind(p context.Context) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.parent != nil || c.err != nil {
-		return
-	}
-	c.parent = p
-	c.stop = context.AfterFunc(p, func() { c.cancel(p.Err()) })
-}
-
-// cancel ends the context with err.
-func (c *lateCtx) cancel(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		c.err = err
-		close(c.done)
-	}
-	if c.stop != nil {
-		c.stop()
-		c.stop = nil
-	}
-}
-
-// dkimEndGrace is how long a signed message's verification waits after
-// the end of its body for the DATA stage to finish it. The milter runs
-// DATA right after the body; when it does not (the message failed before
-// its ACL ran), the verification is dropped then, so that a streamed
-// body's verifier goroutine never waits forever.
-var dkimEndGrace = 2 * time.Minute
-
-// dkimState is a message's DKIM verification, kept in the transaction.
-// mu guards the verification against the end-of-body timer.
-type dkimState struct {
-	mu       sync.Mutex
-	timer    *time.Timer
-	stream   *dkim.Stream // nil when the message has no DKIM-Signature
-	ctx      *lateCtx
-	aborted  bool
-	finished bool
-	reported bool
-	results  []dkim.Result
-	err      error
-	cur      int // index of the current signer in results; -1 for none
-}
-
-type dkimKey struct{}
-
 // DKIMWriter is the body consumer of one message's DKIM verification: the
 // milter's BodyWriter (Write, End, Abort). End only notes that the body is
 // complete: the signatures are verified when the DATA stage first needs
-// them, under that run's deadline.
-type DKIMWriter struct{ st *dkimState }
+// them, under that run's deadline. Closing the message (the next MAIL, an
+// abort, the end of the connection) cancels a verification that DATA
+// never finished.
+type DKIMWriter struct{ d *results.DKIM }
 
 // Write takes body bytes with CRLF line ends.
-func (w *DKIMWriter) Write(p []byte) (int, error) { return w.st.stream.Write(p) }
+func (w *DKIMWriter) Write(p []byte) (int, error) { return w.d.Stream.Write(p) }
 
 // End is called at the end of the message, before the DATA ACL runs.
-func (w *DKIMWriter) End() error {
-	st := w.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if !st.finished && !st.aborted && st.timer == nil {
-		st.timer = time.AfterFunc(dkimEndGrace, st.abort)
-	}
-	return nil
-}
+func (w *DKIMWriter) End() error { return nil }
 
 // Abort drops the verification of an aborted message.
-func (w *DKIMWriter) Abort() { w.st.abort() }
+func (w *DKIMWriter) Abort() { abortDKIM(w.d) }
 
-func (st *dkimState) abort() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.finished || st.aborted {
+// abortDKIM drops a verification that has not finished: its key lookups
+// are cancelled and it has no results.
+func abortDKIM(d *results.DKIM) {
+	if d.Finished {
 		return
 	}
-	st.aborted = true
-	st.stream.Abort()
-	st.ctx.cancel(context.Canceled)
+	d.Finished, d.Aborted = true, true
+	d.Stream.Abort()
+	d.Cancel()
 }
 
 // StartDKIM starts verifying the DKIM signatures of the transaction's
 // message. It is the milter body hook: call it at the end of the header,
 // when t.Headers holds every header field with its raw value, then give
 // the body to the returned writer. It returns nil when the message has no
-// DKIM-Signature (there is then nothing to hash); the transaction still
-// records that the message was examined, so that Authentication-Results
-// says dkim=none.
+// DKIM-Signature (there is then nothing to hash); the message still
+// records that it was examined, so that Authentication-Results says
+// dkim=none. The key lookups start at once, under a context that the
+// close of the message cancels.
 func StartDKIM(t *acl.Txn) *DKIMWriter {
-	st := &dkimState{cur: -1}
-	t.SetValue(dkimKey{}, st)
+	m := t.Results
+	d := &m.DKIM
+	d.Examined = true
 	signed := false
 	for _, h := range t.Headers {
 		if strings.EqualFold(h.Name, "DKIM-Signature") {
@@ -193,47 +95,41 @@ func StartDKIM(t *acl.Txn) *DKIMWriter {
 		}
 	}
 	if !signed {
-		st.finished = true
+		d.Finished = true
 		return nil
 	}
 	v := &dkim.Verifier{DNS: t.Services.DNS, MaxSignatures: dkimSettingsOf(t).MaxSignatures, Now: t.Services.Now}
-	st.ctx = newLateCtx()
-	st.stream = v.NewStream(st.ctx)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.Stream, d.Cancel = v.NewStream(ctx), cancel
+	m.OnClose(func() { abortDKIM(d) })
 	for _, h := range t.Headers {
-		if err := st.stream.WriteField(h.Name, h.Value); err != nil {
+		if err := d.Stream.WriteField(h.Name, h.Value); err != nil {
 			break
 		}
 	}
-	_ = st.stream.EndHeader()
-	return &DKIMWriter{st: st}
+	_ = d.Stream.EndHeader()
+	return &DKIMWriter{d: d}
 }
 
-// dkimResults returns the message's DKIM results, finishing the
-// verification on first use with the ACL run's context. It is nil for an
-// unsigned message and for a transaction whose body was never given to
-// StartDKIM; examined says which.
-func dkimResults(t *acl.Txn) (st *dkimState, examined bool) {
-	st, ok := t.Value(dkimKey{}).(*dkimState)
-	if !ok {
+// dkimResults returns the message's DKIM verification, finishing it on
+// first use: the lookups still running are bounded by the deadline of the
+// ACL run that asks. It is nil for a message whose body was never given
+// to StartDKIM; examined says which.
+func dkimResults(t *acl.Txn) (d *results.DKIM, examined bool) {
+	d = &t.Results.DKIM
+	if !d.Examined {
 		return nil, false
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.timer != nil {
-		st.timer.Stop()
-		st.timer = nil
+	if !d.Finished {
+		d.Finished = true
+		stop := context.AfterFunc(t.Context(), d.Cancel)
+		d.Err = d.Stream.End()
+		d.Results = d.Stream.Results()
+		stop()
+		d.Cancel()
+		d.Current = currentSigner(d.Results, t)
 	}
-	if !st.finished {
-		st.finished = true
-		if !st.aborted {
-			st.ctx.bind(t.Context())
-			st.err = st.stream.End()
-			st.results = st.stream.Results()
-			st.ctx.cancel(context.Canceled)
-		}
-		st.cur = currentSigner(st.results, t)
-	}
-	return st, true
+	return d, true
 }
 
 // currentSigner chooses the signature the variables show: the first pass
@@ -266,20 +162,19 @@ func currentSigner(rs []dkim.Result, t *acl.Txn) int {
 // Authentication-Results at DATA, and dkim=none for an unsigned message
 // whose body was examined.
 func dkimHook(t *acl.Txn) error {
-	st, examined := dkimResults(t)
-	if !examined || st.reported {
+	d, examined := dkimResults(t)
+	if !examined {
 		return nil
 	}
-	st.reported = true
-	if len(st.results) == 0 {
-		if !st.aborted {
+	if len(d.Results) == 0 {
+		if !d.Aborted {
 			t.AuthResults = append(t.AuthResults, acl.AuthResult{Method: "dkim", Result: string(dkim.None), Comment: "no signatures"})
 		}
 		return nil
 	}
 	// Appended, not through Txn.AddAuthResult, which would merge
 	// identical signatures: every signature is reported.
-	for _, r := range st.results {
+	for _, r := range d.Results {
 		t.AuthResults = append(t.AuthResults, r.AuthResult())
 	}
 	return nil
@@ -311,11 +206,11 @@ func registerDKIM(reg *acl.Registry) {
 	}})
 	cur := func(f func(r dkim.Result) string, none string) func(t *acl.Txn) (string, error) {
 		return func(t *acl.Txn) (string, error) {
-			st, _ := dkimResults(t)
-			if st == nil || st.cur < 0 {
+			d, _ := dkimResults(t)
+			if d == nil || d.Current < 0 {
 				return none, nil
 			}
-			return f(st.results[st.cur]), nil
+			return f(d.Results[d.Current]), nil
 		}
 	}
 	for _, d := range []acl.VarDef{
@@ -335,15 +230,14 @@ func registerDKIM(reg *acl.Registry) {
 			Get: cur(func(r dkim.Result) string { return r.Identifier }, "")},
 		{Name: "dkim_signers", Doc: "the domains (d=) and identities (i=) of every signature, colon-separated, whatever their result",
 			Get: func(t *acl.Txn) (string, error) {
-				st, _ := dkimResults(t)
-				if st == nil {
+				d, _ := dkimResults(t)
+				if d == nil {
 					return "", nil
 				}
-				return dkimSigners(st.results), nil
+				return dkimSigners(d.Results), nil
 			}},
 	} {
 		d.Stages = DKIMStages
 		reg.Variable(d)
 	}
-	reg.AddHook(acl.Hook{Name: "dkim", Stages: acl.OnlyData, Run: dkimHook})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/dkim"
 	"github.com/mailsidecar/sidecar/dmarc"
+	"github.com/mailsidecar/sidecar/results"
 )
 
 // The main options of the DMARC feature.
@@ -164,34 +165,14 @@ func actsOnDMARC(cfg *config.Config) (rejects, quarantines bool) {
 	return rejects, quarantines
 }
 
-// The transaction state of DMARC.
-type (
-	dmarcKey     struct{}
-	fromKey      struct{}
-	dmarcOffConn struct{} // connection state: dmarc_disable_verify at CONNECT or HELO
-)
-
-// dmarcEval is a message's DMARC evaluation.
-type dmarcEval struct {
-	In      dmarc.Input
-	Outcome dmarc.Outcome
-	// Override is set when a trusted ARC chain overrode a DMARC failure.
-	Override *ARCOverride
-}
-
-type fromResult struct {
-	domain string
-	err    error
-}
-
 // fromDomain is the message's Author Domain, parsed once.
 func fromDomain(t *acl.Txn) (string, error) {
-	if f, ok := t.Value(fromKey{}).(fromResult); ok {
-		return f.domain, f.err
+	f := &t.Results.From
+	if !f.Known {
+		f.Domain, f.Err = dmarc.FromDomain(t.Header("From"))
+		f.Known = true
 	}
-	d, err := dmarc.FromDomain(t.Header("From"))
-	t.SetValue(fromKey{}, fromResult{d, err})
-	return d, err
+	return f.Domain, f.Err
 }
 
 // dmarcDisabled says why DMARC is off for the transaction, or "".
@@ -199,7 +180,7 @@ func dmarcDisabled(t *acl.Txn) string {
 	if _, ok := t.Control("dmarc_disable_verify"); ok {
 		return "DMARC verification disabled (control = dmarc_disable_verify)"
 	}
-	if off, _ := t.Conn.Value(dmarcOffConn{}).(bool); off {
+	if _, off := t.Conn.Control("dmarc_disable_verify"); off {
 		return "DMARC verification disabled for the connection (control = dmarc_disable_verify)"
 	}
 	if !t.Conn.ClientIP.IsValid() {
@@ -213,12 +194,12 @@ func dmarcDisabled(t *acl.Txn) string {
 
 // dmarcOf returns the message's DMARC evaluation, evaluating it on first
 // use with the ACL run's context, and writes its history record.
-func dmarcOf(t *acl.Txn) *dmarcEval {
-	if e, ok := t.Value(dmarcKey{}).(*dmarcEval); ok {
+func dmarcOf(t *acl.Txn) *results.DMARC {
+	if e := t.Results.DMARC; e != nil {
 		return e
 	}
 	e := evaluateDMARC(t)
-	t.SetValue(dmarcKey{}, e)
+	t.Results.DMARC = e
 	if e.Outcome.Status != dmarc.StatusOff && e.Outcome.Status != dmarc.StatusNoFrom {
 		if err := writeHistory(t, e); err != nil {
 			t.Logs = append(t.Logs, acl.LogLine{Stage: t.Stage, ACL: "(dmarc)", Kind: "error",
@@ -228,31 +209,31 @@ func dmarcOf(t *acl.Txn) *dmarcEval {
 	return e
 }
 
-func evaluateDMARC(t *acl.Txn) *dmarcEval {
-	e := &dmarcEval{}
+func evaluateDMARC(t *acl.Txn) *results.DMARC {
+	e := &results.DMARC{}
 	if why := dmarcDisabled(t); why != "" {
 		e.Outcome = dmarc.Disabled()
 		e.Outcome.StatusText = why
 		return e
 	}
 	s := dmarcSettingsOf(t)
-	e.In.FromDomain, e.In.FromErr = fromDomain(t)
+	e.Input.FromDomain, e.Input.FromErr = fromDomain(t)
 	if t.HasSender {
 		spfEval := check(t, "", false)
-		e.In.SPF = dmarc.SPFResult{Result: string(spfEval.Outcome.Result), Domain: spfEval.Outcome.Domain}
+		e.Input.SPF = dmarc.SPFResult{Result: string(spfEval.Outcome.Result), Domain: spfEval.Outcome.Domain}
 	}
-	if st, _ := dkimResults(t); st != nil {
-		for _, r := range st.results {
-			e.In.DKIM = append(e.In.DKIM, dmarc.DKIMResult{Result: string(r.Status), Domain: r.Domain, Selector: r.Selector})
+	if d, _ := dkimResults(t); d != nil {
+		for _, r := range d.Results {
+			e.Input.DKIM = append(e.Input.DKIM, dmarc.DKIMResult{Result: string(r.Status), Domain: r.Domain, Selector: r.Selector})
 		}
 	}
 	ev := dmarc.Evaluator{DNS: t.Services.DNS, Discovery: s.Discovery, PSL: s.PSL}
-	e.Outcome = ev.Evaluate(t.Context(), e.In)
+	e.Outcome = ev.Evaluate(t.Context(), e.Input)
 	if e.Outcome.Result == dmarc.Fail && s.trustedSealers != nil {
 		trusted := func(sealer string) (bool, error) {
 			return s.trustedSealers.Match(t, strings.ToLower(strings.TrimSuffix(sealer, ".")))
 		}
-		ov, ok, err := ARCTrustedDMARCPass(t, e.In.FromDomain, trusted)
+		ov, ok, err := ARCTrustedDMARCPass(t, e.Input.FromDomain, trusted)
 		switch {
 		case err != nil:
 			t.Logs = append(t.Logs, acl.LogLine{Stage: t.Stage, ACL: "(dmarc)", Kind: "error",
@@ -354,14 +335,13 @@ func registerDMARC(reg *acl.Registry) {
 		Doc: "do not evaluate DMARC for this message (at CONNECT or HELO: for the connection's messages); $dmarc_status is off",
 		Apply: func(t *acl.Txn, arg string) error {
 			if t.Stage == acl.Connect || t.Stage == acl.Helo {
-				t.Conn.SetValue(dmarcOffConn{}, true)
+				t.Conn.SetControl("dmarc_disable_verify", arg)
 			}
 			t.SetControl("dmarc_disable_verify", arg)
 			return nil
 		}})
 	reg.Control(acl.ControlDef{Name: "dmarc_enable_forensic", Stages: DMARCControlStages,
 		Doc: "record that DMARC failure (forensic) reports are wanted for this message; sidecar does not send them yet"})
-	reg.AddHook(acl.Hook{Name: "dmarc", Stages: acl.OnlyData, Run: dmarcHook})
 }
 
 // Report is what the checks found for a transaction, for the check
@@ -389,15 +369,16 @@ type DMARCReport struct {
 // ReportOf returns what the checks found for the transaction.
 func ReportOf(t *acl.Txn) Report {
 	var r Report
+	m := t.Results
 	if t.HasSender {
-		r.SPF, _ = t.Value(queryOf(t, "").key()).(*Evaluation)
+		r.SPF = m.SPF
 	}
-	if st, ok := t.Value(dkimKey{}).(*dkimState); ok {
+	if m.DKIM.Examined {
 		r.DKIMExamined = true
-		r.DKIM = st.results
+		r.DKIM = m.DKIM.Results
 	}
-	if e, ok := t.Value(dmarcKey{}).(*dmarcEval); ok {
-		r.DMARC = &DMARCReport{Input: e.In, Outcome: e.Outcome, ARHeader: e.Outcome.ARHeader(authservID(t))}
+	if e := m.DMARC; e != nil {
+		r.DMARC = &DMARCReport{Input: e.Input, Outcome: e.Outcome, ARHeader: e.Outcome.ARHeader(authservID(t))}
 	}
 	return r
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/arc"
 	"github.com/mailsidecar/sidecar/dmarc"
+	"github.com/mailsidecar/sidecar/results"
 )
 
 // historyRef is the history file a Program writes to; nil when detached.
@@ -119,7 +120,7 @@ func HistoryPath(prog *acl.Program) string {
 // its ACLs deny on DMARC, quarantine when they quarantine on DMARC; and
 // otherwise accept, or quarantine for a message already held by control =
 // quarantine.
-func historyRecord(t *acl.Txn, e *dmarcEval, s *dmarcSettings) *dmarc.HistoryRecord {
+func historyRecord(t *acl.Txn, e *results.DMARC, s *dmarcSettings) *dmarc.HistoryRecord {
 	o := e.Outcome
 	if o.Action == "" {
 		switch {
@@ -129,7 +130,7 @@ func historyRecord(t *acl.Txn, e *dmarcEval, s *dmarcSettings) *dmarc.HistoryRec
 			o.Action = dmarc.PolicyQuarantine
 		}
 	}
-	r := dmarc.NewHistoryRecord(e.In, o)
+	r := dmarc.NewHistoryRecord(e.Input, o)
 	r.JobID = t.QueueID
 	r.Reporter = t.Services.PrimaryHostname
 	if t.Services.Now != nil {
@@ -158,7 +159,7 @@ func historyRecord(t *acl.Txn, e *dmarcEval, s *dmarcSettings) *dmarc.HistoryRec
 
 // writeHistory appends the record of an evaluation when the Program has
 // a history file attached.
-func writeHistory(t *acl.Txn, e *dmarcEval) error {
+func writeHistory(t *acl.Txn, e *results.DMARC) error {
 	s := dmarcSettingsOf(t)
 	sink := s.hist.Load()
 	if sink == nil {

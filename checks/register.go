@@ -1,6 +1,8 @@
 package checks
 
 import (
+	"fmt"
+
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/expand"
 )
@@ -11,14 +13,54 @@ func init() {
 	Register(acl.Default)
 }
 
-// Register adds the conditions, variables and hooks of the features to
-// reg. acl.Default gets them when the package is imported; tests build a
-// fresh registry with acl.NewRegistry and Register. The main options and
-// the expansion lookups are process-wide and registered once, at import.
+// Register adds the conditions, variables, controls and the DATA work of
+// the features to reg. acl.Default gets them when the package is
+// imported; tests build a fresh registry with acl.NewRegistry and
+// Register. The main options and the expansion lookups are process-wide
+// and registered once, at import.
 func Register(reg *acl.Registry) {
 	registerConfigurer(reg)
 	registerSPF(reg)
 	registerDKIM(reg)
 	registerDMARC(reg)
-	registerARC(reg) // last: its seal copies the results of the other DATA hooks
+	registerARC(reg)
+	reg.AddHook(acl.Hook{Name: "authentication", Stages: acl.OnlyData, Run: authenticate})
+}
+
+// dataSteps are the authentication work of every message at DATA, before
+// the DATA ACL runs, in the order the RFCs need: SPF and DKIM first;
+// DMARC, which reads them; the ARC chain, which DMARC's trusted-sealer
+// override may already have validated; last the ARC seal, whose
+// ARC-Authentication-Results copies every result gathered before it (RFC
+// 8617 §4.1.1).
+var dataSteps = []struct {
+	name string
+	run  func(t *acl.Txn) error
+}{
+	{"spf", spfHook},
+	{"dkim", dkimHook},
+	{"dmarc", dmarcHook},
+	{"arc", arcHook},
+	{"arc_sign", arcSealHook},
+}
+
+// authenticate runs dataSteps. A step's error or panic is logged under
+// its name and does not stop the others: conditions that need the same
+// result report their own error.
+func authenticate(t *acl.Txn) error {
+	for _, step := range dataSteps {
+		if err := runStep(step.run, t); err != nil {
+			t.Logs = append(t.Logs, acl.LogLine{Stage: t.Stage, ACL: "(" + step.name + ")", Kind: "error", Text: err.Error()})
+		}
+	}
+	return nil
+}
+
+func runStep(run func(t *acl.Txn) error, t *acl.Txn) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("internal error: %v", v)
+		}
+	}()
+	return run(t)
 }

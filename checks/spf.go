@@ -12,130 +12,16 @@ import (
 	"github.com/mailsidecar/sidecar/spf"
 )
 
-// Query is what one SPF check of an SMTP session is about.
-type Query struct {
-	IP   netip.Addr // the SMTP client; invalid for a local submission
-	Helo string     // the HELO/EHLO argument
-	// Sender is the MAIL FROM address; "" is the null sender, for which
-	// the HELO identity is checked (RFC 7208 §2.3, §2.4).
-	Sender string
-	// Guess is a best-guess record evaluated for a domain that publishes
-	// no SPF record (spf_guess); "" for a plain check.
-	Guess string
-}
+// Query, Evaluation and Evaluate are the SPF check of an SMTP session,
+// which the spf package owns; the names stay here for the glue's callers.
+type (
+	Query      = spf.Query
+	Evaluation = spf.Evaluation
+)
 
-// Evaluation is a Query and its outcome.
-type Evaluation struct {
-	Query   Query
-	Outcome spf.Outcome
-}
-
-// Evaluate makes the SPF check sidecar makes for an SMTP session: the MAIL
-// FROM identity, or the HELO identity for the null sender, with q.Guess
-// for a domain without a record when it is set. The daemon's conditions,
-// variables, lookup and DATA hook, and the "sidecar spf" command, all come
-// here. A client without an IP address (local submission) gives none
-// without any DNS query.
+// Evaluate makes the SPF check sidecar makes for an SMTP session.
 func Evaluate(ctx context.Context, c *spf.Checker, q Query) *Evaluation {
-	q.IP = q.IP.Unmap()
-	req := spf.Request{IP: q.IP, Helo: q.Helo, Sender: q.Sender}
-	e := &Evaluation{Query: q}
-	identity, domain, sender := spf.IdentityMailFrom, domainOf(q.Sender), q.Sender
-	if q.Sender == "" {
-		identity, domain, sender = spf.IdentityHelo, q.Helo, "postmaster@"+q.Helo
-	}
-	switch {
-	case !q.IP.IsValid():
-		receiver := c.Receiver
-		if receiver == "" {
-			receiver = "unknown"
-		}
-		e.Outcome = spf.Outcome{Result: spf.None, Identity: identity, Domain: domain, Sender: sender,
-			Receiver: receiver, Problem: "no client IP address (local submission)"}
-	case q.Guess != "":
-		e.Outcome = c.CheckHostGuess(ctx, q.IP, domain, sender, q.Helo, q.Guess)
-		e.Outcome.Identity = identity
-	case identity == spf.IdentityHelo:
-		e.Outcome = c.CheckHelo(ctx, req)
-	default:
-		e.Outcome = c.CheckMailFrom(ctx, req)
-	}
-	return e
-}
-
-func domainOf(addr string) string {
-	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return addr[i+1:]
-	}
-	return addr
-}
-
-// Request returns the query as the spf package's Request.
-func (e *Evaluation) Request() spf.Request {
-	return spf.Request{IP: e.Query.IP, Helo: e.Query.Helo, Sender: e.Query.Sender}
-}
-
-// Received returns the Received-SPF header field (RFC 7208 §9.1) on one
-// line, name included: "Received-SPF: pass (…) client-ip=…; …".
-func (e *Evaluation) Received() string {
-	return "Received-SPF: " + e.Outcome.ReceivedSPF("", e.Request())
-}
-
-// Reason is a short account of the outcome for the reason of an
-// Authentication-Results entry (RFC 8601 §2.2): the mechanism that
-// matched, the explanation of a fail, or why there was no verdict.
-func (e *Evaluation) Reason() string {
-	o := e.Outcome
-	var r string
-	switch o.Result {
-	case spf.Pass, spf.Fail, spf.SoftFail, spf.Neutral:
-		r = "no mechanism matched"
-		if o.Mechanism != "" && o.Mechanism != "default" {
-			r = "mechanism '" + o.Mechanism + "' matched"
-		}
-		if o.Result == spf.Fail && o.Explanation != "" {
-			r += "; explanation: " + o.Explanation
-		}
-	default:
-		r = o.Problem
-		if r == "" && o.Result == spf.None {
-			r = "no SPF record"
-		}
-	}
-	return clip(printable(r), maxReason)
-}
-
-// maxReason bounds the reason text, which may quote the sender domain's
-// explanation.
-const maxReason = 200
-
-// AuthResult returns the Authentication-Results entry of the outcome:
-// spf=RESULT with smtp.mailfrom=DOMAIN, or smtp.helo=NAME when the HELO
-// identity was checked because the sender was null (RFC 8601 §2.7.2).
-func (e *Evaluation) AuthResult() acl.AuthResult {
-	prop := acl.AuthProp{Type: "smtp", Name: "mailfrom", Value: e.Outcome.Domain}
-	if e.Outcome.Identity == spf.IdentityHelo {
-		prop = acl.AuthProp{Type: "smtp", Name: "helo", Value: e.Query.Helo}
-	}
-	return acl.AuthResult{Method: "spf", Result: string(e.Outcome.Result), Reason: e.Reason(), Props: []acl.AuthProp{prop}}
-}
-
-// printable replaces control characters and non-ASCII octets with '?'.
-func printable(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c < 0x20 || c >= 0x7f {
-			b[i] = '?'
-		}
-	}
-	return string(b)
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-3] + "..."
+	return spf.Evaluate(ctx, c, q)
 }
 
 // foldHeader folds a one-line header field at spaces so that lines stay
@@ -172,56 +58,46 @@ func foldHeader(line string) string {
 	return b.String()
 }
 
-// The state a transaction keeps: each check, by what it was about, and
-// the one the variables show.
-type (
-	checkKey struct {
-		guess  string
-		ip     netip.Addr
-		helo   string
-		sender string
-	}
-	lastKey struct{}
-)
-
 // queryOf is the query of the transaction's session.
 func queryOf(t *acl.Txn, guess string) Query {
 	return Query{IP: t.Conn.ClientIP.Unmap(), Helo: t.Conn.Helo, Sender: t.Sender, Guess: guess}
 }
-
-func (q Query) key() checkKey { return checkKey{q.Guess, q.IP, q.Helo, q.Sender} }
 
 // checker is the spf.Checker of a transaction's services.
 func checker(t *acl.Txn) *spf.Checker {
 	return &spf.Checker{DNS: t.Services.DNS, Receiver: t.Services.PrimaryHostname, Now: t.Services.Now}
 }
 
-// check returns the transaction's SPF evaluation with the guess record
-// (or without: guess == ""), evaluating it on first use with the ACL run's
+// check returns the message's SPF evaluation with the guess record (or
+// without: guess == ""), evaluating it on first use with the ACL run's
 // context. A temperror caused by the run's own deadline is not kept: the
 // next stage, with a new deadline, tries again. show makes the variables
 // show this evaluation, as Exim's do after an spf or spf_guess condition.
 func check(t *acl.Txn, guess string, show bool) *Evaluation {
+	m := t.Results
+	slot := &m.SPF
+	if guess != "" {
+		slot = &m.SPFGuess
+	}
 	q := queryOf(t, guess)
-	k := q.key()
-	e, ok := t.Value(k).(*Evaluation)
-	if !ok {
+	e := *slot
+	if e == nil || e.Query != q {
 		ctx := t.Context()
 		e = Evaluate(ctx, checker(t), q)
 		if e.Outcome.Result != spf.TempError || ctx.Err() == nil {
-			t.SetValue(k, e)
+			*slot = e
 		}
 	}
 	if show {
-		t.SetValue(lastKey{}, e)
+		m.SPFShown = e
 	}
 	return e
 }
 
 // shown is the evaluation the variables show: that of the last spf or
-// spf_guess condition of the transaction, or else the plain check.
+// spf_guess condition of the message, or else the plain check.
 func shown(t *acl.Txn) *Evaluation {
-	if e, ok := t.Value(lastKey{}).(*Evaluation); ok && e.Query == queryOf(t, e.Query.Guess) {
+	if e := t.Results.SPFShown; e != nil && e.Query == queryOf(t, e.Query.Guess) {
 		return e
 	}
 	return check(t, "", true)
@@ -338,5 +214,4 @@ func registerSPF(reg *acl.Registry) {
 		d.Stages = SPFStages
 		reg.Variable(d)
 	}
-	reg.AddHook(acl.Hook{Name: "spf", Stages: acl.OnlyData, Run: spfHook})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/internal/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
@@ -127,7 +128,7 @@ func TestSPFResultList(t *testing.T) {
 			txn := newTxn(z, tt.ip, "client.example", tt.sender)
 			res := p.Run(bg, acl.Rcpt, txn)
 			if res.Verb != tt.want || res.Err != nil {
-				got := txn.Value(checkKey{ip: netip.MustParseAddr(tt.ip).Unmap(), helo: "client.example", sender: tt.sender})
+				got := txn.Results.SPF
 				t.Errorf("verdict %s (err %v), want %s; evaluation %+v", res.Verb, res.Err, tt.want, got)
 			}
 		})
@@ -528,7 +529,7 @@ func TestSPFAuthResultsAndReceivedHeader(t *testing.T) {
 		t.Fatalf("headers: %+v", txn.AddHeaders)
 	}
 	h := txn.AddHeaders[0].Text
-	e := txn.Value(checkKey{ip: netip.MustParseAddr("192.0.2.1"), helo: "client.example", sender: "user@example.com"}).(*Evaluation)
+	e := txn.Results.SPF
 	if unfolded := strings.ReplaceAll(h, "\r\n\t", " "); unfolded != e.Received() {
 		t.Errorf("header unfolds to\n%s\nwant\n%s", unfolded, e.Received())
 	}
@@ -603,7 +604,7 @@ func TestFoldHeader(t *testing.T) {
 func TestReasonIsPrintableAndBounded(t *testing.T) {
 	e := &Evaluation{Outcome: spf.Outcome{Result: spf.Fail, Mechanism: "-all", Explanation: "bad\r\nX-Injected: yes " + strings.Repeat("x", 300)}}
 	r := e.Reason()
-	if strings.ContainsAny(r, "\r\n") || len(r) > maxReason {
+	if strings.ContainsAny(r, "\r\n") || len(r) > authres.MaxReason {
 		t.Errorf("reason %q", r)
 	}
 }

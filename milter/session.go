@@ -144,6 +144,7 @@ func (s *session) endConnection(why string) {
 		s.abortBody()
 		s.logTxn(why)
 	}
+	s.txn.Close()
 	s.msg = message{}
 	if s.connVerdict != nil || len(s.txn.Logs) > s.loggedLogs {
 		s.logSession()
@@ -152,6 +153,7 @@ func (s *session) endConnection(why string) {
 
 // newConnection starts the connection state afresh.
 func (s *session) newConnection() {
+	s.txn.Close()
 	s.conn = &acl.Conn{}
 	s.txn = acl.NewTxn(s.conn, s.env.Services)
 	s.connVerdict, s.discardAll, s.loggedLogs = nil, false, 0

@@ -152,6 +152,7 @@ func (s *session) Abort(*gomilter.Modifier) (err error) {
 		s.abortBody()
 		s.logTxn("aborted")
 	}
+	s.txn.Close()
 	s.msg = message{}
 	return nil
 }

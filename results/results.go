@@ -1,0 +1,106 @@
+package results
+
+import (
+	"github.com/mailsidecar/sidecar/arc"
+	"github.com/mailsidecar/sidecar/dkim"
+	"github.com/mailsidecar/sidecar/dmarc"
+	"github.com/mailsidecar/sidecar/spf"
+)
+
+// Message is the authentication state of one message.
+type Message struct {
+	From From
+	// SPF is the check of MAIL FROM (HELO for the null sender); nil until
+	// it is made. SPFGuess is the spf_guess check, SPFShown the one the
+	// $spf_ variables show (that of the last spf or spf_guess condition).
+	SPF, SPFGuess, SPFShown *spf.Evaluation
+	DKIM                    DKIM
+	// DMARC is nil until DMARC is evaluated.
+	DMARC *DMARC
+	ARC   ARC
+
+	closers []func()
+	closed  bool
+}
+
+// From is the Author Domain (RFC 9989 §3.2.6), parsed once.
+type From struct {
+	Known  bool // the From field was parsed
+	Domain string
+	Err    error // why there is no single Author Domain
+}
+
+// DKIM is the verification of every DKIM-Signature of the message.
+type DKIM struct {
+	// Examined: the message's header and body went through verification
+	// (an unsigned message is examined and has no Results).
+	Examined bool
+	// Stream verifies the signatures as the body passes; nil once
+	// finished, and for an unsigned message.
+	Stream *dkim.Stream
+	// Cancel cancels the verification's key lookups.
+	Cancel func()
+	// Finished: Results are final.
+	Finished bool
+	// Aborted: the message ended before verification finished.
+	Aborted bool
+	Results []dkim.Result
+	Err     error
+	// Current is the index in Results of the signature the $dkim_
+	// variables show; -1 for none.
+	Current int
+}
+
+// DMARC is the DMARC evaluation of the message.
+type DMARC struct {
+	Input   dmarc.Input
+	Outcome dmarc.Outcome
+	// Override is set when a trusted ARC chain overrode a DMARC failure
+	// (RFC 8617 §7.2).
+	Override *dmarc.ARCOverride
+}
+
+// ARC is the validation of the message's ARC chain, and the seal sidecar
+// adds to it.
+type ARC struct {
+	// Examined: the message went through the ARC stream (the milter
+	// always streams it); only then is the chain reported.
+	Examined bool
+	// Stream hashes the message for validation (and for a new seal);
+	// nil when no chain needs validating or after an abort.
+	Stream *arc.Stream
+	Chain  *arc.Chain // the validation result, once known
+	Err    error      // why there is no result
+	// Sealed are the indexes in acl.Txn.AddHeaders of the ARC Set sidecar
+	// added, so that control = no_arc_sign can blank them.
+	Sealed []int
+}
+
+// New starts the state of a message.
+func New() *Message { return &Message{DKIM: DKIM{Current: -1}} }
+
+// OnClose registers f to run when the message is closed: background work
+// of the message stops there.
+func (m *Message) OnClose(f func()) {
+	if m.closed {
+		f()
+		return
+	}
+	m.closers = append(m.closers, f)
+}
+
+// Close ends the message: registered work is cancelled, in reverse order.
+// Closing twice does nothing.
+func (m *Message) Close() {
+	if m == nil || m.closed {
+		return
+	}
+	m.closed = true
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		m.closers[i]()
+	}
+	m.closers = nil
+}
+
+// Closed reports whether the message was closed.
+func (m *Message) Closed() bool { return m.closed }
