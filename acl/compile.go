@@ -75,7 +75,10 @@ type Program struct {
 	timeout  time.Duration
 	hooks    [numStages][]Hook
 	features map[string]any
-	Warnings config.ErrorList
+	// bodyHooks and finishers are the registry's, as compiled with.
+	bodyHooks []BodyHook
+	finishers []Finisher
+	Warnings  config.ErrorList
 }
 
 // NumConnVars and NumMsgVars size Conn.Vars and Txn.Vars.
@@ -146,6 +149,7 @@ func Compile(cfg *config.Config, reg *Registry) (*Program, error) {
 			}
 		}
 	}
+	c.prog.bodyHooks, c.prog.finishers = reg.lifecycle()
 	c.collectVars()
 	c.reach()
 	for _, def := range cfg.File.ACLs {

@@ -97,12 +97,14 @@ type Configurer struct {
 
 // Registry holds the conditions, variables and controls a Program may use.
 type Registry struct {
-	hooks    []Hook
-	confs    []Configurer
-	mu       sync.RWMutex
-	conds    map[string]*CondDef
-	vars     map[string]*VarDef
-	controls map[string]*ControlDef
+	hooks     []Hook
+	bodyHooks []BodyHook
+	finishers []Finisher
+	confs     []Configurer
+	mu        sync.RWMutex
+	conds     map[string]*CondDef
+	vars      map[string]*VarDef
+	controls  map[string]*ControlDef
 }
 
 // Default is the registry the daemon compiles with. Feature packages

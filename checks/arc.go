@@ -38,6 +38,7 @@ import (
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/dmarc"
 	"github.com/mailsidecar/sidecar/expand"
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"github.com/mailsidecar/sidecar/internal/suggest"
 	"github.com/mailsidecar/sidecar/results"
 )
@@ -174,7 +175,7 @@ func arcSignHeaders(v config.Value, fail func(config.Pos, string, ...any)) []str
 		switch {
 		case it.Text == "":
 			continue
-		case !arcFieldName(name):
+		case !ascii.FieldName(name):
 			fail(it.Pos, "%s: %q is not a header field name", OptARCSignHeaders, it.Text)
 		case lname == "arc-seal":
 			fail(it.Pos, "%s: ARC-Seal cannot be covered by an ARC-Message-Signature (RFC 8617 §4.1.2)", OptARCSignHeaders)
@@ -203,19 +204,6 @@ func arcDNSName(s string) bool {
 			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
 				return false
 			}
-		}
-	}
-	return true
-}
-
-// fieldName reports whether s is an RFC 5322 field name.
-func arcFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f || s[i] == ':' {
-			return false
 		}
 	}
 	return true

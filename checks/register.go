@@ -25,6 +25,18 @@ func Register(reg *acl.Registry) {
 	registerDMARC(reg)
 	registerARC(reg)
 	reg.AddHook(acl.Hook{Name: "authentication", Stages: acl.OnlyData, Run: authenticate})
+	reg.AddBodyHook(acl.BodyHook{Name: "dkim", Start: func(t *acl.Txn) acl.BodyWriter {
+		if w := StartDKIM(t); w != nil {
+			return w
+		}
+		return nil
+	}})
+	reg.AddBodyHook(acl.BodyHook{Name: "arc", Start: func(t *acl.Txn) acl.BodyWriter {
+		if w := ARCBodyHook(t); w != nil {
+			return w
+		}
+		return nil
+	}})
 }
 
 // dataSteps are the authentication work of every message at DATA, before

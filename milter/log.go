@@ -10,30 +10,31 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/stage"
 )
 
 // logTxn writes the one line of a transaction: who sent what to whom, the
 // verdict, and what the ACLs logged. override names the outcome when it is
 // not the recorded verdict ("aborted", "discard").
 func (s *session) logTxn(override string) {
-	if !s.msg.open {
+	if !s.txnOpen {
 		return
 	}
-	s.msg.open = false
-	t := s.txn
+	s.txnOpen = false
+	t, msg := s.drv.Txn, &s.drv.Msg
 	verdict, level := string(acl.Accept), slog.LevelInfo
-	var d *decision
-	if s.msg.verdict != nil {
-		d = s.msg.verdict
-		verdict = string(d.res.Verb)
+	var d *stage.Decision
+	if msg.Verdict != nil {
+		d = msg.Verdict
+		verdict = string(d.Result.Verb)
 	}
-	if d == nil && len(t.Recipients) == 0 && len(s.msg.rejected) > 0 {
+	if d == nil && len(t.Recipients) == 0 && len(msg.Rejected) > 0 {
 		// Every recipient was refused: that is the verdict, not the abort
 		// that followed.
-		last := s.msg.rejected[len(s.msg.rejected)-1]
-		d = &decision{acl.Rcpt, last.res}
-		verdict = string(d.res.Verb)
-	} else if override != "" && (d == nil || d.res.Verb == acl.Accept) {
+		last := msg.Rejected[len(msg.Rejected)-1]
+		d = &stage.Decision{Stage: acl.Rcpt, Result: last.Result}
+		verdict = string(d.Result.Verb)
+	} else if override != "" && (d == nil || d.Result.Verb == acl.Accept) {
 		verdict = override
 	}
 	attrs := s.clientAttrs()
@@ -46,44 +47,44 @@ func (s *session) logTxn(override string) {
 		slog.Any("recipients", t.Recipients),
 		slog.String("verdict", verdict),
 	)
-	if d != nil && d.res.Verb != acl.Accept {
+	if d != nil && d.Result.Verb != acl.Accept {
 		attrs = append(attrs, decisionAttrs(d)...)
-		if d.res.Err != nil {
+		if d.Result.Err != nil {
 			level = slog.LevelWarn
 		}
 	}
-	if len(s.msg.rejected) > 0 {
-		rej := make([]string, 0, len(s.msg.rejected))
-		for _, r := range s.msg.rejected {
-			line := r.rcpt + " " + string(r.res.Verb)
-			if r.res.ACL != "" {
-				line += " (" + r.res.ACL + " " + r.res.Pos.String() + ")"
+	if len(msg.Rejected) > 0 {
+		rej := make([]string, 0, len(msg.Rejected))
+		for _, r := range msg.Rejected {
+			line := r.Rcpt + " " + string(r.Result.Verb)
+			if r.Result.ACL != "" {
+				line += " (" + r.Result.ACL + " " + r.Result.Pos.String() + ")"
 			}
 			rej = append(rej, line)
 		}
 		attrs = append(attrs, slog.Any("rejected", rej))
 	}
-	if len(s.msg.discarded) > 0 {
-		attrs = append(attrs, slog.Any("discarded", s.msg.discarded))
+	if len(msg.Discarded) > 0 {
+		attrs = append(attrs, slog.Any("discarded", msg.Discarded))
 	}
 	if t.QueueID != "" {
 		attrs = append(attrs, slog.String("queue_id", t.QueueID))
 	}
-	if s.msg.size > 0 {
-		attrs = append(attrs, slog.Int64("size", s.msg.size))
+	if msg.Size > 0 {
+		attrs = append(attrs, slog.Int64("size", msg.Size))
 	}
-	if s.msg.quarantine != "" {
-		attrs = append(attrs, slog.String("quarantine", s.msg.quarantine))
+	if s.quarantine != "" {
+		attrs = append(attrs, slog.String("quarantine", s.quarantine))
 	}
-	if len(s.msg.edits) > 0 {
-		attrs = append(attrs, slog.Any("headers", s.msg.edits))
+	if len(s.edits) > 0 {
+		attrs = append(attrs, slog.Any("headers", s.edits))
 	}
 	if logs := aclLogs(t.Logs); len(logs) > 0 {
 		attrs = append(attrs, slog.Any("acl_logs", logs))
 	}
-	s.loggedLogs = len(t.Logs)
-	if !s.msg.start.IsZero() {
-		attrs = append(attrs, slog.Duration("duration", time.Since(s.msg.start).Round(time.Microsecond)))
+	s.drv.MarkLogged()
+	if !msg.Start.IsZero() {
+		attrs = append(attrs, slog.Duration("duration", time.Since(msg.Start).Round(time.Microsecond)))
 	}
 	s.logger.LogAttrs(context.Background(), level, "transaction", attrs...)
 }
@@ -94,49 +95,50 @@ func (s *session) logSession() {
 	attrs := s.clientAttrs()
 	level := slog.LevelInfo
 	verdict := string(acl.Accept)
-	if d := s.connVerdict; d != nil {
-		verdict = string(d.res.Verb)
+	if d := s.drv.ConnVerdict; d != nil {
+		verdict = string(d.Result.Verb)
 		attrs = append(attrs, slog.String("verdict", verdict))
 		attrs = append(attrs, decisionAttrs(d)...)
-		if d.res.Err != nil {
+		if d.Result.Err != nil {
 			level = slog.LevelWarn
 		}
 	}
-	if logs := aclLogs(s.txn.Logs[min(s.loggedLogs, len(s.txn.Logs)):]); len(logs) > 0 {
+	if logs := aclLogs(s.drv.Unlogged()); len(logs) > 0 {
 		attrs = append(attrs, slog.Any("acl_logs", logs))
 	}
-	s.loggedLogs = len(s.txn.Logs)
+	s.drv.MarkLogged()
 	s.logger.LogAttrs(context.Background(), level, "connection", attrs...)
 }
 
 func (s *session) clientAttrs() []slog.Attr {
 	attrs := make([]slog.Attr, 0, 16)
 	attrs = append(attrs, slog.String("client", s.clientString()))
-	if s.conn.ClientName != "" {
-		attrs = append(attrs, slog.String("client_name", s.conn.ClientName))
+	c := s.drv.Conn
+	if c.ClientName != "" {
+		attrs = append(attrs, slog.String("client_name", c.ClientName))
 	}
-	if s.conn.Helo != "" {
-		attrs = append(attrs, slog.String("helo", s.conn.Helo))
+	if c.Helo != "" {
+		attrs = append(attrs, slog.String("helo", c.Helo))
 	}
-	if s.conn.AuthID != "" {
-		attrs = append(attrs, slog.String("auth", s.conn.AuthID))
+	if c.AuthID != "" {
+		attrs = append(attrs, slog.String("auth", c.AuthID))
 	}
 	return attrs
 }
 
-func decisionAttrs(d *decision) []slog.Attr {
-	attrs := []slog.Attr{slog.String("stage", d.stage.String())}
-	if d.res.ACL != "" {
-		attrs = append(attrs, slog.String("acl", d.res.ACL), slog.String("pos", d.res.Pos.String()))
+func decisionAttrs(d *stage.Decision) []slog.Attr {
+	attrs := []slog.Attr{slog.String("stage", d.Stage.String())}
+	if d.Result.ACL != "" {
+		attrs = append(attrs, slog.String("acl", d.Result.ACL), slog.String("pos", d.Result.Pos.String()))
 	}
-	if d.res.Message != "" {
-		attrs = append(attrs, slog.String("message", d.res.Message))
+	if d.Result.Message != "" {
+		attrs = append(attrs, slog.String("message", d.Result.Message))
 	}
-	if d.res.LogMessage != "" {
-		attrs = append(attrs, slog.String("log_message", d.res.LogMessage))
+	if d.Result.LogMessage != "" {
+		attrs = append(attrs, slog.String("log_message", d.Result.LogMessage))
 	}
-	if d.res.Err != nil {
-		attrs = append(attrs, slog.String("error", d.res.Err.Error()))
+	if d.Result.Err != nil {
+		attrs = append(attrs, slog.String("error", d.Result.Err.Error()))
 	}
 	return attrs
 }

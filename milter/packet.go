@@ -75,7 +75,7 @@ func (s *session) packet(code byte, p []byte) (pass bool, err error) {
 		return true, nil
 	case 'E':
 		if len(p) > 0 { // a last body chunk may ride on end of body
-			s.bodyChunk(p)
+			s.drv.Body(p)
 		}
 		return true, nil
 	case 'L':
@@ -86,10 +86,10 @@ func (s *session) packet(code byte, p []byte) (pass bool, err error) {
 		s.header(name, value)
 		s.answer(gomilter.OptNoHeaderReply)
 	case 'N':
-		s.startBody()
+		s.drv.EndOfHeader()
 		s.answer(gomilter.OptNoEOHReply)
 	case 'B':
-		s.bodyChunk(p)
+		s.drv.Body(p)
 		s.answer(gomilter.OptNoBodyReply)
 	case 'T':
 		s.answer(gomilter.OptNoDataReply)
@@ -143,15 +143,7 @@ func (s *session) unanswered(stage string, resp gomilter.Response, err error) {
 	if err == nil {
 		err = fmt.Errorf("internal error at %s, a stage the MTA does not wait for (reply %q)", stage, resp.Response().Code)
 	}
-	if s.msg.open {
-		if s.msg.failure == nil {
-			s.msg.failure = err
-		}
-		return
-	}
-	if s.connFailure == nil {
-		s.connFailure = err
-	}
+	s.drv.Fail(err)
 }
 
 // cString is the NUL-terminated string at the start of p (all of p when it

@@ -21,26 +21,19 @@ type Env struct {
 	Program    *acl.Program
 	Services   *acl.Services
 	Logger     *slog.Logger
-	AuthservID string   // authserv-id of our Authentication-Results header; "" adds none
-	StripIDs   []string // other authserv-ids whose Authentication-Results headers are removed
-	BodyHooks  []BodyHook
+	AuthservID string     // authserv-id of our Authentication-Results header; "" adds none
+	StripIDs   []string   // other authserv-ids whose Authentication-Results headers are removed
+	BodyHooks  []BodyHook // extra body consumers (tests)
 }
 
-// BodyHook starts a consumer of one message's body (DKIM verification). It
-// is called at the end of the headers, when Txn.Headers is complete, and
+// BodyHook starts a consumer of one message's body, in addition to the
+// ones the Program's features registered (acl.Registry.AddBodyHook). It is
+// called at the end of the headers, when Txn.Headers is complete, and
 // returns nil when it has nothing to do for this message.
 type BodyHook func(t *acl.Txn) BodyWriter
 
-// BodyWriter receives the body as it streams past, in chunks of at most 64
-// KiB with CRLF line ends; a chunk is valid only during Write. End is called
-// at the end of the message, before the DATA ACL runs (so conditions can
-// use what it found); Abort instead when the message is aborted or the
-// connection ends. A Write error drops the writer for this message.
-type BodyWriter interface {
-	Write(p []byte) (int, error)
-	End() error
-	Abort()
-}
+// BodyWriter receives the body as it streams past (acl.BodyWriter).
+type BodyWriter = acl.BodyWriter
 
 // Defaults for the Server's timeouts.
 const (

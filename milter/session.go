@@ -8,16 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
-	"time"
+	"strconv"
 
 	"github.com/mailsidecar/sidecar/acl"
-)
-
-// Bounds of what one message keeps: header fields, and refused recipients
-// remembered for the log.
-const (
-	maxHeaderBytes    = 4 << 20
-	maxRejectedLogged = 1000
+	"github.com/mailsidecar/sidecar/stage"
 )
 
 // session is one MTA connection. go-milter calls its methods (it is the
@@ -38,15 +32,15 @@ type session struct {
 	macros macros
 	peer   peerInfo // from the last SMFIC_CONNECT
 
-	conn        *acl.Conn
-	txn         *acl.Txn
-	connVerdict *decision // a verdict other than accept at connect or HELO
-	discardAll  bool      // discard at connect or HELO: discard every message
-	connFailure error     // an internal error at an unanswered connect or HELO: tempfail every message
-	loggedLogs  int       // txn.Logs already written to the log
-	msg         message
-	closing     bool // close the connection after the queued reply (drop)
-	ended       bool
+	drv *stage.Driver // the SMTP connection and its transaction
+	// txnOpen: a transaction was started (MAIL) and not yet logged.
+	txnOpen bool
+	// edits and quarantine are what the MTA was told to do with the
+	// message, for its log line.
+	edits      []string
+	quarantine string
+	closing    bool // close the connection after the queued reply (drop)
+	ended      bool
 }
 
 // peerInfo is the SMFIC_CONNECT packet as the MTA sent it.
@@ -55,33 +49,6 @@ type peerInfo struct {
 	family byte
 	port   uint16
 	addr   string
-}
-
-// message is the state of one transaction, from MAIL on.
-type message struct {
-	open        bool // MAIL seen and not yet logged
-	start       time.Time
-	verdict     *decision // the verdict at MAIL or end of message
-	rejected    []rcptVerdict
-	discarded   []string
-	failure     error // an internal error where no reply could be sent
-	size        int64
-	headerBytes int
-	bodyStarted bool
-	hooks       []BodyWriter
-	quarantine  string
-	edits       []string // header edits made, for the log
-}
-
-type rcptVerdict struct {
-	rcpt string
-	res  acl.Result
-}
-
-// decision is a verdict and where it was made.
-type decision struct {
-	stage acl.Stage
-	res   acl.Result
 }
 
 func (s *Server) newSession(c net.Conn) *session {
@@ -95,8 +62,7 @@ func (s *Server) newSession(c net.Conn) *session {
 	}
 	sess := &session{srv: s, env: env, logger: logger, id: s.nextID.Add(1), neg: defaultNegotiation}
 	sess.ctx, sess.cancel = context.WithCancel(context.Background())
-	sess.conn = &acl.Conn{}
-	sess.txn = acl.NewTxn(sess.conn, env.Services)
+	sess.drv = stage.New(sess.stageEnv())
 	sess.fc = newFrameConn(c, sess, s.IdleTimeout, s.WriteTimeout)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,32 +104,41 @@ func (s *session) end() {
 }
 
 // endConnection logs what is still open: the transaction, then the
-// connection's own verdicts and logs.
+// connection's own verdicts and logs; the message is closed.
 func (s *session) endConnection(why string) {
-	if s.msg.open {
-		s.abortBody()
+	if s.txnOpen {
+		s.drv.EndOpen()
 		s.logTxn(why)
 	}
-	s.txn.Close()
-	s.msg = message{}
-	if s.connVerdict != nil || len(s.txn.Logs) > s.loggedLogs {
+	if s.drv.ConnVerdict != nil || len(s.drv.Unlogged()) > 0 {
 		s.logSession()
 	}
+	s.drv.Close()
 }
 
-// newConnection starts the connection state afresh.
+// newConnection starts the connection state afresh (QUIT_NC).
 func (s *session) newConnection() {
-	s.txn.Close()
-	s.conn = &acl.Conn{}
-	s.txn = acl.NewTxn(s.conn, s.env.Services)
-	s.connVerdict, s.discardAll, s.loggedLogs = nil, false, 0
-	s.msg = message{}
+	s.drv.Close()
+	s.drv = stage.New(s.stageEnv())
+	s.txnOpen = false
+}
+
+// stageEnv is the driver's share of the session's configuration.
+func (s *session) stageEnv() *stage.Env {
+	e := s.env
+	var hooks []acl.BodyHook
+	for i, h := range e.BodyHooks {
+		hooks = append(hooks, acl.BodyHook{Name: "milter body hook " + strconv.Itoa(i), Start: h})
+	}
+	st := s.srv.StageTimeout
+	return &stage.Env{Program: e.Program, Services: e.Services, AuthservID: e.AuthservID, StripIDs: e.StripIDs,
+		StageTimeout: st, BodyHooks: hooks, Panic: s.internalPanic}
 }
 
 func (s *session) internalPanic(where string, v any) {
 	s.srv.panics.Add(1)
 	s.logger.Error("internal error: answering tempfail", "where", where, "panic", fmt.Sprint(v),
-		"client", s.clientString(), "queue_id", s.txn.QueueID, "stack", string(debug.Stack()))
+		"client", s.clientString(), "queue_id", s.queueID(), "stack", string(debug.Stack()))
 }
 
 // connError logs why the connection ended early.
@@ -179,8 +154,15 @@ func (s *session) connError(op string, err error) {
 }
 
 func (s *session) clientString() string {
-	if s.conn == nil || !s.conn.ClientIP.IsValid() {
+	if s.drv == nil || !s.drv.Conn.ClientIP.IsValid() {
 		return "local"
 	}
-	return s.conn.ClientIP.String()
+	return s.drv.Conn.ClientIP.String()
+}
+
+func (s *session) queueID() string {
+	if s.drv == nil {
+		return ""
+	}
+	return s.drv.Txn.QueueID
 }

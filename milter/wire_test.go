@@ -14,6 +14,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/stage"
 )
 
 // What Postfix offers: every action and every protocol bit up to
@@ -279,10 +280,12 @@ func TestUnansweredStageReplies(t *testing.T) {
 		{"tempfail before MAIL", replyTempfail, nil, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &session{msg: message{open: tc.open}}
+			s := &session{drv: stage.New(nil)}
+			s.drv.Msg.Open = tc.open
 			s.unanswered("helo", tc.resp, tc.err)
-			if (s.msg.failure != nil) != tc.msgFail || (s.connFailure != nil) != tc.connFail {
-				t.Errorf("message failure %v, connection failure %v", s.msg.failure, s.connFailure)
+			msgFail, connFail := s.drv.Failures()
+			if (msgFail != nil) != tc.msgFail || (connFail != nil) != tc.connFail {
+				t.Errorf("message failure %v, connection failure %v", msgFail, connFail)
 			}
 		})
 	}

@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,7 +177,10 @@ func TestNullMilter(t *testing.T) {
 		}
 	}()
 	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
+		// The socket file exists from bind(2) on, before listen(2): wait
+		// until a connection is taken.
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
 			break
 		}
 		if i == 200 {

@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
-	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/checks"
 	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"github.com/mailsidecar/sidecar/internal/daemon"
-	"github.com/mailsidecar/sidecar/milter"
+	"github.com/mailsidecar/sidecar/stage"
 )
 
 const checkDoc = `Evaluates a message file as the daemon would: the ACL of every stage
@@ -115,6 +115,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	res := runCheck(rt, in, msg, *timeout)
+	defer res.drv.Close()
 	printCheck(stdout, rt, in, res)
 	if res.accepted {
 		return 0
@@ -204,7 +205,7 @@ func parseMessage(raw []byte) *message {
 		field := string(bytes.TrimSuffix(rest[:end], []byte("\r\n")))
 		rest = rest[end:]
 		name, value, ok := strings.Cut(field, ":")
-		if !ok || !isFieldName(strings.TrimRight(name, " \t")) {
+		if !ok || !ascii.FieldName(strings.TrimRight(name, " \t")) {
 			// Not a header field: the header ended without an empty line
 			// (as an MTA would take it, the rest is body).
 			m.body = append([]byte(field+"\r\n"), rest...)
@@ -213,20 +214,6 @@ func parseMessage(raw []byte) *message {
 		m.headers = append(m.headers, acl.Header{Name: strings.TrimRight(name, " \t"), Value: value})
 	}
 	return m
-}
-
-// isFieldName reports whether s is an RFC 5322 field name: one or more
-// printable ASCII characters other than the colon.
-func isFieldName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 33 || s[i] > 126 || s[i] == ':' {
-			return false
-		}
-	}
-	return true
 }
 
 func trimAddr(s string) string {
@@ -257,80 +244,55 @@ type stageResult struct {
 }
 
 type checkResult struct {
-	txn      *acl.Txn
+	drv      *stage.Driver
 	stages   []stageResult
+	end      *stage.End // nil when the message did not reach its end
 	accepted bool
 }
 
-// runCheck runs the transaction through the Program as the milter does:
-// every stage's ACL (with its hooks), the header fields, the body hooks,
-// then the DATA ACL.
+// runCheck runs the transaction through the stage driver the milter
+// uses: every stage's ACL with its hooks, the header fields, the body
+// writers, the end of the message with its edits. The caller closes the
+// driver once it has read the results.
 func runCheck(rt *daemon.Runtime, in checkInput, msg *message, timeout time.Duration) *checkResult {
-	prog := rt.Program
-	conn := &acl.Conn{ClientIP: in.ip, Helo: in.helo, AuthID: in.auth}
-	txn := acl.NewTxn(conn, rt.Services)
-	out := &checkResult{txn: txn}
-	run := func(st acl.Stage) acl.Result {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		res := prog.Run(ctx, st, txn)
-		out.stages = append(out.stages, stageResult{stage: st, rcpt: txn.Rcpt, res: res})
+	env := &stage.Env{Program: rt.Program, Services: rt.Services, AuthservID: rt.Milter.AuthservID,
+		StripIDs: rt.Milter.StripIDs, StageTimeout: timeout}
+	d := stage.New(env)
+	out := &checkResult{drv: d}
+	ctx := context.Background()
+	record := func(st acl.Stage, rcpt string, res acl.Result) acl.Result {
+		out.stages = append(out.stages, stageResult{stage: st, rcpt: rcpt, res: res})
 		return res
 	}
-	if run(acl.Connect).Verb != acl.Accept || run(acl.Helo).Verb != acl.Accept {
+	refused := func(res acl.Result) bool { return res.Verb != acl.Accept && res.Verb != acl.Discard }
+	if refused(record(acl.Connect, "", d.Connect(ctx, stage.Client{IP: in.ip}))) {
 		return out
 	}
-	txn.Reset()
-	txn.HasSender, txn.Sender, txn.QueueID = true, in.sender, in.queueID
-	if run(acl.Mail).Verb != acl.Accept {
+	d.Conn.AuthID = in.auth
+	if refused(record(acl.Helo, "", d.Helo(ctx, in.helo))) {
 		return out
 	}
-	discarded := 0
+	if record(acl.Mail, "", d.Mail(ctx, in.sender, in.queueID)).Verb != acl.Accept {
+		return out
+	}
 	for _, r := range in.rcpts {
-		txn.Rcpt = r
-		switch run(acl.Rcpt).Verb {
-		case acl.Accept:
-			txn.Recipients = append(txn.Recipients, r)
-		case acl.Discard:
-			txn.Recipients = append(txn.Recipients, r)
-			discarded++
-		}
+		record(acl.Rcpt, r, d.Rcpt(ctx, r))
 	}
-	txn.Rcpt = ""
-	if len(txn.Recipients) == 0 {
+	if len(d.Txn.Recipients) == 0 {
 		return out
 	}
-	txn.Headers = msg.headers
-	var writers []milter.BodyWriter
-	for _, hook := range rt.Milter.BodyHooks {
-		if w := hook(txn); w != nil {
-			writers = append(writers, w)
-		}
-	}
-	size := int64(2)
 	for _, h := range msg.headers {
-		size += int64(len(h.Name) + 1 + len(h.Value) + 2)
+		d.Header(h.Name, h.Value)
 	}
+	d.EndOfHeader()
 	for b := msg.body; len(b) > 0; {
 		n := min(len(b), 64<<10)
-		for i, w := range writers {
-			if w != nil {
-				if _, err := w.Write(b[:n]); err != nil {
-					w.Abort()
-					writers[i] = nil
-				}
-			}
-		}
+		d.Body(b[:n])
 		b = b[n:]
 	}
-	for _, w := range writers {
-		if w != nil {
-			w.End()
-		}
-	}
-	txn.MessageSize = size + int64(len(msg.body))
-	res := run(acl.Data)
-	out.accepted = res.Verb == acl.Accept && discarded < len(txn.Recipients)
+	out.end = d.EndOfMessage(ctx, in.queueID)
+	record(acl.Data, "", out.end.Result)
+	out.accepted = out.end.Result.Verb == acl.Accept && !out.end.Discard
 	return out
 }
 
@@ -377,7 +339,7 @@ func printCheck(w io.Writer, rt *daemon.Runtime, in checkInput, r *checkResult) 
 		}
 		row(name, v)
 	}
-	t := r.txn
+	t := r.drv.Txn
 	rep := checks.ReportOf(t)
 	if e := rep.SPF; e != nil {
 		o := e.Outcome
@@ -436,23 +398,28 @@ func printCheck(w io.Writer, rt *daemon.Runtime, in checkInput, r *checkResult) 
 		fmt.Fprintln(w, "result:     the message would not be accepted")
 		return
 	}
-	for _, h := range t.AddHeaders {
-		where := "add_header"
-		if h.AtStart {
-			where += " (at start)"
+	e := r.end.Edits
+	for _, f := range e.Delete {
+		row("remove", fmt.Sprintf("%s (#%d)", f.Name, f.Index))
+	}
+	for _, set := range []struct {
+		where  string
+		fields []stage.Field
+	}{{"add_header (at start)", e.AtStart}, {"add_header", e.AtEnd}} {
+		for _, f := range set.fields {
+			row("header", set.where)
+			fmt.Fprintln(w, "  "+strings.ReplaceAll(f.Name+":"+f.Value, "\r\n", "\n  "))
 		}
-		row("header", where)
-		fmt.Fprintln(w, "  "+strings.ReplaceAll(h.Text, "\r\n", "\n  "))
 	}
-	for _, name := range t.RemoveHeaders {
-		row("remove", name)
+	for _, rcpt := range e.RemoveRcpts {
+		row("discard", rcpt)
 	}
-	if reason, ok := t.Control("quarantine"); ok {
-		row("quarantine", orDash(reason))
+	if e.Quarantine {
+		row("quarantine", e.QuarantineReason)
 	}
 	fmt.Fprintln(w, "result:     the message would be accepted")
-	if rt.Milter.AuthservID != "" {
-		fmt.Fprintln(w, authres.HeaderName+":"+strings.ReplaceAll(authres.Format(rt.Milter.AuthservID, t.AuthResults), "\r\n", "\n"))
+	if ar := e.AuthResults; ar != nil {
+		fmt.Fprintln(w, ar.Name+":"+strings.ReplaceAll(ar.Value, "\r\n", "\n"))
 	}
 }
 

@@ -39,3 +39,17 @@ func EqualFold(a, b string) bool {
 	}
 	return true
 }
+
+// FieldName reports whether s is an RFC 5322 field name: one or more
+// printable ASCII characters other than the colon.
+func FieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f || s[i] == ':' {
+			return false
+		}
+	}
+	return true
+}

@@ -102,27 +102,9 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	}
 	return &Runtime{
 		Config: cfg, Program: prog, Resolver: res, Services: svc,
-		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg),
-			BodyHooks: []milter.BodyHook{dkimBodyHook, arcBodyHook}},
+		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg)},
 		Policy: policy,
 	}, nil
-}
-
-// dkimBodyHook streams each signed message into the DKIM verifier.
-func dkimBodyHook(t *acl.Txn) milter.BodyWriter {
-	if w := checks.StartDKIM(t); w != nil {
-		return w
-	}
-	return nil
-}
-
-// arcBodyHook streams each message into the ARC validator (and the body
-// hash of an arc_sign seal).
-func arcBodyHook(t *acl.Txn) milter.BodyWriter {
-	if w := checks.ARCBodyHook(t); w != nil {
-		return w
-	}
-	return nil
 }
 
 func stripIDs(cfg *config.Config) []string {

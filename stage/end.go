@@ -1,0 +1,105 @@
+package stage
+
+import (
+	"context"
+
+	"github.com/mailsidecar/sidecar/acl"
+)
+
+// End is the outcome of a message at its end of data.
+type End struct {
+	// Result is the verdict: the DATA ACL's, or defer for a message that
+	// failed (Message.Failure) or a connection whose unanswered connect or
+	// HELO failed.
+	Result acl.Result
+	// Discard: accepted by the DATA ACL, but every recipient was discarded
+	// at RCPT, so the whole message is discarded.
+	Discard bool
+	// Edits are the changes to make to an accepted message; nil otherwise.
+	Edits *Edits
+}
+
+// EndOfMessage ends the body, runs the DATA ACL and decides what the MTA
+// is to do with the message. The message's finishers run with what it
+// got.
+func (d *Driver) EndOfMessage(ctx context.Context, queueID string) *End {
+	if !d.Msg.bodyStarted {
+		d.EndOfHeader()
+	}
+	d.endBody()
+	d.Txn.MessageSize = d.Msg.Size
+	d.SetQueueID(queueID)
+	end := &End{}
+	switch {
+	case d.Msg.Failure != nil:
+		end.Result = acl.Result{Verb: acl.Defer, Err: d.Msg.Failure}
+	case d.connFailure != nil:
+		end.Result = acl.Result{Verb: acl.Defer, Err: d.connFailure}
+	default:
+		end.Result = d.run(ctx, acl.Data)
+	}
+	ending := acl.Ending{Verb: end.Result.Verb, Stage: acl.Data}
+	if end.Result.Verb == acl.Accept {
+		if len(d.Msg.Discarded) > 0 && len(d.Msg.Discarded) >= len(d.Txn.Recipients) {
+			end.Discard = true
+			ending.Verb = acl.Discard
+		} else {
+			end.Edits = d.edits()
+			ending.Quarantined = end.Edits.Quarantine
+		}
+	}
+	d.Msg.Verdict = &Decision{acl.Data, end.Result}
+	d.finish(ending)
+	return end
+}
+
+// Abort ends the transaction without a message (SMFIC_ABORT, RSET): the
+// body writers are dropped, the message closed and its header fields
+// forgotten with it.
+func (d *Driver) Abort() {
+	if d.Msg.Open {
+		d.endOpen()
+	}
+	d.Txn.Close()
+	d.Txn.Headers = nil
+	d.Msg = Message{}
+}
+
+// Close ends the connection: an open message is aborted and closed.
+func (d *Driver) Close() {
+	if d.Msg.Open {
+		d.endOpen()
+	}
+	d.Txn.Close()
+}
+
+// EndOpen ends a message that did not reach its end of data (the caller
+// logs it before the next MAIL, an abort or the end of the connection).
+func (d *Driver) EndOpen() {
+	if d.Msg.Open {
+		d.endOpen()
+	}
+}
+
+func (d *Driver) endOpen() {
+	d.abortBody()
+	ending := acl.Ending{Verb: acl.Accept, Stage: d.Txn.Stage, Aborted: true}
+	if v := d.Msg.Verdict; v != nil {
+		ending.Verb, ending.Stage = v.Result.Verb, v.Stage
+	} else if len(d.Txn.Recipients) == 0 && len(d.Msg.Rejected) > 0 {
+		last := d.Msg.Rejected[len(d.Msg.Rejected)-1]
+		ending.Verb, ending.Stage = last.Result.Verb, acl.Rcpt
+	}
+	d.finish(ending)
+}
+
+// finish runs the finishers of an ended message, once.
+func (d *Driver) finish(e acl.Ending) {
+	if !d.Msg.Open {
+		return
+	}
+	d.Msg.Open = false
+	if p := d.env.Program; p != nil {
+		p.Finish(d.Txn, e)
+	}
+}
