@@ -1,6 +1,10 @@
 package acl
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
 
 // BodyWriter receives a message's body as it streams past, in chunks of at
 // most 64 KiB with CRLF line ends; a chunk is valid only during Write. End
@@ -80,4 +84,50 @@ func (r *Registry) lifecycle() ([]BodyHook, []Finisher) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return append([]BodyHook(nil), r.bodyHooks...), append([]Finisher(nil), r.finishers...)
+}
+
+// Attacher is a feature value (what a Configurer produced) that holds
+// something outside the process for its Program, such as a file it
+// appends to. The daemon attaches every Program it runs (at start and on
+// each reload) and detaches it when it is replaced or the daemon stops;
+// a Program that is never attached (check-config, sidecar check) writes
+// nothing.
+type Attacher interface {
+	Attach() error
+	Detach() error
+}
+
+// Attach attaches the Program's features (see Attacher).
+func (p *Program) Attach() error {
+	var errs []error
+	for _, name := range p.featureNames() {
+		if a, ok := p.features[name].(Attacher); ok {
+			if err := a.Attach(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Detach detaches the Program's features.
+func (p *Program) Detach() error {
+	var errs []error
+	for _, name := range p.featureNames() {
+		if a, ok := p.features[name].(Attacher); ok {
+			if err := a.Detach(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Program) featureNames() []string {
+	names := make([]string, 0, len(p.features))
+	for n := range p.features {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

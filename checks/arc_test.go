@@ -120,29 +120,9 @@ func arcSplit(msg []byte) ([]acl.Header, []byte) {
 // then the DATA stage.
 func arcMessageTxn(t testing.TB, prog *acl.Program, dns resolver.Querier, msg []byte) (*acl.Txn, acl.Result) {
 	t.Helper()
-	conn := &acl.Conn{ClientIP: netip.MustParseAddr(arcClientIP), Helo: "relay.example"}
-	txn := acl.NewTxn(conn, &acl.Services{DNS: dns, PrimaryHostname: "mx.example.net", AuthservID: "mx.example.net", Now: arcFixtureTime})
-	ctx := context.Background()
-	prog.Run(ctx, acl.Connect, txn)
-	txn.Reset()
-	txn.HasSender, txn.Sender = true, "alice@origin.example"
-	txn.Recipients = []string{"bob@mx.example.net"}
-	txn.Headers, _ = arcSplit(msg)
-	_, body := arcSplit(msg)
-	if w := ARCBodyHook(txn); w != nil {
-		for len(body) > 0 {
-			n := min(len(body), 7)
-			if _, err := w.Write(body[:n]); err != nil {
-				t.Fatal(err)
-			}
-			body = body[n:]
-		}
-		if err := w.End(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	txn.MessageSize = int64(len(msg))
-	res := prog.Run(ctx, acl.Data, txn)
+	svc := &acl.Services{DNS: dns, PrimaryHostname: "mx.example.net", AuthservID: "mx.example.net", Now: arcFixtureTime}
+	res, txn := deliver(t, prog, svc, delivery{ip: arcClientIP, helo: "relay.example", sender: "alice@origin.example",
+		rcpts: []string{"bob@mx.example.net"}, msg: string(msg), chunk: 7})
 	return txn, res
 }
 

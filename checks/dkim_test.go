@@ -24,6 +24,7 @@ import (
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/internal/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
+	"github.com/mailsidecar/sidecar/stage"
 )
 
 // ---- helpers shared by the DKIM, DMARC and history tests ----
@@ -192,73 +193,57 @@ type delivery struct {
 	abort            bool   // abort the body instead of ending it
 }
 
-// deliver runs a transaction through p as the milter does: every stage's
-// ACL with its hooks, the header fields into Txn.Headers, the DKIM body
-// hook fed the body in chunks, then the DATA ACL.
+// deliver runs a transaction through p with the stage driver the milter
+// uses: every stage's ACL with its hooks, the header fields, the body in
+// chunks to the features' body writers, the end of the message with its
+// finishers. With d.abort the message is closed after its body, before
+// the DATA ACL: its body writers see the close.
 func deliver(t testing.TB, p *acl.Program, svc *acl.Services, d delivery) (acl.Result, *acl.Txn) {
 	t.Helper()
-	conn := &acl.Conn{Helo: d.helo, AuthID: d.authID}
+	drv := stage.New(&stage.Env{Program: p, Services: svc})
+	var ip netip.Addr
 	if d.ip != "" {
-		conn.ClientIP = netip.MustParseAddr(d.ip)
+		ip = netip.MustParseAddr(d.ip)
 	}
-	txn := acl.NewTxn(conn, svc)
 	ctx := context.Background()
-	for _, st := range []acl.Stage{acl.Connect, acl.Helo} {
-		if res := p.Run(ctx, st, txn); res.Verb != acl.Accept {
-			return res, txn
-		}
+	if res := drv.Connect(ctx, stage.Client{IP: ip}); res.Verb != acl.Accept {
+		return res, drv.Txn
 	}
-	txn.Reset()
-	txn.HasSender, txn.Sender, txn.QueueID = true, d.sender, d.queueID
-	if res := p.Run(ctx, acl.Mail, txn); res.Verb != acl.Accept {
-		return res, txn
+	drv.Conn.AuthID = d.authID
+	if res := drv.Helo(ctx, d.helo); res.Verb != acl.Accept {
+		return res, drv.Txn
+	}
+	if res := drv.Mail(ctx, d.sender, d.queueID); res.Verb != acl.Accept {
+		return res, drv.Txn
 	}
 	for _, r := range d.rcpts {
-		txn.Rcpt = r
-		if res := p.Run(ctx, acl.Rcpt, txn); res.Verb == acl.Accept {
-			txn.Recipients = append(txn.Recipients, r)
-		}
+		drv.Rcpt(ctx, r)
 	}
-	if len(txn.Recipients) == 0 {
-		return acl.Result{Verb: acl.Deny, Message: "no recipient"}, txn
+	if len(drv.Txn.Recipients) == 0 {
+		return acl.Result{Verb: acl.Deny, Message: "no recipient"}, drv.Txn
 	}
 	hs, body := splitMessage(d.msg)
-	txn.Headers = hs
-	txn.MessageSize = int64(len(d.msg))
-	// The body hooks of the daemon's milter.Env: DKIM, then ARC.
-	type bodyWriter interface {
-		Write([]byte) (int, error)
-		End() error
-		Abort()
+	for _, h := range hs {
+		drv.Header(h.Name, h.Value)
 	}
-	var writers []bodyWriter
-	if w := StartDKIM(txn); w != nil {
-		writers = append(writers, w)
-	}
-	if w := ARCBodyHook(txn); w != nil {
-		writers = append(writers, w)
-	}
+	drv.EndOfHeader()
 	chunk := d.chunk
 	if chunk <= 0 {
 		chunk = 64 << 10
 	}
 	for b := []byte(body); len(b) > 0; {
 		n := min(chunk, len(b))
-		for _, w := range writers {
-			if _, err := w.Write(b[:n]); err != nil {
-				t.Fatalf("body write: %v", err)
-			}
-		}
+		drv.Body(b[:n])
 		b = b[n:]
 	}
-	for _, w := range writers {
-		if d.abort {
-			w.Abort()
-		} else if err := w.End(); err != nil {
-			t.Fatalf("body end: %v", err)
-		}
+	if d.abort {
+		drv.Txn.Results.Close()
 	}
-	return p.Run(ctx, acl.Data, txn), txn
+	end := drv.EndOfMessage(ctx, d.queueID)
+	if msgFail, _ := drv.Failures(); msgFail != nil {
+		t.Fatalf("message failed: %v", msgFail)
+	}
+	return end.Result, drv.Txn
 }
 
 // authResults renders the transaction's Authentication-Results entries one

@@ -13,11 +13,13 @@ package checks
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/dkim"
 	"github.com/mailsidecar/sidecar/dmarc"
+	"github.com/mailsidecar/sidecar/report"
 	"github.com/mailsidecar/sidecar/results"
 )
 
@@ -72,13 +74,8 @@ type dmarcSettings struct {
 	HistoryPath    string
 	ForensicSender string
 	AuthRes        bool
-	// Whether the configuration's ACLs act on DMARC: a deny or drop
-	// statement (rejects), or a statement with control = quarantine
-	// (quarantines), that uses dmarc_status or a $dmarc_ variable. The
-	// history file's action, written before the DATA ACL decides, is the
-	// policy's when the ACLs act on it, and accept otherwise.
-	rejects, quarantines bool
-	hist                 historyRef
+	// hist is the history file while the Program is attached.
+	hist atomic.Pointer[report.HistorySink]
 	// trustedSealers is dmarc_arc_trusted_sealers, nil when unset.
 	trustedSealers *acl.List
 }
@@ -103,7 +100,6 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 		AuthRes:        cfg.Bool(OptDMARCAuthRes),
 	}
 	s.Discovery, _ = dmarc.ParseMode(cfg.String(OptDMARCDiscovery))
-	s.rejects, s.quarantines = actsOnDMARC(cfg)
 	if v := cfg.Get(OptDMARCARCTrusted).Value; strings.TrimSpace(v.Text) != "" {
 		l, err := acl.CompileList(cfg, config.DomainList, v)
 		if err != nil {
@@ -130,39 +126,6 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 		}
 	}
 	return s, nil
-}
-
-// actsOnDMARC reports whether the ACLs of cfg reject (deny, drop) or
-// quarantine (control = quarantine) in statements that look at DMARC.
-func actsOnDMARC(cfg *config.Config) (rejects, quarantines bool) {
-	if cfg.File == nil {
-		return false, false
-	}
-	for _, def := range cfg.File.ACLs {
-		for _, st := range def.Statements {
-			usesDMARC, quarantine := false, false
-			for _, it := range st.Items {
-				switch {
-				case it.Name == "dmarc_status":
-					usesDMARC = true
-				case it.Name == "control" && strings.HasPrefix(strings.TrimSpace(it.Value.Text), "quarantine"):
-					quarantine = true
-				}
-				if strings.Contains(it.Value.Text, "$dmarc_") || strings.Contains(it.Value.Text, "${dmarc_") {
-					usesDMARC = true
-				}
-			}
-			if !usesDMARC {
-				continue
-			}
-			switch strings.ToLower(st.Verb) {
-			case "deny", "drop":
-				rejects = true
-			}
-			quarantines = quarantines || quarantine
-		}
-	}
-	return rejects, quarantines
 }
 
 // fromDomain is the message's Author Domain, parsed once.
@@ -193,19 +156,13 @@ func dmarcDisabled(t *acl.Txn) string {
 }
 
 // dmarcOf returns the message's DMARC evaluation, evaluating it on first
-// use with the ACL run's context, and writes its history record.
+// use with the ACL run's context.
 func dmarcOf(t *acl.Txn) *results.DMARC {
 	if e := t.Results.DMARC; e != nil {
 		return e
 	}
 	e := evaluateDMARC(t)
 	t.Results.DMARC = e
-	if e.Outcome.Status != dmarc.StatusOff && e.Outcome.Status != dmarc.StatusNoFrom {
-		if err := writeHistory(t, e); err != nil {
-			t.Logs = append(t.Logs, acl.LogLine{Stage: t.Stage, ACL: "(dmarc)", Kind: "error",
-				Text: "DMARC history file: " + err.Error()})
-		}
-	}
 	return e
 }
 
@@ -342,6 +299,7 @@ func registerDMARC(reg *acl.Registry) {
 		}})
 	reg.Control(acl.ControlDef{Name: "dmarc_enable_forensic", Stages: DMARCControlStages,
 		Doc: "record that DMARC failure (forensic) reports are wanted for this message; sidecar does not send them yet"})
+	reg.AddFinisher(acl.Finisher{Name: "dmarc", Run: writeHistory})
 }
 
 // Report is what the checks found for a transaction, for the check

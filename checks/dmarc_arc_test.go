@@ -3,6 +3,7 @@ package checks
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -81,6 +82,25 @@ d:
 				t.Errorf("status text: %s", arcLogText(txn))
 			}
 		})
+	}
+	// The history record says when the override applied: arc_policy 0
+	// (the chain's sealers are trusted), and the action the message got.
+	for _, tt := range tests {
+		path := filepath.Join(t.TempDir(), "dmarc.dat")
+		prog := arcLoad(t, "dmarc_history_file = "+path+"\n"+tt.trusted+acls)
+		if err := prog.Attach(); err != nil {
+			t.Fatal(err)
+		}
+		arcMessageTxn(t, prog, zone, tt.msg)
+		prog.Detach()
+		r := records(t, path)
+		wantPolicy, wantAction := "arc_policy 2 ", "action 0\n"
+		if tt.override {
+			wantPolicy, wantAction = "arc_policy 0 ", "action 2\n"
+		}
+		if len(r) != 1 || !strings.Contains(r[0], "\n"+wantPolicy) || !strings.HasSuffix(r[0], wantAction) {
+			t.Errorf("%s: history %q, want %q and %q", tt.name, r, wantPolicy, wantAction)
+		}
 	}
 	if _, err := arcTryLoad("dmarc_arc_trusted_sealers = +nosuchlist\n"); err == nil || !strings.Contains(err.Error(), `no domainlist named "nosuchlist"`) {
 		t.Errorf("bad list: %v", err)

@@ -1,106 +1,49 @@
 package checks
 
 // The DMARC history file (dmarc_history_file): one OpenDMARC 1.4 record
-// per message DMARC evaluated, for opendmarc-import.
+// per message DMARC evaluated, written when the message has ended, with
+// what was done with it (the "action"), for opendmarc-import and
+// sidecar's reports.
 //
-// A compiled Program only knows the file's path. The daemon attaches the
-// file to each Program it runs (AttachHistory, from daemon.Build, at start
-// and on every reload); the file is opened when the first record is
-// written, so that commands that compile a configuration (check-config,
-// spf, check) never create it, with the wrong owner, as a side effect.
-// Programs with the same path share one open file, which AttachHistory
-// reopens: that is the SIGHUP rotation. dmarc.HistoryFile writes each
-// record in one write(2) on an O_APPEND descriptor and follows a renamed
-// file by itself.
+// A compiled Program only knows the file's path. The daemon attaches each
+// Program it runs (acl.Program.Attach, at start and on every reload), which
+// takes the shared report.HistorySink of that path; a Program never
+// attached (check-config, sidecar check) writes nothing. The file is opened
+// at the first record and reopened at every attach: that is the SIGHUP
+// rotation.
 
 import (
-	"sync"
-	"sync/atomic"
+	"fmt"
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/arc"
 	"github.com/mailsidecar/sidecar/dmarc"
+	"github.com/mailsidecar/sidecar/report"
 	"github.com/mailsidecar/sidecar/results"
 )
 
-// historyRef is the history file a Program writes to; nil when detached.
-type historyRef = atomic.Pointer[historySink]
-
-// historySink is the history file at one path, opened at first use.
-type historySink struct {
-	path string
-	mu   sync.Mutex
-	f    *dmarc.HistoryFile
-}
-
-var sinks = struct {
-	sync.Mutex
-	m map[string]*historySink
-}{m: map[string]*historySink{}}
-
-func sinkFor(path string) *historySink {
-	sinks.Lock()
-	defer sinks.Unlock()
-	s := sinks.m[path]
-	if s == nil {
-		s = &historySink{path: path}
-		sinks.m[path] = s
+// Attach takes the history file of dmarc_history_file (acl.Attacher).
+func (s *dmarcSettings) Attach() error {
+	if s.HistoryPath == "" {
+		return nil
 	}
-	return s
-}
-
-func (s *historySink) file() (*dmarc.HistoryFile, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.f == nil {
-		f, err := dmarc.OpenHistoryFile(s.path)
-		if err != nil {
-			return nil, err
-		}
-		s.f = f
+	sink, err := report.AcquireHistory(s.HistoryPath)
+	if old := s.hist.Swap(sink); old != nil {
+		old.Release()
 	}
-	return s.f, nil
-}
-
-func (s *historySink) append(r *dmarc.HistoryRecord) error {
-	f, err := s.file()
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", OptDMARCHistoryFile, err)
 	}
-	return f.Append(r)
+	return nil
 }
 
-// reopen reopens the file if it is open (log rotation).
-func (s *historySink) reopen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.f == nil {
-		return nil
+// Detach stops writing history records and releases the file.
+func (s *dmarcSettings) Detach() error {
+	if old := s.hist.Swap(nil); old != nil {
+		return old.Release()
 	}
-	return s.f.Reopen()
-}
-
-// AttachHistory makes prog write the history records of its messages to
-// its dmarc_history_file, if it has one. The daemon calls it for every
-// Program it builds; a file already open for the same path is reopened
-// (SIGHUP after rotation). The file itself is opened at the first record.
-func AttachHistory(prog *acl.Program) error {
-	s, ok := prog.Feature(dmarcFeature).(*dmarcSettings)
-	if !ok || s.HistoryPath == "" {
-		return nil
-	}
-	sink := sinkFor(s.HistoryPath)
-	s.hist.Store(sink)
-	return sink.reopen()
-}
-
-// DetachHistory stops prog from writing history records (the check
-// command evaluates messages without recording them).
-func DetachHistory(prog *acl.Program) {
-	if s, ok := prog.Feature(dmarcFeature).(*dmarcSettings); ok {
-		s.hist.Store(nil)
-	}
+	return nil
 }
 
 // HistoryPath returns the history file prog writes to, or "" when it
@@ -108,29 +51,32 @@ func DetachHistory(prog *acl.Program) {
 func HistoryPath(prog *acl.Program) string {
 	if s, ok := prog.Feature(dmarcFeature).(*dmarcSettings); ok {
 		if sink := s.hist.Load(); sink != nil {
-			return sink.path
+			return sink.Path()
 		}
 	}
 	return ""
 }
 
-// historyRecord builds the record of an evaluation. The record is
-// written before the DATA ACL decides, so the action is what the policy
-// asks for when the configuration acts on it (Exim's choice): reject when
-// its ACLs deny on DMARC, quarantine when they quarantine on DMARC; and
-// otherwise accept, or quarantine for a message already held by control =
-// quarantine.
-func historyRecord(t *acl.Txn, e *results.DMARC, s *dmarcSettings) *dmarc.HistoryRecord {
-	o := e.Outcome
-	if o.Action == "" {
-		switch {
-		case o.Status == dmarc.StatusReject && s.rejects:
-			o.Action = dmarc.PolicyReject
-		case o.Status == dmarc.StatusQuarantine && s.quarantines:
-			o.Action = dmarc.PolicyQuarantine
-		}
+// historyAction is the history file's "action" for what finally happened
+// to the message.
+func historyAction(e acl.Ending) int {
+	switch {
+	case e.Quarantined:
+		return report.HistoryActionQuarantine
+	case e.Verb == acl.Deny || e.Verb == acl.Drop:
+		return report.HistoryActionReject
+	case e.Verb == acl.Defer:
+		return report.HistoryActionTempFail
+	case e.Verb == acl.Discard:
+		return report.HistoryActionDiscard
 	}
-	r := dmarc.NewHistoryRecord(e.Input, o)
+	return report.HistoryActionAccept
+}
+
+// historyRecord builds the record of a message's DMARC evaluation.
+func historyRecord(t *acl.Txn, e *results.DMARC, end acl.Ending) *report.HistoryRecord {
+	r := report.NewHistoryRecord(e.Input, e.Outcome)
+	r.Action = historyAction(end)
 	r.JobID = t.QueueID
 	r.Reporter = t.Services.PrimaryHostname
 	if t.Services.Now != nil {
@@ -143,27 +89,38 @@ func historyRecord(t *acl.Txn, e *results.DMARC, s *dmarcSettings) *dmarc.Histor
 	}
 	r.MailFrom = t.SenderDomain()
 	// ARC, as OpenDMARC writes it: arc 0 when the chain passes, else 7
-	// (fail); the seals of the chain, oldest first.
-	if c, err := ARCChain(t); err == nil && c != nil {
+	// (fail); arc_policy 0 when the chain's sealers are trusted (here: the
+	// trusted-sealer override applied), else 2; the seals, oldest first.
+	if c := t.Results.ARC.Chain; c != nil {
 		if c.State == arc.Pass && !c.Temp {
-			r.ARC = dmarc.ARESPass
+			r.ARC = report.ARESPass
 		}
 		for _, in := range c.Instances {
 			if in.ASDomain != "" {
-				r.ARCSeals = append(r.ARCSeals, dmarc.ARCSeal{Instance: in.I, Domain: in.ASDomain, Selector: in.ASSelector})
+				r.ARCSeals = append(r.ARCSeals, report.ARCSeal{Instance: in.I, Domain: in.ASDomain, Selector: in.ASSelector})
 			}
 		}
+	}
+	if e.Override != nil {
+		r.ARCPolicy = 0
 	}
 	return r
 }
 
-// writeHistory appends the record of an evaluation when the Program has
-// a history file attached.
-func writeHistory(t *acl.Txn, e *results.DMARC) error {
-	s := dmarcSettingsOf(t)
-	sink := s.hist.Load()
+// writeHistory is the DMARC finisher: the record of a message whose DMARC
+// was evaluated, once it has ended, when the Program is attached to a
+// history file. A message that never reached its end writes none.
+func writeHistory(t *acl.Txn, end acl.Ending) error {
+	e := t.Results.DMARC
+	if e == nil || end.Aborted || e.Outcome.Status == dmarc.StatusOff || e.Outcome.Status == dmarc.StatusNoFrom {
+		return nil
+	}
+	sink := dmarcSettingsOf(t).hist.Load()
 	if sink == nil {
 		return nil
 	}
-	return sink.append(historyRecord(t, e, s))
+	if err := sink.Append(historyRecord(t, e, end)); err != nil {
+		return fmt.Errorf("DMARC history file: %w", err)
+	}
+	return nil
 }

@@ -23,7 +23,7 @@ func historyProg(t *testing.T, conf string) (*acl.Program, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "dmarc.dat")
 	p := load(t, "dmarc_history_file = "+path+"\n"+conf)
-	if err := AttachHistory(p); err != nil {
+	if err := p.Attach(); err != nil {
 		t.Fatal(err)
 	}
 	return p, path
@@ -213,8 +213,8 @@ func TestHistoryNotCreated(t *testing.T) {
 	p := load(t, "dmarc_history_file = "+path+"\n"+varsACL)
 	deliver(t, p, svcFor(dmarcZone()), delivery{ip: "203.0.113.9", helo: "h", sender: "a@sender.example",
 		rcpts: []string{"b@example.org"}, msg: plainMessage("a@sender.example", 10)})
-	AttachHistory(p)
-	DetachHistory(p)
+	p.Attach()
+	p.Detach()
 	deliver(t, p, svcFor(dmarcZone()), delivery{ip: "203.0.113.9", helo: "h", sender: "a@sender.example",
 		rcpts: []string{"b@example.org"}, msg: plainMessage("a@sender.example", 10)})
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
@@ -226,7 +226,7 @@ func TestHistoryNotCreated(t *testing.T) {
 }
 
 // Rotation: opendmarc-importstats renames the file away; the next record
-// goes to a new file at the path. AttachHistory (the daemon's reload)
+// goes to a new file at the path. Attach (the daemon's reload)
 // reopens it too. An unwritable file is an error logged on the message.
 func TestHistoryRotation(t *testing.T) {
 	p, path := historyProg(t, varsACL)
@@ -245,7 +245,7 @@ func TestHistoryRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	p2 := load(t, "dmarc_history_file = "+path+"\n"+varsACL) // the reloaded configuration
-	if err := AttachHistory(p2); err != nil {
+	if err := p2.Attach(); err != nil {
 		t.Fatal(err)
 	}
 	deliver(t, p2, svcFor(z), delivery{ip: "203.0.113.9", helo: "h", sender: "a@sender.example",
@@ -257,7 +257,7 @@ func TestHistoryRotation(t *testing.T) {
 	}
 
 	bad := load(t, "dmarc_history_file = "+filepath.Join(t.TempDir(), "no", "such", "dir", "f")+"\n"+varsACL)
-	AttachHistory(bad)
+	bad.Attach()
 	_, txn := deliver(t, bad, svcFor(z), delivery{ip: "203.0.113.9", helo: "h", sender: "a@sender.example",
 		rcpts: []string{"b@example.org"}, msg: plainMessage("a@sender.example", 10)})
 	if logs := strings.Join(logsOf(txn), "\n"); !strings.Contains(logs, "error: DMARC history file: ") {
@@ -533,5 +533,36 @@ func TestHistoryOpenDMARCImport(t *testing.T) {
 	t.Logf("imported %d messages; requests:\n%s", strings.Count(rows, "\n"), reqs)
 	if !strings.Contains(reqs, "sender.example\tmailto:dmarc-agg@sender.example\t114\t114\t114\t0\t100") {
 		t.Errorf("requests:\n%s", reqs)
+	}
+}
+
+// TestHistoryActionIsTheVerdict: the record is written when the message
+// has ended, and its action is what the message got — reject for a deny
+// at DATA, tempfail for a defer, quarantine for control = quarantine,
+// accept otherwise — whatever the ACLs look at.
+func TestHistoryActionIsTheVerdict(t *testing.T) {
+	for _, tc := range []struct {
+		name, data string
+		verb       acl.Verb
+		action     string
+	}{
+		{"deny on DMARC", "  deny dmarc_status = reject\n  accept\n", acl.Deny, "action 0\n"},
+		{"deny on something else", "  deny condition = ${if eq{$sender_address_domain}{sender.example}}\n  accept\n", acl.Deny, "action 0\n"},
+		{"defer", "  defer\n", acl.Defer, "action 3\n"},
+		{"quarantine", "  accept control = quarantine/held\n", acl.Accept, "action 4\n"},
+		{"warn only", "  warn dmarc_status = reject\n  accept\n", acl.Accept, "action 2\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, path := historyProg(t, "acl_smtp_data = d\nbegin acl\nd:\n"+tc.data)
+			res, _ := deliver(t, p, svcFor(dmarcZone()), delivery{ip: "203.0.113.9", helo: "h", sender: "a@sender.example",
+				rcpts: []string{"b@example.org"}, msg: plainMessage("a@sender.example", 10), queueID: "V1"})
+			if res.Verb != tc.verb {
+				t.Fatalf("verdict %s, want %s", res.Verb, tc.verb)
+			}
+			r := records(t, path)
+			if len(r) != 1 || !strings.Contains(r[0], "policy 16\n") || !strings.HasSuffix(r[0], tc.action) {
+				t.Errorf("records %q, want one ending in %q", r, tc.action)
+			}
+		})
 	}
 }

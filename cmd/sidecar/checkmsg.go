@@ -95,7 +95,8 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sidecar check: %v\n", err)
 		return 2
 	}
-	checks.DetachHistory(prog) // a check is not a delivery: no history record
+	// The Program is not attached: a check is not a delivery and writes
+	// no history record.
 
 	in := checkInput{ip: ip, helo: strings.TrimSpace(*helo), auth: *auth, queueID: *queueID}
 	in.sender, in.senderGiven = trimAddr(*sender), *sender != ""

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
-	"github.com/mailsidecar/sidecar/checks"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/milter"
 	"github.com/mailsidecar/sidecar/resolver"
@@ -95,11 +94,6 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	if err != nil {
 		return nil, fmt.Errorf("TLS policy: %w", err)
 	}
-	// DMARC history records go to dmarc_history_file; a file already open
-	// for the same path is reopened (rotation on SIGHUP).
-	if err := checks.AttachHistory(prog); err != nil {
-		return nil, fmt.Errorf("dmarc_history_file: %w", err)
-	}
 	return &Runtime{
 		Config: cfg, Program: prog, Resolver: res, Services: svc,
 		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg)},
@@ -157,6 +151,12 @@ func New(path string, reg *acl.Registry, stderr io.Writer) (*Daemon, error) {
 	}
 	rt, err := Build(cfg, prog, logger)
 	if err != nil {
+		return nil, err
+	}
+	// The features' files (the DMARC history file) are taken now; one
+	// already open for the same path is reopened (rotation on SIGHUP).
+	if err := prog.Attach(); err != nil {
+		prog.Detach()
 		return nil, err
 	}
 	d := &Daemon{path: path, reg: reg, stderr: stderr, logger: logger, addrs: map[string][]net.Addr{}}
@@ -252,6 +252,11 @@ func (d *Daemon) Reload() error {
 		return err
 	}
 	rt, err := Build(cfg, prog, d.logger)
+	if err == nil {
+		if err = prog.Attach(); err != nil {
+			prog.Detach()
+		}
+	}
 	if err != nil {
 		d.logger.Error("reload failed, keeping the running configuration", "error", err.Error())
 		return err
@@ -265,7 +270,13 @@ func (d *Daemon) Reload() error {
 	for _, w := range cfg.Reporter.List.Warnings() {
 		d.logger.Warn("configuration: " + w.Error())
 	}
-	d.rt.Store(rt)
+	prev := d.rt.Swap(rt)
+	// Sessions still running under the previous configuration keep
+	// writing: a history file the new one names too stays open, one it
+	// no longer names is opened for each of their records.
+	if err := prev.Program.Detach(); err != nil {
+		d.logger.Warn("closing the previous configuration's files", "error", err.Error())
+	}
 	d.logger.Info("configuration reloaded", "file", cfgName(d.path))
 	return nil
 }
@@ -292,5 +303,8 @@ func (d *Daemon) Shutdown() error {
 		errs = append(errs, fmt.Errorf("policy sessions: %w", err))
 	}
 	d.serveWG.Wait()
+	if err := d.rt.Load().Program.Detach(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

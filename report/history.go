@@ -1,4 +1,4 @@
-package dmarc
+package report
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mailsidecar/sidecar/dmarc"
 )
 
 // ARES is an OpenDMARC Authentication-Results result code
@@ -138,7 +140,7 @@ type HistoryRecord struct {
 // and ARC as "fail, no seals". The caller sets JobID, Reporter, Received
 // (HistoryFile.Append fills a zero one), IPAddr and MailFrom, and ARC
 // when it evaluated ARC.
-func NewHistoryRecord(in Input, o Outcome) *HistoryRecord {
+func NewHistoryRecord(in dmarc.Input, o dmarc.Outcome) *HistoryRecord {
 	h := &HistoryRecord{
 		From: o.FromDomain, PolicyDomain: o.UsedDomain, SPF: ARESCode(in.SPF.Result),
 		ARC: ARESFail, ARCPolicy: 2, Action: HistoryActionAccept,
@@ -151,23 +153,23 @@ func NewHistoryRecord(in Input, o Outcome) *HistoryRecord {
 		h.DKIM = append(h.DKIM, HistoryDKIM{Domain: strings.ToLower(d.Domain), Selector: sel, Result: ARESCode(d.Result)})
 	}
 	switch o.Status {
-	case StatusAccept:
+	case dmarc.StatusAccept:
 		h.Policy = HistoryPolicyPass
-	case StatusReject:
+	case dmarc.StatusReject:
 		h.Policy = HistoryPolicyReject
-	case StatusQuarantine:
+	case dmarc.StatusQuarantine:
 		h.Policy = HistoryPolicyQuarantine
-	case StatusNone:
+	case dmarc.StatusNone:
 		h.Policy = HistoryPolicyNone
-	case StatusNoFrom:
+	case dmarc.StatusNoFrom:
 		h.Policy = HistoryPolicyNoFrom
 	default:
 		h.Policy = HistoryPolicyAbsent
 	}
 	switch o.Action {
-	case PolicyReject:
+	case dmarc.PolicyReject:
 		h.Action = HistoryActionReject
-	case PolicyQuarantine:
+	case dmarc.PolicyQuarantine:
 		h.Action = HistoryActionQuarantine
 	}
 	if r := o.Record; r != nil {
@@ -356,7 +358,7 @@ func (h *HistoryFile) open() error {
 }
 
 // ErrHistoryClosed is returned by Append after Close.
-var ErrHistoryClosed = errors.New("dmarc: history file closed")
+var ErrHistoryClosed = errors.New("report: history file closed")
 
 // Append writes one record.
 func (h *HistoryFile) Append(r *HistoryRecord) error {

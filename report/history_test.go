@@ -1,4 +1,4 @@
-package dmarc
+package report
 
 import (
 	"bytes"
@@ -10,7 +10,20 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailsidecar/sidecar/dmarc"
+	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/resolver"
 )
+
+// txtZone is a zone with one TXT record (none when name is "").
+func txtZone(name, text string) *dnstest.Zone {
+	z := dnstest.NewZone()
+	if name != "" {
+		z.AddRecord(resolver.Record{Name: name, Type: resolver.TypeTXT, TXT: []string{text}})
+	}
+	return z
+}
 
 // observed is the record opendmarc-history.md shows OpenDMARC 1.4.2
 // writing for an opendkim-signed message from an SPF-failing IP.
@@ -38,10 +51,10 @@ action 2
 `
 
 func TestHistoryObservedRecord(t *testing.T) {
-	z := zoneSpec{txt: txt("_dmarc.example.com", "v=DMARC1; p=reject; rua=mailto:dmarc-agg@example.com")}.build()
-	in := Input{FromDomain: "example.com", SPF: SPFResult{"fail", "example.com"},
-		DKIM: []DKIMResult{{"pass", "example.com", "sel1"}}}
-	o := (&Evaluator{DNS: z}).Evaluate(context.Background(), in)
+	z := txtZone("_dmarc.example.com", "v=DMARC1; p=reject; rua=mailto:dmarc-agg@example.com")
+	in := dmarc.Input{FromDomain: "example.com", SPF: dmarc.SPFResult{Result: "fail", Domain: "example.com"},
+		DKIM: []dmarc.DKIMResult{{Result: "pass", Domain: "example.com", Selector: "sel1"}}}
+	o := (&dmarc.Evaluator{DNS: z}).Evaluate(context.Background(), in)
 	h := NewHistoryRecord(in, o)
 	h.JobID, h.Reporter, h.Received, h.IPAddr, h.MailFrom = "4Pipe11D6D987", "mx.test.example", time.Unix(1795422698, 0), "203.0.113.5", "example.com"
 	var b bytes.Buffer
@@ -54,8 +67,8 @@ func TestHistoryObservedRecord(t *testing.T) {
 }
 
 func TestHistoryNoRecord(t *testing.T) {
-	o := (&Evaluator{DNS: zoneSpec{}.build()}).Evaluate(context.Background(), Input{FromDomain: "example.net", SPF: SPFResult{"none", ""}})
-	h := NewHistoryRecord(Input{SPF: SPFResult{"none", ""}}, o)
+	o := (&dmarc.Evaluator{DNS: txtZone("", "")}).Evaluate(context.Background(), dmarc.Input{FromDomain: "example.net", SPF: dmarc.SPFResult{Result: "none", Domain: ""}})
+	h := NewHistoryRecord(dmarc.Input{SPF: dmarc.SPFResult{Result: "none", Domain: ""}}, o)
 	h.Received = time.Unix(1700000000, 0)
 	want := "job (unknown-jobid)\nreporter \nreceived 1700000000\nipaddr \nfrom example.net\nmfrom \n" +
 		"spf 6\npdomain example.net\npolicy 14\nrua -\npct 0\nadkim 0\naspf 0\np 0\nsp 0\n" +
@@ -90,9 +103,9 @@ func TestHistoryAllFields(t *testing.T) {
 }
 
 func TestHistoryCodes(t *testing.T) {
-	z := zoneSpec{txt: txt("_dmarc.example.com", "v=DMARC1; p=quarantine; sp=reject; adkim=s; pct=40")}.build()
-	e := &Evaluator{DNS: z, Rand: func(int) int { return 0 }}
-	in := Input{FromDomain: "example.com", SPF: SPFResult{"pass", "example.com"}, DKIM: []DKIMResult{{"fail", "example.com", "x"}}}
+	z := txtZone("_dmarc.example.com", "v=DMARC1; p=quarantine; sp=reject; adkim=s; pct=40")
+	e := &dmarc.Evaluator{DNS: z, Rand: func(int) int { return 0 }}
+	in := dmarc.Input{FromDomain: "example.com", SPF: dmarc.SPFResult{Result: "pass", Domain: "example.com"}, DKIM: []dmarc.DKIMResult{{Result: "fail", Domain: "example.com", Selector: "x"}}}
 	o := e.Evaluate(context.Background(), in)
 	h := NewHistoryRecord(in, o)
 	if h.Policy != HistoryPolicyPass || h.P != 'q' || h.SP != 'r' || h.ADKIM != 's' || h.ASPF != 'r' || h.Pct != 40 ||
@@ -101,13 +114,13 @@ func TestHistoryCodes(t *testing.T) {
 	}
 	in.SPF.Result = "softfail"
 	o = e.Evaluate(context.Background(), in)
-	o.Action = PolicyQuarantine
+	o.Action = dmarc.PolicyQuarantine
 	h = NewHistoryRecord(in, o)
 	if h.Policy != HistoryPolicyQuarantine || h.Action != HistoryActionQuarantine || h.SPF != ARESSoftFail {
 		t.Errorf("%+v", h)
 	}
-	o = (&Evaluator{DNS: zoneSpec{faults: nil}.build()}).Evaluate(context.Background(), Input{FromErr: ErrNoFrom})
-	if h := NewHistoryRecord(Input{}, o); h.Policy != HistoryPolicyNoFrom || h.SPF != ARESUndefined {
+	o = (&dmarc.Evaluator{DNS: txtZone("", "")}).Evaluate(context.Background(), dmarc.Input{FromErr: dmarc.ErrNoFrom})
+	if h := NewHistoryRecord(dmarc.Input{}, o); h.Policy != HistoryPolicyNoFrom || h.SPF != ARESUndefined {
 		t.Errorf("nofrom: %+v", h)
 	}
 	for tok, code := range map[string]ARES{"PASS": 0, "softfail": 2, "neutral": 3, "temperror": 4, "permerror": 5,
