@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"github.com/mailsidecar/sidecar/internal/dkimcore"
-	"strings"
 	"time"
 
 	"github.com/mailsidecar/sidecar/resolver"
@@ -107,35 +106,6 @@ type amsParams struct {
 	expires       int64 // x=, or -1
 }
 
-// parseCanon parses c= (RFC 6376 §3.5): header/body, each simple or
-// relaxed; the body part defaults to simple, the whole to simple/simple.
-func parseCanon(c string, present bool) (relaxedHeader, relaxedBody bool, err error) {
-	if !present {
-		return false, false, nil
-	}
-	h, b, slash := strings.Cut(c, "/")
-	parse := func(s string) (bool, bool) {
-		switch s {
-		case "simple":
-			return false, true
-		case "relaxed":
-			return true, true
-		}
-		return false, false
-	}
-	rh, ok := parse(h)
-	if !ok {
-		return false, false, fmt.Errorf("invalid c=%s", c)
-	}
-	rb := false
-	if slash {
-		if rb, ok = parse(b); !ok {
-			return false, false, fmt.Errorf("invalid c=%s", c)
-		}
-	}
-	return rh, rb, nil
-}
-
 // parseAMS decodes and checks the tags of an AMS (RFC 8617 §4.1.2: the
 // DKIM-Signature tags without v=, with i= the instance).
 func parseAMS(sig *Signature) (*amsParams, *verifyError) {
@@ -167,7 +137,7 @@ func parseAMS(sig *Signature) (*amsParams, *verifyError) {
 	c, present := tags.Get("c")
 	p.canonGiven = present
 	var err error
-	p.relaxedHeader, p.body.Relaxed, err = parseCanon(c, present)
+	p.relaxedHeader, p.body.Relaxed, err = dkimcore.ParseCanon(c, present)
 	if err != nil {
 		return nil, permErr("%v", err)
 	}
@@ -193,7 +163,7 @@ func parseAMS(sig *Signature) (*amsParams, *verifyError) {
 // bodyKeyOf returns the body hash an AMS needs, if its tags parse.
 func bodyKeyOf(sig *Signature) (bodyKey, bool) {
 	c, present := sig.tags.Get("c")
-	_, rb, err := parseCanon(c, present)
+	_, rb, err := dkimcore.ParseCanon(c, present)
 	if err != nil {
 		return bodyKey{}, false
 	}

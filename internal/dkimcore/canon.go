@@ -1,5 +1,11 @@
 package dkimcore
 
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
 // Header canonicalisation (RFC 6376 §3.4.1 and §3.4.2).
 
 // CanonHeader appends the canonical form of one header field to dst, with
@@ -64,4 +70,42 @@ func CanonSigHeader(dst []byte, f *Field, bStart, bEnd int, relaxed bool) []byte
 		dst = append(dst, '\r', '\n')
 	}
 	return dst[:len(dst)-2]
+}
+
+// ErrCanonHeader and ErrCanonBody are a c= tag naming an unknown header or
+// body canonicalisation.
+var (
+	ErrCanonHeader = errors.New("unsupported header canonicalization")
+	ErrCanonBody   = errors.New("unsupported body canonicalization")
+)
+
+// ParseCanon parses c= (RFC 6376 §3.5): header/body, each simple or
+// relaxed; the body part defaults to simple, the whole (present false) to
+// simple/simple. The error wraps ErrCanonHeader or ErrCanonBody.
+func ParseCanon(c string, present bool) (relaxedHeader, relaxedBody bool, err error) {
+	if !present {
+		return false, false, nil
+	}
+	h, b, slash := strings.Cut(c, "/")
+	parse := func(s string) (relaxed, ok bool) {
+		switch s {
+		case "simple":
+			return false, true
+		case "relaxed":
+			return true, true
+		}
+		return false, false
+	}
+	rh, ok := parse(h)
+	if !ok {
+		return false, false, fmt.Errorf("%w: c=%s", ErrCanonHeader, c)
+	}
+	if !slash {
+		return rh, false, nil
+	}
+	rb, ok := parse(b)
+	if !ok {
+		return false, false, fmt.Errorf("%w: c=%s", ErrCanonBody, c)
+	}
+	return rh, rb, nil
 }

@@ -98,7 +98,7 @@ func SplitHeader(hdr []byte, mode SplitMode) []Field {
 		}
 		name := strings.TrimRight(raw[:colon], " \t")
 		if mode == Lenient {
-			name = strings.TrimLeft(name, " \t")
+			name = TrimFWS(name)
 		} else if !ValidFieldName(name) {
 			return
 		}
