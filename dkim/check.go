@@ -33,7 +33,7 @@ type sigCheck struct {
 	domain        string // d=, lower case
 	identifier    string // i=, or "@" + d=
 	keyName       string // selector._domainkey.domain
-	alg           string // a=, lower case
+	alg           string // a=
 	names         []string
 	relaxedHeader bool
 	canonErr      error
@@ -80,7 +80,8 @@ func prepare(f *dkimcore.Field, now time.Time) (*sigCheck, *dkimcore.BodyKey) {
 		return c.perm("unsupported public key query method"), nil
 	}
 	a, _ := tags.Get("a")
-	c.alg = ascii.Lower(dkimcore.StripFWS(a))
+	c.alg = dkimcore.StripFWS(a) // compared as written, as go-msgauth did
+
 	cv, present := tags.Get("c")
 	var relaxedBody bool
 	c.relaxedHeader, relaxedBody, c.canonErr = dkimcore.ParseCanon(dkimcore.StripFWS(cv), present)
