@@ -107,6 +107,7 @@ func SplitHeader(hdr []byte, mode SplitMode) []Field {
 		}
 		if !crlfOnly || !strings.HasSuffix(raw, "\r\n") {
 			raw = normaliseField([]byte(raw))
+			colon = strings.IndexByte(raw, ':') // a bare LF before it became CRLF
 		}
 		fields = append(fields, Field{Name: name, LName: LowerName(name), Raw: raw, Colon: colon})
 	}
