@@ -130,9 +130,18 @@ func (b *BodyHasher) writeRelaxed(p []byte) {
 		}
 		switch relaxedClass[p[i]] {
 		case classText:
+			// A run of text and of single spaces between text, which
+			// relaxed canonicalisation leaves as it is: prose goes to the
+			// hash a line at a time, not a word at a time.
 			j := i + 1
-			for j < len(p) && relaxedClass[p[j]] == classText {
-				j++
+			for j < len(p) {
+				if c := relaxedClass[p[j]]; c == classText {
+					j++
+				} else if p[j] == ' ' && j+1 < len(p) && relaxedClass[p[j+1]] == classText {
+					j += 2
+				} else {
+					break
+				}
 			}
 			b.content(p[i:j])
 			i = j
