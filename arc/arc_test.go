@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"math/rand"
 	"strings"
 	"testing"
@@ -175,16 +176,16 @@ func TestTemporaryDNSFailure(t *testing.T) {
 func corruptSeal(t *testing.T, msg []byte, i int) []byte {
 	t.Helper()
 	hdr, body := splitMessage(msg)
-	fields := splitHeader(hdr)
+	fields := dkimcore.SplitHeader(hdr, dkimcore.Strict)
 	var out []byte
 	done := false
 	for _, f := range fields {
-		raw := f.raw
-		if f.lname == "arc-seal" && !done {
-			tags, _ := parseTagList(f.value())
-			if iv, _ := tags.get("i"); iv == fmt.Sprint(i) {
-				b := tags.find("b")
-				pos := f.colon + 1 + b.start + 2
+		raw := f.Raw
+		if f.LName == "arc-seal" && !done {
+			tags, _ := dkimcore.ParseTagList(f.Value())
+			if iv, _ := tags.Get("i"); iv == fmt.Sprint(i) {
+				b := tags.Find("b")
+				pos := f.Colon + 1 + b.Start + 2
 				for raw[pos] == ' ' || raw[pos] == '\t' {
 					pos++
 				}
@@ -289,7 +290,7 @@ func TestStructureErrors(t *testing.T) {
 	v := &Validator{DNS: zone, Now: fixedNow}
 	msg := sealAll(t, v, []byte(testMessage), signers[:2]...)
 	hdr, body := splitMessage(msg)
-	fields := splitHeader(hdr)
+	fields := dkimcore.SplitHeader(hdr, dkimcore.Strict)
 	rebuild := func(keep func(f field) bool, extra ...string) []byte {
 		var out []byte
 		for _, x := range extra {
@@ -297,18 +298,18 @@ func TestStructureErrors(t *testing.T) {
 		}
 		for _, f := range fields {
 			if keep(f) {
-				out = append(out, f.raw...)
+				out = append(out, f.Raw...)
 			}
 		}
 		return append(append(out, "\r\n"...), body...)
 	}
 	inst := func(f field) string {
-		if f.lname == "arc-authentication-results" {
-			i, _, _ := parseAARValue(f.value())
+		if f.LName == "arc-authentication-results" {
+			i, _, _ := parseAARValue(f.Value())
 			return fmt.Sprint(i)
 		}
-		tags, _ := parseTagList(f.value())
-		i, _ := tags.get("i")
+		tags, _ := dkimcore.ParseTagList(f.Value())
+		i, _ := tags.Get("i")
 		return i
 	}
 	cases := []struct {
@@ -316,8 +317,8 @@ func TestStructureErrors(t *testing.T) {
 		msg  []byte
 		want string
 	}{
-		{"gap", rebuild(func(f field) bool { return kindOf(f.lname) == kindNone || inst(f) != "1" }), "i=1 missing"},
-		{"no AAR", rebuild(func(f field) bool { return f.lname != "arc-authentication-results" || inst(f) != "2" }), "i=2: no ARC-Authentication-Results"},
+		{"gap", rebuild(func(f field) bool { return kindOf(f.LName) == kindNone || inst(f) != "1" }), "i=1 missing"},
+		{"no AAR", rebuild(func(f field) bool { return f.LName != "arc-authentication-results" || inst(f) != "2" }), "i=2: no ARC-Authentication-Results"},
 		{"duplicate AMS", rebuild(func(field) bool { return true }, "ARC-Message-Signature: i=1; a=rsa-sha256; b=AAAA"), "more than one ARC-Message-Signature"},
 		{"bad tag list", rebuild(func(field) bool { return true }, "ARC-Seal: i=2;; cv=pass"), "empty tag-spec"},
 		{"AAR without i", rebuild(func(field) bool { return true }, "ARC-Authentication-Results: x.example; none"), "does not start with i="},
@@ -349,8 +350,8 @@ func TestStreamMatchesValidate(t *testing.T) {
 	for round := 0; round < 20; round++ {
 		st := v.NewStream()
 		st.HashForSealing()
-		for _, f := range splitHeader(hdr) {
-			raw := strings.TrimSuffix(f.raw, "\r\n")
+		for _, f := range dkimcore.SplitHeader(hdr, dkimcore.Strict) {
+			raw := strings.TrimSuffix(f.Raw, "\r\n")
 			if round%2 == 1 {
 				raw = strings.ReplaceAll(raw, "\r\n", "\n") // as some MTAs hand them over
 			}
@@ -423,7 +424,7 @@ func TestSealErrors(t *testing.T) {
 // TestHeaderList: names are listed once per field present, "+" adds one.
 func TestHeaderList(t *testing.T) {
 	s := &Signer{Headers: []string{"From", "received", "+subject", "cc", " to ", "from", "SUBJECT"}}
-	got, err := s.headerList(splitHeader([]byte(testMessage + "Received: x\r\n")))
+	got, err := s.headerList(dkimcore.SplitHeader([]byte(testMessage+"Received: x\r\n"), dkimcore.Strict))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"github.com/mailsidecar/sidecar/internal/ascii"
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"os"
 	"path/filepath"
@@ -151,7 +151,7 @@ func cleanKeyRecord(rec string) string {
 	} else {
 		end += i
 	}
-	return rec[:i] + stripFWS(rec[i:end]) + rec[end:]
+	return rec[:i] + dkimcore.StripFWS(rec[i:end]) + rec[end:]
 }
 
 // suiteTime is "now" for the suites: after every t= they carry.
@@ -315,11 +315,11 @@ func runSigningCase(t *testing.T, name string, tc *yaml.Node, zone *dnstest.Zone
 		ok = false
 	}
 	sameB := func(got, want string) bool {
-		g, _ := parseTagList(got)
-		w, _ := parseTagList(want)
-		gb, _ := g.get("b")
-		wb, _ := w.get("b")
-		return stripFWS(gb) == stripFWS(wb)
+		g, _ := dkimcore.ParseTagList(got)
+		w, _ := dkimcore.ParseTagList(want)
+		gb, _ := g.Get("b")
+		wb, _ := w.Get("b")
+		return dkimcore.StripFWS(gb) == dkimcore.StripFWS(wb)
 	}
 	return ok, sameB(gotAMS, wantAMS), sameB(gotAS, wantAS)
 }
@@ -334,18 +334,18 @@ func fieldValue(f string) string {
 // the same values except b= (whitespace ignored; h= compared as a list of
 // names in any case).
 func compareTags(got, want string) string {
-	g, err := parseTagList(strings.TrimSpace(got))
+	g, err := dkimcore.ParseTagList(strings.TrimSpace(got))
 	if err != nil {
 		return "produced tag list: " + err.Error()
 	}
-	w, err := parseTagList(strings.TrimSpace(want))
+	w, err := dkimcore.ParseTagList(strings.TrimSpace(want))
 	if err != nil {
 		return "suite tag list: " + err.Error()
 	}
 	names := func(l tagList) string {
 		var n []string
 		for _, t := range l {
-			n = append(n, t.name)
+			n = append(n, t.Name)
 		}
 		sort.Strings(n)
 		return strings.Join(n, ",")
@@ -354,16 +354,16 @@ func compareTags(got, want string) string {
 		return "tag sets differ: " + names(g) + " vs " + names(w)
 	}
 	for _, wt := range w {
-		if wt.name == "b" {
+		if wt.Name == "b" {
 			continue
 		}
-		gv, _ := g.get(wt.name)
-		a, b := stripFWS(gv), stripFWS(wt.value)
-		if wt.name == "h" {
+		gv, _ := g.Get(wt.Name)
+		a, b := dkimcore.StripFWS(gv), dkimcore.StripFWS(wt.Value)
+		if wt.Name == "h" {
 			a, b = ascii.Lower(a), ascii.Lower(b)
 		}
 		if a != b {
-			return wt.name + "= differs: " + gv + " vs " + wt.value
+			return wt.Name + "= differs: " + gv + " vs " + wt.Value
 		}
 	}
 	return ""
@@ -387,7 +387,7 @@ func verifyProducedSet(zone *dnstest.Zone, hdrs []string, msg []byte) error {
 		return nil
 	}
 	hdr, body := splitMessage(sealed)
-	fields := splitHeader(hdr)
+	fields := dkimcore.SplitHeader(hdr, dkimcore.Strict)
 	hs, _ := collectSets(fields, MaxInstances)
 	n := len(hs.Sets)
 	set := &hs.Sets[n-1]
@@ -395,7 +395,7 @@ func verifyProducedSet(zone *dnstest.Zone, hdrs []string, msg []byte) error {
 	if !ok {
 		return errors.New("AMS c= or l= does not parse")
 	}
-	bh := newBodyHasher(bk, sha256.New())
+	bh := dkimcore.NewBodyHasher(bk)
 	bh.Write(body)
 	vf := &verifier{ctx: context.Background(), dns: zone, now: suiteTime(), fields: fields, hs: hs,
 		bodies: map[bodyKey]*bodyHasher{bk: bh}, keys: keyCache{}}
@@ -410,7 +410,7 @@ func verifyProducedSet(zone *dnstest.Zone, hdrs []string, msg []byte) error {
 	if verr != nil {
 		return errors.New("AS: " + verr.msg)
 	}
-	if !verifySig(k, sealDigest(hs.Sets[n-1:], p.bStart, p.bEnd, &vf.buf, nil), p.b) {
+	if !dkimcore.VerifySignature(k, sealDigest(hs.Sets[n-1:], p.bStart, p.bEnd, &vf.buf, nil), p.b) {
 		return errors.New("AS: signature over its own set does not verify")
 	}
 	return nil

@@ -3,6 +3,7 @@ package arc
 import (
 	"bytes"
 	"context"
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"strings"
 	"testing"
 
@@ -69,21 +70,21 @@ func checkHeaderSet(t *testing.T, data []byte) {
 
 // checkTagList parses s and checks that each tag's span holds its value.
 func checkTagList(t *testing.T, s string) {
-	l, err := parseTagList(s)
+	l, err := dkimcore.ParseTagList(s)
 	if err != nil {
 		return
 	}
 	seen := map[string]bool{}
 	for _, tg := range l {
-		if !validTagName(tg.name) || seen[tg.name] {
-			t.Fatalf("tag name %q", tg.name)
+		if !dkimcore.ValidTagName(tg.Name) || seen[tg.Name] {
+			t.Fatalf("tag name %q", tg.Name)
 		}
-		seen[tg.name] = true
-		if tg.start < 0 || tg.end > len(s) || tg.start > tg.end || trimFWS(s[tg.start:tg.end]) != tg.value {
-			t.Fatalf("tag %q: span %d-%d does not hold %q", tg.name, tg.start, tg.end, tg.value)
+		seen[tg.Name] = true
+		if tg.Start < 0 || tg.End > len(s) || tg.Start > tg.End || dkimcore.TrimFWS(s[tg.Start:tg.End]) != tg.Value {
+			t.Fatalf("tag %q: span %d-%d does not hold %q", tg.Name, tg.Start, tg.End, tg.Value)
 		}
-		if strings.ContainsRune(tg.value, ';') {
-			t.Fatalf("tag %q value holds ';'", tg.name)
+		if strings.ContainsRune(tg.Value, ';') {
+			t.Fatalf("tag %q value holds ';'", tg.Name)
 		}
 	}
 }

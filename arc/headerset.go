@@ -3,6 +3,7 @@ package arc
 import (
 	"errors"
 	"fmt"
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"strconv"
 )
 
@@ -104,7 +105,7 @@ type Signature struct {
 // error. An error describes why the chain fails; the HeaderSet returned
 // with it holds what was collected until then.
 func ParseHeaderSet(header []byte) (*HeaderSet, error) {
-	return collectSets(splitHeader(header), MaxInstances)
+	return collectSets(dkimcore.SplitHeader(header, dkimcore.Strict), MaxInstances)
 }
 
 // collectSets groups the ARC fields of a message into sets and checks the
@@ -114,7 +115,7 @@ func collectSets(fields []field, max int) (*HeaderSet, error) {
 	count := 0
 	for i := range fields {
 		f := &fields[i]
-		kind := kindOf(f.lname)
+		kind := kindOf(f.LName)
 		if kind == kindNone {
 			continue
 		}
@@ -193,14 +194,14 @@ func collectSets(fields []field, max int) (*HeaderSet, error) {
 // AMS or AS, its tags; for an AAR, its payload.
 func parseARCField(f *field, kind arcKind) (int, *Signature, string, error) {
 	if kind == kindAAR {
-		inst, payload, err := parseAARValue(f.value())
+		inst, payload, err := parseAARValue(f.Value())
 		return inst, nil, payload, err
 	}
-	tags, err := parseTagList(f.value())
+	tags, err := dkimcore.ParseTagList(f.Value())
 	if err != nil {
 		return 0, nil, "", err
 	}
-	iv, ok := tags.get("i")
+	iv, ok := tags.Get("i")
 	if !ok {
 		return 0, nil, "", errors.New("no i= tag")
 	}
@@ -209,19 +210,19 @@ func parseARCField(f *field, kind arcKind) (int, *Signature, string, error) {
 		return 0, nil, "", fmt.Errorf("invalid i=%q", iv)
 	}
 	sig := &Signature{Instance: inst, field: f, tags: tags}
-	sig.Algorithm, _ = tags.get("a")
-	sig.Domain, _ = tags.get("d")
-	sig.Selector, _ = tags.get("s")
-	if t, ok := tags.get("t"); ok {
+	sig.Algorithm, _ = tags.Get("a")
+	sig.Domain, _ = tags.Get("d")
+	sig.Selector, _ = tags.Get("s")
+	if t, ok := tags.Get("t"); ok {
 		sig.Timestamp, _ = parseDecimal(t)
 	}
 	if kind == kindAS {
-		if cv, ok := tags.get("cv"); ok {
+		if cv, ok := tags.Get("cv"); ok {
 			sig.CV, _ = ParseState(cv)
 		}
 	} else {
-		sig.Canon, _ = tags.get("c")
-		if h, ok := tags.get("h"); ok {
+		sig.Canon, _ = tags.Get("c")
+		if h, ok := tags.Get("h"); ok {
 			sig.Headers = splitHeaderList(h)
 		}
 	}
@@ -266,7 +267,7 @@ func splitHeaderList(h string) []string {
 	start := 0
 	for i := 0; i <= len(h); i++ {
 		if i == len(h) || h[i] == ':' {
-			names = append(names, trimFWS(h[start:i]))
+			names = append(names, dkimcore.TrimFWS(h[start:i]))
 			start = i + 1
 		}
 	}
@@ -301,7 +302,7 @@ func parseAARValue(v string) (int, string, error) {
 	if p >= len(v) || v[p] != ';' {
 		return 0, "", errors.New("no \";\" after the instance")
 	}
-	return inst, trimFWS(v[p+1:]), nil
+	return inst, dkimcore.TrimFWS(v[p+1:]), nil
 }
 
 // skipCFWS skips whitespace and RFC 5322 comments (nested, with quoted
@@ -318,7 +319,7 @@ func skipCFWS(s string, p int) int {
 			depth++
 		case c == ')' && depth > 0:
 			depth--
-		case depth > 0 || isFWS(c):
+		case depth > 0 || dkimcore.IsFWS(c):
 		default:
 			return p
 		}

@@ -2,117 +2,29 @@ package arc
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
 	"errors"
-	"fmt"
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"strings"
-	"sync"
 
+	"github.com/mailsidecar/sidecar/internal/ascii"
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
-// Key sizes accepted for RSA (RFC 8301 §3.2: verifiers MUST NOT consider
-// signatures with keys under 1024 bits valid). The upper bound keeps a
-// hostile key record from costing unbounded CPU.
-const (
-	minRSABits = 1024
-	maxRSABits = 8192
-)
-
-// publicKey is a decoded DKIM key record (RFC 6376 §3.6.1, RFC 8463).
-type publicKey struct {
-	rsa *rsa.PublicKey
-	ed  ed25519.PublicKey
-}
-
-// keyType names the k= of the key.
-func (k *publicKey) keyType() string {
-	if k.ed != nil {
-		return "ed25519"
-	}
-	return "rsa"
-}
-
-// parseKeyRecord decodes a DKIM key record. Whitespace inside p= is
-// ignored (the value is base64 with FWS allowed). A record with an empty
-// p= is a revoked key.
+// parseKeyRecord decodes a DKIM key record through the shared cache of
+// parsed records, and checks that it may sign mail with SHA-256, as both
+// ARC signatures do.
 func parseKeyRecord(txt string) (*publicKey, error) {
-	tags, err := parseTagList(txt)
+	k, err := dkimcore.ParseKeyRecordCached(txt)
 	if err != nil {
-		return nil, fmt.Errorf("key record: %v", err)
+		return nil, err
 	}
-	if v, ok := tags.get("v"); ok && (v != "DKIM1" || tags[0].name != "v") {
-		return nil, errors.New("key record: v= is not DKIM1 or not first")
-	}
-	if h, ok := tags.get("h"); ok && !inColonList(h, "sha256") {
+	if !k.AllowsHash("sha256") {
 		return nil, errors.New("key record: h= does not allow sha256")
 	}
-	if s, ok := tags.get("s"); ok && !inColonList(s, "*") && !inColonList(s, "email") {
+	if !k.AllowsEmail() {
 		return nil, errors.New("key record: s= does not allow email")
 	}
-	k, ok := tags.get("k")
-	if !ok {
-		k = "rsa"
-	}
-	p, ok := tags.get("p")
-	if !ok {
-		return nil, errors.New("key record: no p=")
-	}
-	p = stripFWS(p)
-	if p == "" {
-		return nil, errors.New("key revoked (empty p=)")
-	}
-	der, err := base64.StdEncoding.DecodeString(p)
-	if err != nil {
-		return nil, errors.New("key record: p= is not base64")
-	}
-	switch k {
-	case "rsa":
-		pub, err := parseRSAKey(der)
-		if err != nil {
-			return nil, err
-		}
-		return &publicKey{rsa: pub}, nil
-	case "ed25519":
-		if len(der) != ed25519.PublicKeySize {
-			return nil, errors.New("key record: Ed25519 key is not 32 bytes")
-		}
-		return &publicKey{ed: ed25519.PublicKey(der)}, nil
-	}
-	return nil, fmt.Errorf("key record: unknown key type k=%s", k)
-}
-
-func parseRSAKey(der []byte) (*rsa.PublicKey, error) {
-	var pub *rsa.PublicKey
-	if k, err := x509.ParsePKIXPublicKey(der); err == nil {
-		p, ok := k.(*rsa.PublicKey)
-		if !ok {
-			return nil, errors.New("key record: k=rsa but p= is not an RSA key")
-		}
-		pub = p
-	} else if p, err2 := x509.ParsePKCS1PublicKey(der); err2 == nil {
-		pub = p // some publish the bare PKCS#1 structure
-	} else {
-		return nil, errors.New("key record: p= is not an RSA public key")
-	}
-	if bits := pub.N.BitLen(); bits < minRSABits || bits > maxRSABits {
-		return nil, fmt.Errorf("RSA key of %d bits (allowed %d to %d)", bits, minRSABits, maxRSABits)
-	}
-	return pub, nil
-}
-
-// inColonList reports whether a colon-separated list contains want.
-func inColonList(list, want string) bool {
-	for _, e := range strings.Split(list, ":") {
-		if trimFWS(e) == want {
-			return true
-		}
-	}
-	return false
+	return k, nil
 }
 
 // keyError is a failed key retrieval. temp marks a DNS failure worth
@@ -165,7 +77,7 @@ func fetchKey(ctx context.Context, dns resolver.Querier, name string) (*publicKe
 		if rr.Type != resolver.TypeTXT {
 			continue
 		}
-		k, err := parseKeyRecordCached(strings.Join(rr.TXT, ""))
+		k, err := parseKeyRecord(strings.Join(rr.TXT, ""))
 		if err == nil {
 			return k, nil
 		}
@@ -177,37 +89,4 @@ func fetchKey(ctx context.Context, dns resolver.Querier, name string) (*publicKe
 		return nil, &keyError{msg: "no key at " + name}
 	}
 	return nil, &keyError{msg: name + ": " + first.Error()}
-}
-
-// parsedKeys remembers decoded key records by their text, which saves the
-// base64 and ASN.1 decoding when a sealer's key is seen again. The text
-// determines the result, so sharing it between validators is safe. It is
-// emptied when it grows past maxParsedKeys.
-var parsedKeys struct {
-	sync.Mutex
-	m map[string]parsedKey
-}
-
-type parsedKey struct {
-	key *publicKey
-	err error
-}
-
-const maxParsedKeys = 1024
-
-func parseKeyRecordCached(txt string) (*publicKey, error) {
-	parsedKeys.Lock()
-	e, ok := parsedKeys.m[txt]
-	parsedKeys.Unlock()
-	if ok {
-		return e.key, e.err
-	}
-	k, err := parseKeyRecord(txt)
-	parsedKeys.Lock()
-	if parsedKeys.m == nil || len(parsedKeys.m) >= maxParsedKeys {
-		parsedKeys.m = make(map[string]parsedKey)
-	}
-	parsedKeys.m[txt] = parsedKey{k, err}
-	parsedKeys.Unlock()
-	return k, err
 }

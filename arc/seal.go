@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/internal/ascii"
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -45,7 +46,7 @@ var (
 )
 
 // sealBodyKey is the body hash of the AMS that Seal writes: relaxed, whole.
-var sealBodyKey = bodyKey{relaxed: true, limit: -1}
+var sealBodyKey = bodyKey{Relaxed: true, Limit: -1}
 
 // Signer adds an ARC Set to messages (RFC 8617 §5.1): an
 // ARC-Authentication-Results, an ARC-Message-Signature (c=relaxed/relaxed)
@@ -90,9 +91,9 @@ type Signer struct {
 // chain as failed would break it for good over a passing DNS problem.
 func (s *Signer) Seal(msg []byte, chain *Chain, authResults string) ([]string, error) {
 	hdr, body := splitMessage(msg)
-	bh := newBodyHasher(sealBodyKey, sha256.New())
+	bh := dkimcore.NewBodyHasher(sealBodyKey)
 	bh.Write(body)
-	return s.seal(splitHeader(hdr), bh.finish(), chain, authResults)
+	return s.seal(dkimcore.SplitHeader(hdr, dkimcore.Strict), bh.Finish(), chain, authResults)
 }
 
 // SealStream is Seal for a message validated through a Stream on which
@@ -107,7 +108,7 @@ func (s *Signer) SealStream(st *Stream, authResults string) ([]string, error) {
 	if bh == nil {
 		return nil, errors.New("arc: SealStream needs HashForSealing before the body")
 	}
-	return s.seal(st.fields, bh.finish(), chain, authResults)
+	return s.seal(st.fields, bh.Finish(), chain, authResults)
 }
 
 // splitMessage splits a message at the empty line ending the header.
@@ -142,12 +143,12 @@ func (s *Signer) algorithm() (string, error) {
 	}
 	switch pub := s.Key.Public().(type) {
 	case *rsa.PublicKey:
-		if pub.N.BitLen() < minRSABits {
-			return "", fmt.Errorf("arc: RSA key of %d bits; at least %d needed", pub.N.BitLen(), minRSABits)
+		if pub.N.BitLen() < dkimcore.MinRSABits {
+			return "", fmt.Errorf("arc: RSA key of %d bits; at least %d needed", pub.N.BitLen(), dkimcore.MinRSABits)
 		}
-		return algRSASHA256, nil
+		return dkimcore.AlgRSASHA256, nil
 	case ed25519.PublicKey:
-		return algEd25519SHA256, nil
+		return dkimcore.AlgEd25519SHA256, nil
 	}
 	return "", fmt.Errorf("arc: unsupported key type %T", s.Key.Public())
 }
@@ -201,7 +202,7 @@ func (s *Signer) seal(fields []field, bodyHash []byte, chain *Chain, authResults
 	is := strconv.Itoa(inst)
 
 	// ARC-Authentication-Results.
-	aar, err := newField([]byte(HeaderAAR + ": i=" + is + "; " + payload))
+	aar, err := dkimcore.NewField([]byte(HeaderAAR + ": i=" + is + "; " + payload))
 	if err != nil {
 		return nil, err
 	}
@@ -230,14 +231,14 @@ func (s *Signer) seal(fields []field, bodyHash []byte, chain *Chain, authResults
 	}
 	h := sha256.New()
 	var buf []byte
-	buf = hashSelected(h, buf, view, nil, names, true, nil)
-	buf = canonSigHeader(buf[:0], &ams, bs, be, true)
+	buf = dkimcore.HashSelected(h, buf, view, nil, names, true, nil)
+	buf = dkimcore.CanonSigHeader(buf[:0], &ams, bs, be, true)
 	h.Write(buf)
 	sig, err := s.sign(h.Sum(nil))
 	if err != nil {
 		return nil, fmt.Errorf("arc: signing the ARC-Message-Signature: %w", err)
 	}
-	amsText = insertSig(amsText, ams.colon+1+bs, sig)
+	amsText = insertSig(amsText, ams.Colon+1+bs, sig)
 	if ams, _, _, err = sigField(amsText); err != nil {
 		return nil, err
 	}
@@ -261,8 +262,8 @@ func (s *Signer) seal(fields []field, bodyHash []byte, chain *Chain, authResults
 	if err != nil {
 		return nil, fmt.Errorf("arc: signing the ARC-Seal: %w", err)
 	}
-	asText = insertSig(asText, as.colon+1+bs, sig)
-	return []string{asText, amsText, strings.TrimSuffix(aar.raw, "\r\n")}, nil
+	asText = insertSig(asText, as.Colon+1+bs, sig)
+	return []string{asText, amsText, strings.TrimSuffix(aar.Raw, "\r\n")}, nil
 }
 
 // headerList expands the configured names into the h= list for view.
@@ -273,7 +274,7 @@ func (s *Signer) headerList(view []field) ([]string, error) {
 	}
 	present := make(map[string]int, len(view))
 	for i := range view {
-		present[view[i].lname]++
+		present[view[i].LName]++
 	}
 	var order []string
 	over := map[string]bool{}
@@ -283,7 +284,7 @@ func (s *Signer) headerList(view []field) ([]string, error) {
 		if name == "" {
 			continue
 		}
-		if name == "arc-seal" || !validFieldName(name) {
+		if name == "arc-seal" || !dkimcore.ValidFieldName(name) {
 			return nil, fmt.Errorf("arc: cannot sign header field %q", name)
 		}
 		if _, seen := over[name]; !seen {
@@ -306,19 +307,19 @@ func (s *Signer) headerList(view []field) ([]string, error) {
 
 // sigField parses a formatted signature field and locates its b= value.
 func sigField(text string) (field, int, int, error) {
-	f, err := newField([]byte(text))
+	f, err := dkimcore.NewField([]byte(text))
 	if err != nil {
 		return field{}, 0, 0, err
 	}
-	tags, err := parseTagList(f.value())
+	tags, err := dkimcore.ParseTagList(f.Value())
 	if err != nil {
 		return field{}, 0, 0, fmt.Errorf("arc: formatting a signature: %v", err)
 	}
-	b := tags.find("b")
+	b := tags.Find("b")
 	if b == nil {
 		return field{}, 0, 0, errors.New("arc: formatting a signature: no b=")
 	}
-	return f, b.start, b.end, nil
+	return f, b.Start, b.End, nil
 }
 
 // insertSig puts the base64 signature, folded, at offset off of text
@@ -417,12 +418,12 @@ func formatAAR(payload string) string {
 // collapseWSP trims s and reduces runs of whitespace (line breaks
 // included) outside quoted strings to one space.
 func collapseWSP(s string) string {
-	s = trimFWS(s)
+	s = dkimcore.TrimFWS(s)
 	var sb strings.Builder
 	quoted, space := false, false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !quoted && isFWS(c) {
+		if !quoted && dkimcore.IsFWS(c) {
 			space = true
 			continue
 		}
@@ -452,11 +453,11 @@ func collapseWSP(s string) string {
 func AuthResultsFor(msg []byte, authservID string) (payload string, ok bool) {
 	hdr, _ := splitMessage(msg)
 	var results []string
-	for _, f := range splitHeader(hdr) {
-		if f.lname != "authentication-results" {
+	for _, f := range dkimcore.SplitHeader(hdr, dkimcore.Strict) {
+		if f.LName != "authentication-results" {
 			continue
 		}
-		parts := authres.Split(f.value())
+		parts := authres.Split(f.Value())
 		if !ascii.EqualFold(authres.AuthservID(parts[0]), authservID) {
 			continue
 		}

@@ -3,9 +3,9 @@ package arc
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"io"
 	"sync"
 	"time"
@@ -114,7 +114,7 @@ func (v *Validator) Validate(ctx context.Context, msg io.Reader) (*Chain, error)
 	if err != nil {
 		return nil, err
 	}
-	st.fields = splitHeader(hdr) // copies what it keeps
+	st.fields = dkimcore.SplitHeader(hdr, dkimcore.Strict) // copies what it keeps
 	if cap(hdr) <= 256<<10 {
 		*hp = hdr
 		headerBufs.Put(hp)
@@ -183,7 +183,7 @@ func (s *Stream) Header(raw []byte) error {
 	if s.inBody {
 		return errors.New("arc: header field after the body")
 	}
-	f, err := newField(raw)
+	f, err := dkimcore.NewField(raw)
 	if err != nil {
 		return fmt.Errorf("arc: %w", err)
 	}
@@ -221,12 +221,12 @@ func (s *Stream) endHeader() {
 	if s.hsErr == nil {
 		for k := range s.hs.Sets {
 			if key, ok := bodyKeyOf(s.hs.Sets[k].AMS); ok && s.bodies[key] == nil {
-				s.bodies[key] = newBodyHasher(key, sha256.New())
+				s.bodies[key] = dkimcore.NewBodyHasher(key)
 			}
 		}
 	}
 	if k := sealBodyKey; s.sealBody && s.bodies[k] == nil {
-		s.bodies[k] = newBodyHasher(k, sha256.New())
+		s.bodies[k] = dkimcore.NewBodyHasher(k)
 	}
 }
 
@@ -238,7 +238,7 @@ func (s *Stream) Finish(ctx context.Context) *Chain {
 	}
 	s.endHeader()
 	for _, b := range s.bodies {
-		b.finish()
+		b.Finish()
 	}
 	s.chain = s.evaluate(ctx)
 	return s.chain

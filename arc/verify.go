@@ -2,36 +2,13 @@ package arc
 
 import (
 	"context"
-	"crypto"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
-	"hash"
-	"strings"
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"time"
 
 	"github.com/mailsidecar/sidecar/resolver"
 )
-
-// The signing algorithms of ARC (RFC 8617 §4.1.2 and §4.1.3 take DKIM's
-// minus SHA-1, RFC 8301; Ed25519 from RFC 8463).
-const (
-	algRSASHA256     = "rsa-sha256"
-	algEd25519SHA256 = "ed25519-sha256"
-)
-
-// keyTypeOf returns the k= key type an a= algorithm needs, or "".
-func keyTypeOf(alg string) string {
-	switch alg {
-	case algRSASHA256:
-		return "rsa"
-	case algEd25519SHA256:
-		return "ed25519"
-	}
-	return ""
-}
 
 // verifyError is why a signature did not verify. temp marks a DNS failure:
 // the signature may be good, the key could not be fetched.
@@ -59,55 +36,38 @@ type sigParams struct {
 func commonParams(sig *Signature) (*sigParams, *verifyError) {
 	p := &sigParams{}
 	tags := sig.tags
-	a, ok := tags.get("a")
+	a, ok := tags.Get("a")
 	switch {
 	case !ok:
 		return nil, permErr("no a= tag")
-	case keyTypeOf(a) == "":
+	case dkimcore.KeyTypeOf(a) == "":
 		return nil, permErr("unsupported algorithm a=%s", a)
 	}
 	p.alg = a
-	bt := tags.find("b")
+	bt := tags.Find("b")
 	if bt == nil {
 		return nil, permErr("no b= tag")
 	}
-	b, err := decodeBase64(bt.value)
+	b, err := dkimcore.DecodeBase64(bt.Value)
 	if err != nil || len(b) == 0 {
 		return nil, permErr("b= is not a base64 signature")
 	}
-	p.b, p.bStart, p.bEnd = b, bt.start, bt.end
-	d, ok := tags.get("d")
+	p.b, p.bStart, p.bEnd = b, bt.Start, bt.End
+	d, ok := tags.Get("d")
 	if !ok || !validDomain(d) {
 		return nil, permErr("missing or invalid d=")
 	}
-	s, ok := tags.get("s")
+	s, ok := tags.Get("s")
 	if !ok || !validSelector(s) {
 		return nil, permErr("missing or invalid s=")
 	}
 	p.domain, p.selector = d, s
-	if t, ok := tags.get("t"); ok {
+	if t, ok := tags.Get("t"); ok {
 		if _, ok := parseDecimal(t); !ok {
 			return nil, permErr("invalid t=")
 		}
 	}
 	return p, nil
-}
-
-// decodeBase64 decodes a base64 value after removing its FWS.
-func decodeBase64(s string) ([]byte, error) {
-	var stack [1024]byte
-	in := stack[:0]
-	if len(s) > len(stack) {
-		in = make([]byte, 0, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		if !isFWS(s[i]) {
-			in = append(in, s[i])
-		}
-	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(in)))
-	n, err := base64.StdEncoding.Decode(out, in)
-	return out[:n], err
 }
 
 // validDomain checks a d= value: dot-separated labels of letters, digits,
@@ -146,35 +106,6 @@ type amsParams struct {
 	expires       int64 // x=, or -1
 }
 
-// parseCanon parses c= (RFC 6376 §3.5): header/body, each simple or
-// relaxed; the body part defaults to simple, the whole to simple/simple.
-func parseCanon(c string, present bool) (relaxedHeader, relaxedBody bool, err error) {
-	if !present {
-		return false, false, nil
-	}
-	h, b, slash := strings.Cut(c, "/")
-	parse := func(s string) (bool, bool) {
-		switch s {
-		case "simple":
-			return false, true
-		case "relaxed":
-			return true, true
-		}
-		return false, false
-	}
-	rh, ok := parse(h)
-	if !ok {
-		return false, false, fmt.Errorf("invalid c=%s", c)
-	}
-	rb := false
-	if slash {
-		if rb, ok = parse(b); !ok {
-			return false, false, fmt.Errorf("invalid c=%s", c)
-		}
-	}
-	return rh, rb, nil
-}
-
 // parseAMS decodes and checks the tags of an AMS (RFC 8617 §4.1.2: the
 // DKIM-Signature tags without v=, with i= the instance).
 func parseAMS(sig *Signature) (*amsParams, *verifyError) {
@@ -184,43 +115,43 @@ func parseAMS(sig *Signature) (*amsParams, *verifyError) {
 	}
 	p := &amsParams{sigParams: *cp, expires: -1}
 	tags := sig.tags
-	bh, ok := tags.get("bh")
+	bh, ok := tags.Get("bh")
 	if !ok {
 		return nil, permErr("no bh= tag")
 	}
-	if p.bh, _ = decodeBase64(bh); len(p.bh) != sha256.Size {
+	if p.bh, _ = dkimcore.DecodeBase64(bh); len(p.bh) != sha256.Size {
 		return nil, permErr("bh= is not a base64 SHA-256 hash")
 	}
-	h, ok := tags.get("h")
+	h, ok := tags.Get("h")
 	if !ok {
 		return nil, permErr("no h= tag")
 	}
 	for _, name := range splitHeaderList(h) {
-		name = lowerName(name)
+		name = dkimcore.LowerName(name)
 		if name == "arc-seal" {
 			// RFC 8617 §4.1.2: ARC-Seal fields are never signed by an AMS.
 			return nil, permErr("h= lists ARC-Seal")
 		}
 		p.headers = append(p.headers, name)
 	}
-	c, present := tags.get("c")
+	c, present := tags.Get("c")
 	p.canonGiven = present
 	var err error
-	p.relaxedHeader, p.body.relaxed, err = parseCanon(c, present)
+	p.relaxedHeader, p.body.Relaxed, err = dkimcore.ParseCanon(c, present)
 	if err != nil {
 		return nil, permErr("%v", err)
 	}
-	p.body.limit = -1
-	if l, ok := tags.get("l"); ok {
-		if p.body.limit, ok = parseDecimal(l); !ok {
+	p.body.Limit = -1
+	if l, ok := tags.Get("l"); ok {
+		if p.body.Limit, ok = parseDecimal(l); !ok {
 			return nil, permErr("invalid l=")
 		}
 	}
-	if x, ok := tags.get("x"); ok {
+	if x, ok := tags.Get("x"); ok {
 		if p.expires, ok = parseDecimal(x); !ok {
 			return nil, permErr("invalid x=")
 		}
-		if t, ok := tags.get("t"); ok {
+		if t, ok := tags.Get("t"); ok {
 			if tv, _ := parseDecimal(t); tv > p.expires {
 				return nil, permErr("x= is before t=")
 			}
@@ -231,14 +162,14 @@ func parseAMS(sig *Signature) (*amsParams, *verifyError) {
 
 // bodyKeyOf returns the body hash an AMS needs, if its tags parse.
 func bodyKeyOf(sig *Signature) (bodyKey, bool) {
-	c, present := sig.tags.get("c")
-	_, rb, err := parseCanon(c, present)
+	c, present := sig.tags.Get("c")
+	_, rb, err := dkimcore.ParseCanon(c, present)
 	if err != nil {
 		return bodyKey{}, false
 	}
-	k := bodyKey{relaxed: rb, limit: -1}
-	if l, ok := sig.tags.get("l"); ok {
-		if k.limit, ok = parseDecimal(l); !ok {
+	k := bodyKey{Relaxed: rb, Limit: -1}
+	if l, ok := sig.tags.Get("l"); ok {
+		if k.Limit, ok = parseDecimal(l); !ok {
 			return bodyKey{}, false
 		}
 	}
@@ -275,10 +206,10 @@ func (v *verifier) verifyAMS(set *Set) *verifyError {
 	if bh == nil {
 		return permErr("no body hash computed") // cannot happen: set up at the end of the header
 	}
-	if bh.short() {
+	if bh.Short() {
 		return permErr("body shorter than l=")
 	}
-	if !constantTimeEqual(bh.finish(), p.bh) {
+	if !dkimcore.Equal(bh.Finish(), p.bh) {
 		return permErr("body hash mismatch")
 	}
 	key, kerr := v.key(&p.sigParams)
@@ -286,7 +217,7 @@ func (v *verifier) verifyAMS(set *Set) *verifyError {
 		return kerr
 	}
 	if v.index == nil && len(v.fields)*len(p.headers) > 4096 {
-		v.index = indexFields(v.fields)
+		v.index = dkimcore.IndexFields(v.fields)
 	}
 	if v.amsDigestVerifies(set, p, key, p.relaxedHeader) {
 		return nil
@@ -306,93 +237,10 @@ func (v *verifier) verifyAMS(set *Set) *verifyError {
 // canonicalisation and checks the signature over them.
 func (v *verifier) amsDigestVerifies(set *Set, p *amsParams, key *publicKey, relaxed bool) bool {
 	h := sha256.New()
-	v.buf = hashSelected(h, v.buf, v.fields, v.index, p.headers, relaxed, set.AMS.field)
-	v.buf = canonSigHeader(v.buf[:0], set.AMS.field, p.bStart, p.bEnd, relaxed)
+	v.buf = dkimcore.HashSelected(h, v.buf, v.fields, v.index, p.headers, relaxed, set.AMS.field)
+	v.buf = dkimcore.CanonSigHeader(v.buf[:0], set.AMS.field, p.bStart, p.bEnd, relaxed)
 	h.Write(v.buf)
-	return verifySig(key, h.Sum(nil), p.b)
-}
-
-// fieldIndex maps a lower-case field name to the positions of the fields
-// of that name, top to bottom.
-type fieldIndex map[string][]int
-
-func indexFields(fields []field) fieldIndex {
-	idx := make(fieldIndex, len(fields))
-	for i := range fields {
-		idx[fields[i].lname] = append(idx[fields[i].lname], i)
-	}
-	return idx
-}
-
-// hashSelected hashes the canonical fields named by names: for each name,
-// the lowest field of that name not yet used, going up (RFC 6376 §5.4.2).
-// A name with no field left contributes nothing. skip is the signature
-// field itself, which its own h= never selects. The work is linear in the
-// number of names and fields, whatever the h= list.
-func hashSelected(h hash.Hash, buf []byte, fields []field, idx fieldIndex, names []string, relaxed bool, skip *field) []byte {
-	if idx == nil && len(fields)*len(names) <= 4096 {
-		return hashSelectedSmall(h, buf, fields, names, relaxed, skip)
-	}
-	if idx == nil {
-		idx = indexFields(fields)
-	}
-	var used map[string]int // fields of each name used so far, from the bottom
-	for _, name := range names {
-		pos := idx[name]
-		n := used[name]
-		for n < len(pos) && &fields[pos[len(pos)-1-n]] == skip {
-			n++
-		}
-		if n >= len(pos) {
-			continue
-		}
-		f := &fields[pos[len(pos)-1-n]]
-		buf = canonHeader(buf[:0], f, relaxed)
-		h.Write(buf)
-		if used == nil {
-			used = make(map[string]int, len(names))
-		}
-		used[name] = n + 1
-	}
-	return buf
-}
-
-// hashSelectedSmall is hashSelected for the usual small header: a scan up
-// from the bottom per name, resuming where the last field of that name
-// was found, without maps.
-func hashSelectedSmall(h hash.Hash, buf []byte, fields []field, names []string, relaxed bool, skip *field) []byte {
-	type cursor struct {
-		name string
-		next int
-	}
-	var stack [16]cursor
-	cursors := stack[:0]
-	for _, name := range names {
-		if name == "" {
-			continue
-		}
-		c := -1
-		for k := range cursors {
-			if cursors[k].name == name {
-				c = k
-				break
-			}
-		}
-		if c < 0 {
-			cursors = append(cursors, cursor{name, len(fields) - 1})
-			c = len(cursors) - 1
-		}
-		i := cursors[c].next
-		for ; i >= 0; i-- {
-			if f := &fields[i]; f != skip && f.lname == name {
-				buf = canonHeader(buf[:0], f, relaxed)
-				h.Write(buf)
-				break
-			}
-		}
-		cursors[c].next = i - 1
-	}
-	return buf
+	return dkimcore.VerifySignature(key, h.Sum(nil), p.b)
 }
 
 // verifyAS verifies the ARC-Seal of set k (1-based) over the ARC Sets 1 to
@@ -411,7 +259,7 @@ func (v *verifier) verifyAS(k int) *verifyError {
 		v.setCanon = make([][]byte, len(v.hs.Sets))
 	}
 	digest := sealDigest(v.hs.Sets[:k], p.bStart, p.bEnd, &v.buf, v.setCanon)
-	if !verifySig(key, digest, p.b) {
+	if !dkimcore.VerifySignature(key, digest, p.b) {
 		return permErr("signature did not verify")
 	}
 	return nil
@@ -419,10 +267,10 @@ func (v *verifier) verifyAS(k int) *verifyError {
 
 // parseAS decodes and checks the tags of an ARC-Seal (RFC 8617 §4.1.3).
 func parseAS(sig *Signature) (*sigParams, *verifyError) {
-	if _, ok := sig.tags.get("h"); ok {
+	if _, ok := sig.tags.Get("h"); ok {
 		return nil, permErr("ARC-Seal with an h= tag")
 	}
-	if _, ok := sig.tags.get("cv"); !ok {
+	if _, ok := sig.tags.Get("cv"); !ok {
 		return nil, permErr("no cv= tag")
 	}
 	return commonParams(sig)
@@ -444,18 +292,18 @@ func sealDigest(sets []Set, bStart, bEnd int, buf *[]byte, cache [][]byte) []byt
 			continue
 		}
 		s := &sets[j]
-		b = canonHeader(b[:0], s.aar, true)
-		b = canonHeader(b, s.AMS.field, true)
-		b = canonHeader(b, s.Seal.field, true)
+		b = dkimcore.CanonHeader(b[:0], s.aar, true)
+		b = dkimcore.CanonHeader(b, s.AMS.field, true)
+		b = dkimcore.CanonHeader(b, s.Seal.field, true)
 		h.Write(b)
 		if cache != nil {
 			cache[j] = append([]byte(nil), b...)
 		}
 	}
 	s := &sets[last]
-	b = canonHeader(b[:0], s.aar, true)
-	b = canonHeader(b, s.AMS.field, true)
-	b = canonSigHeader(b, s.Seal.field, bStart, bEnd, true)
+	b = dkimcore.CanonHeader(b[:0], s.aar, true)
+	b = dkimcore.CanonHeader(b, s.AMS.field, true)
+	b = dkimcore.CanonSigHeader(b, s.Seal.field, bStart, bEnd, true)
 	h.Write(b)
 	*buf = b
 	return h.Sum(nil)
@@ -467,28 +315,8 @@ func (v *verifier) key(p *sigParams) (*publicKey, *verifyError) {
 	if kerr != nil {
 		return nil, &verifyError{temp: kerr.temp, msg: kerr.msg}
 	}
-	if key.keyType() != keyTypeOf(p.alg) {
-		return nil, permErr("key type %s does not match a=%s", key.keyType(), p.alg)
+	if key.Type != dkimcore.KeyTypeOf(p.alg) {
+		return nil, permErr("key type %s does not match a=%s", key.Type, p.alg)
 	}
 	return key, nil
-}
-
-// verifySig checks a signature over a SHA-256 digest: RSASSA-PKCS1-v1_5
-// (RFC 6376 §3.3.1) or PureEdDSA Ed25519 over the digest (RFC 8463 §3).
-func verifySig(key *publicKey, digest, sig []byte) bool {
-	if key.ed != nil {
-		return ed25519.Verify(key.ed, digest, sig)
-	}
-	return rsa.VerifyPKCS1v15(key.rsa, crypto.SHA256, digest, sig) == nil
-}
-
-func constantTimeEqual(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	var d byte
-	for i := range a {
-		d |= a[i] ^ b[i]
-	}
-	return d == 0
 }

@@ -209,21 +209,6 @@ func parseUnixTime(v string) (time.Time, error) {
 	return time.Unix(n, 0), nil
 }
 
-// keyFlags reads the t= flags of a DKIM key record (RFC 6376 §3.6.1):
-// "y" testing, "s" strict i= domain.
-func keyFlags(record string) (testing, strict bool) {
-	tags, _ := parseTagList(record)
-	for _, f := range strings.Split(tags["t"], ":") {
-		switch stripFWS(f) {
-		case "y":
-			testing = true
-		case "s":
-			strict = true
-		}
-	}
-	return testing, strict
-}
-
 // identifierDomain returns the domain part of an i= value.
 func identifierDomain(i string) string {
 	return strings.ToLower(i[strings.LastIndexByte(i, '@')+1:])

@@ -1,18 +1,14 @@
 package dkim
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
-	"net"
-	"strings"
 	"sync"
 	"time"
 
-	msgdkim "github.com/emersion/go-msgauth/dkim"
-
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -35,24 +31,20 @@ var (
 	ErrClosed = errors.New("dkim: stream closed")
 )
 
-// BodyBuffer is the body size up to which a Stream keeps the body and
-// verifies at End without a goroutine; longer bodies are streamed.
+// BodyBuffer is the body length past which a Stream starts the key
+// queries before the end of the message, in a goroutine, so that DNS
+// overlaps a long body. Up to it the queries run at End in the caller's
+// goroutine, which costs less CPU than starting one.
 const BodyBuffer = 64 << 10
 
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, BodyBuffer+8<<10); return &b }}
-
-// pipeBuffer is the read buffer between a Stream and go-msgauth.
-const pipeBuffer = 32 << 10
-
-var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, pipeBuffer); return &b }}
-
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, pipeBuffer) }}
+// copyBufferPool holds Verify's copy buffers.
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // reasonTooMany is the reason given to signatures beyond MaxSignatures.
 const reasonTooMany = "too many signatures"
 
 // Verifier verifies the DKIM signatures of messages (RFC 6376, RFC 8463)
-// with go-msgauth, looking keys up through a resolver.Querier so that DNS
+// with the verification core shared with package arc, looking keys up through a resolver.Querier so that DNS
 // failures give temperror, never permerror. A Verifier is safe for
 // concurrent use; its fields must not change while in use.
 type Verifier struct {
@@ -105,15 +97,13 @@ func (v *Verifier) Verify(ctx context.Context, msg io.Reader) ([]Result, error) 
 // Close) finishes it; Abort drops it.
 //
 // Memory stays bounded whatever the message size: the header block is
-// buffered (up to MaxHeaderBytes), and so is the body up to BodyBuffer
-// bytes; such a message is verified at End, in the caller's goroutine, key
-// queries included. That is the cheapest way in CPU: a goroutine started
-// per message costs more than the rest of this package's work (waking an
-// idle processor). A longer body switches to streaming: go-msgauth runs
-// in a goroutine, queries the keys at once and takes the body through a
-// pipe into its hashers, so DNS overlaps the body and a Write may wait for
-// it. When the header holds no DKIM-Signature nothing runs and the body
-// is discarded as it comes. A Stream is not safe for concurrent use.
+// buffered (up to MaxHeaderBytes); the body is canonicalised and hashed
+// as it arrives, once per distinct body canonicalisation among the
+// signatures, and never kept. Key queries run at End in the caller's
+// goroutine, or from the moment the body passes BodyBuffer bytes in a
+// goroutine of their own. When the header holds no DKIM-Signature nothing
+// runs and the body is discarded as it comes. A Stream is not safe for
+// concurrent use.
 type Stream struct {
 	v    *Verifier
 	ctx  context.Context
@@ -121,15 +111,13 @@ type Stream struct {
 	hdr  []byte // header bytes until the header ends
 	scan int    // hdr has no header end before this offset
 	sigs []signature
-	keys *keyCache
 
-	buf      *[]byte // the header block, its empty line and the body so far, while it fits
-	headLen  int     // the header's share of buf
-	pw       *io.PipeWriter
-	done     chan struct{} // closed when the go-msgauth goroutine returns
-	verifs   []*msgdkim.Verification
-	verr     error
-	draining bool // the verifier stopped reading: discard the rest
+	fields  []dkimcore.Field // the header, from its end to End
+	checks  []*sigCheck      // the first MaxSignatures signatures
+	bodies  dkimcore.BodyHashes
+	bodyLen int64
+	keys    *keyCache
+	pw      *prefetch // the prefetch worker: key queries started by a long body
 
 	results []Result
 	err     error
@@ -142,10 +130,6 @@ const (
 	stBody
 	stEnded
 )
-
-// errVerifierDone closes the pipe's read side once go-msgauth returns, so
-// that later writes are discarded instead of blocking.
-var errVerifierDone = errors.New("verifier done")
 
 // NewStream starts verifying one message. DNS queries run under ctx,
 // which must stay valid until End.
@@ -306,93 +290,75 @@ func (s *Stream) writeHeader(p []byte) {
 	s.writeBody(p[body-n:])
 }
 
-// endHeader handles the end of the header: hdr[:end] is the header block,
-// hdr[:body] the header with its empty line. With signatures, the header
-// and then the body are kept (up to BodyBuffer) for a verification at End.
-func (s *Stream) endHeader(end, body int) {
+// endHeader handles the end of the header: hdr[:end] is the header block.
+// The signatures are read and checked, and the body hashes they need set
+// up.
+func (s *Stream) endHeader(end, _ int) {
 	s.st = stBody
-	for _, v := range signatureValues(s.hdr[:end]) {
-		s.sigs = append(s.sigs, parseSignature(v))
+	s.fields = dkimcore.SplitHeader(s.hdr[:end], dkimcore.Lenient)
+	s.hdr = nil
+	now := s.v.now()
+	limit := s.v.maxSignatures()
+	for i := range s.fields {
+		f := &s.fields[i]
+		if f.LName != "dkim-signature" {
+			continue
+		}
+		s.sigs = append(s.sigs, parseSignature(f.Value()))
+		if len(s.checks) < limit {
+			c, bk := prepare(f, now)
+			if bk != nil {
+				c.body = s.bodies.Add(*bk)
+			}
+			s.checks = append(s.checks, c)
+		}
 	}
 	if len(s.sigs) == 0 {
-		s.hdr = nil
-		s.draining = true
+		s.fields = nil
 		return
 	}
 	lookup := noResolver
 	if s.v.DNS != nil {
 		lookup = resolver.TXTLookup(s.ctx, s.v.DNS)
 	}
-	s.keys = &keyCache{lookup: lookup, entries: map[string]*keyEntry{}}
-	s.buf = bodyPool.Get().(*[]byte)
-	*s.buf = append((*s.buf)[:0], s.hdr[:body]...)
-	s.headLen = body
-	s.hdr = nil
+	s.keys = newKeyCache(lookup)
 }
 
-// writeBody keeps body bytes while they fit in BodyBuffer, then switches
-// to streaming them to go-msgauth through a pipe, or drops them once
-// go-msgauth stopped reading.
+// writeBody hashes body bytes, and starts the key queries once the body
+// is long.
 func (s *Stream) writeBody(p []byte) {
-	switch {
-	case s.draining || len(p) == 0 || s.pw == nil && s.buf == nil:
-	case s.pw != nil:
-		if _, err := s.pw.Write(p); err != nil {
-			s.draining = true
+	if s.bodies.Len() == 0 || len(p) == 0 {
+		return
+	}
+	s.bodies.Write(p)
+	s.bodyLen += int64(len(p))
+	if s.pw == nil && s.bodyLen > BodyBuffer {
+		s.pw = startPrefetch(s.keys, s.keyNames())
+	}
+}
+
+// keyNames returns the distinct keys the signatures still need.
+func (s *Stream) keyNames() []string {
+	var names []string
+	for _, c := range s.checks {
+		if c.decided {
+			continue
 		}
-	case len(*s.buf)-s.headLen+len(p) <= BodyBuffer:
-		*s.buf = append(*s.buf, p...)
-	default:
-		s.startPipe()
-		kept := s.buf
-		s.buf = nil
-		s.writeBody(*kept)
-		releaseBuffer(kept)
-		s.writeBody(p)
+		dup := false
+		for _, n := range names {
+			if n == c.keyName {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			names = append(names, c.keyName)
+		}
 	}
+	return names
 }
 
-// startPipe runs go-msgauth in a goroutine that reads the message from a
-// pipe.
-func (s *Stream) startPipe() {
-	pr, pw := io.Pipe()
-	s.pw, s.done = pw, make(chan struct{})
-	opts := s.options()
-	go func() {
-		defer close(s.done)
-		// A large buffer: go-msgauth keeps a bufio.Reader this size as it
-		// is, so the body crosses the pipe in few hand-offs. go-msgauth is
-		// done with it when it returns.
-		br := readerPool.Get().(*bufio.Reader)
-		br.Reset(pr)
-		s.verifs, s.verr = msgdkim.VerifyWithOptions(br, opts)
-		br.Reset(nil)
-		readerPool.Put(br)
-		pr.CloseWithError(errVerifierDone)
-	}()
-}
-
-func (s *Stream) options() *msgdkim.VerifyOptions {
-	return &msgdkim.VerifyOptions{LookupTXT: s.keys.get, MaxVerifications: s.v.maxSignatures()}
-}
-
-func (s *Stream) releaseBody() {
-	if s.buf != nil {
-		releaseBuffer(s.buf)
-		s.buf = nil
-	}
-}
-
-// releaseBuffer returns a message buffer to the pool, unless a huge
-// header made it grow.
-func releaseBuffer(b *[]byte) {
-	if cap(*b) <= 2*BodyBuffer {
-		*b = (*b)[:0]
-		bodyPool.Put(b)
-	}
-}
-
-// End finishes the message and waits for the verifications; Results then
+// End finishes the message and verifies the signatures; Results then
 // returns them. A message without an empty line after the header is
 // taken as a header without body. End returns ErrHeaderTooLarge when the
 // header was too large (the Results are then temperror); calling End
@@ -413,21 +379,20 @@ func (s *Stream) End() error {
 		}
 	}
 	s.st = stEnded
-	switch {
-	case s.pw != nil:
-		s.pw.Close()
-		<-s.done
-	case s.buf != nil:
-		// The whole message is here: verify it in this goroutine. go-msgauth
-		// keeps a bufio.Reader of 4 KiB or more as it is.
-		br := readerPool.Get().(*bufio.Reader)
-		br.Reset(bytes.NewReader(*s.buf))
-		s.verifs, s.verr = msgdkim.VerifyWithOptions(br, s.options())
-		br.Reset(nil)
-		readerPool.Put(br)
-		s.releaseBody()
+	if s.keys != nil && s.err == nil {
+		s.bodies.Finish()
+		if s.pw != nil {
+			s.pw.wait()
+		} else if names := s.keyNames(); len(names) > 0 {
+			s.keys.fetch(names)
+		}
+		var idx dkimcore.FieldIndex
+		for _, c := range s.checks {
+			c.finish(s.keys, s.fields, &idx)
+		}
 	}
 	s.results = s.buildResults()
+	s.fields, s.checks = nil, nil
 	return s.err
 }
 
@@ -441,29 +406,21 @@ func (s *Stream) Close() ([]Result, error) {
 	return s.results, err
 }
 
-// Abort drops the message. Goroutines finish on their own (key queries
-// when the DNS answers; a streaming go-msgauth when its pipe is closed as
-// if the body ended); nothing waits for them.
+// Abort drops the message. Key queries already started finish on their
+// own when the DNS answers; nothing waits for them.
 func (s *Stream) Abort() {
 	if s.st == stEnded {
 		return
 	}
 	s.st = stEnded
-	if s.pw != nil {
-		s.pw.Close()
-	}
-	s.releaseBody()
-	s.hdr = nil
+	s.hdr, s.fields, s.checks = nil, nil, nil
 }
 
-// buildResults turns go-msgauth's verifications, the signature tags and
-// the key records into Results.
+// buildResults turns the checks and the signature tags into Results.
 func (s *Stream) buildResults() []Result {
 	if len(s.sigs) == 0 {
 		return nil
 	}
-	limit := s.v.maxSignatures()
-	now := s.v.now()
 	out := make([]Result, len(s.sigs))
 	for i, sig := range s.sigs {
 		r := Result{
@@ -471,155 +428,18 @@ func (s *Stream) buildResults() []Result {
 			Algorithm: sig.algorithm, BPrefix: sig.bprefix,
 		}
 		switch {
-		case i >= limit:
+		case i >= s.v.maxSignatures():
 			r.Status, r.Reason = Policy, reasonTooMany
-		case s.err != nil:
+		case s.err != nil || i >= len(s.checks):
 			r.Status, r.Reason, r.Err = TempError, "header too large to verify", s.err
-		case i >= len(s.verifs) || s.verifs[i] == nil:
-			err := s.verr
-			if err == nil {
-				err = errors.New("dkim: no verification result")
-			}
-			r.Status, r.Reason, r.Err = TempError, "verification did not complete", err
 		default:
-			s.judge(&r, sig, s.verifs[i].Err, now)
+			c := s.checks[i]
+			r.Status, r.Testing = c.status, c.testing
+			if c.status != Pass {
+				r.Reason, r.Err = c.reason, c.err
+			}
 		}
 		out[i] = r
 	}
 	return out
-}
-
-// judge sets the status of one verified signature from go-msgauth's error
-// and this package's own checks: x= against Verifier.Now, x= after t=,
-// and the key flags t=y (reported) and t=s (i= domain must equal d=).
-func (s *Stream) judge(r *Result, sig signature, err error, now time.Time) {
-	r.Status, r.Reason = classify(err, sig)
-	r.Err = err
-	keyName := strings.ToLower(sig.selector + "._domainkey." + sig.domain)
-	rec, recErr, looked := s.keys.result(keyName)
-	if r.Status == TempError && looked && recErr != nil {
-		r.Reason = "key unavailable: " + dnsErrorText(recErr)
-	}
-	if looked && recErr == nil && len(rec) == 1 {
-		var strict bool
-		r.Testing, strict = keyFlags(rec[0])
-		if strict && r.Status == Pass && identifierDomain(sig.identifier) != sig.domain {
-			r.Status, r.Reason = PermError, "i= domain is not d= and the key demands it (t=s)"
-			r.Err = errors.New("dkim: " + r.Reason)
-		}
-	}
-	if r.Status != Pass && r.Status != Fail {
-		return
-	}
-	if sig.err != nil {
-		r.Status, r.Reason, r.Err = PermError, sig.err.Error(), sig.err
-		return
-	}
-	if r.Status == Pass && sig.hasExpiry && now.After(sig.expiry) {
-		r.Status, r.Reason = Fail, "signature expired"
-		r.Err = errors.New("dkim: signature expired at " + sig.expiry.UTC().Format(time.RFC3339))
-	}
-}
-
-// classify maps a go-msgauth verification error to a status and reason.
-// go-msgauth rejects l= outright; that is a local policy (RFC 8601
-// §2.7.1), so it becomes policy, not fail. Its expiry check (against the
-// real clock) gives fail, as this package's own does.
-func classify(err error, sig signature) (Status, string) {
-	if err == nil {
-		return Pass, ""
-	}
-	reason := strings.TrimPrefix(err.Error(), "dkim: ")
-	if i := strings.Index(reason, ": lookup "); i >= 0 {
-		reason = reason[:i]
-	}
-	switch {
-	case msgdkim.IsTempFail(err):
-		return TempError, reason
-	case msgdkim.IsPermFail(err):
-		if strings.Contains(reason, "signature has expired") {
-			return Fail, "signature expired"
-		}
-		return PermError, reason
-	case sig.hasLength && strings.Contains(reason, "body length"):
-		return Policy, "body length limit (l=) not accepted"
-	}
-	return Fail, reason
-}
-
-// dnsErrorText says briefly what went wrong with a key query: the
-// resolver's own words ("DNS timeout", "DNS SERVFAIL"), which
-// resolver.TXTLookup puts last in the *net.DNSError.
-func dnsErrorText(err error) string {
-	var de *net.DNSError
-	if !errors.As(err, &de) {
-		return err.Error()
-	}
-	text := de.Err
-	if i := strings.LastIndex(text, ": "); i >= 0 {
-		text = text[i+2:]
-	}
-	if text == "" {
-		text = "DNS failure"
-	}
-	return text
-}
-
-// noResolver is the key lookup of a Verifier without DNS: every key is
-// temporarily unavailable.
-func noResolver(name string) ([]string, error) {
-	return nil, &net.DNSError{Err: "no DNS resolver configured", Name: name, IsTemporary: true}
-}
-
-// keyCache runs each key query once per message and keeps the answer,
-// so that the key record's flags can be read after go-msgauth is done.
-type keyCache struct {
-	lookup  func(string) ([]string, error)
-	mu      sync.Mutex
-	entries map[string]*keyEntry
-}
-
-type keyEntry struct {
-	done chan struct{} // closed when the answer is in
-	txts []string
-	err  error // what go-msgauth gets: a *net.DNSError
-}
-
-// get is go-msgauth's LookupTXT. Concurrent calls for one name (go-msgauth
-// verifies several signatures in parallel) share one query.
-func (k *keyCache) get(name string) ([]string, error) {
-	key := strings.ToLower(name)
-	k.mu.Lock()
-	e := k.entries[key]
-	if e != nil {
-		k.mu.Unlock()
-		<-e.done
-		return e.txts, e.err
-	}
-	e = &keyEntry{done: make(chan struct{})}
-	k.entries[key] = e
-	k.mu.Unlock()
-	e.txts, e.err = k.lookup(name)
-	close(e.done)
-	return e.txts, e.err
-}
-
-// result returns the answer to a key query if it is in; looked is false
-// when go-msgauth did not ask for the key.
-func (k *keyCache) result(name string) (txts []string, err error, looked bool) {
-	if k == nil {
-		return nil, nil, false
-	}
-	k.mu.Lock()
-	e := k.entries[name]
-	k.mu.Unlock()
-	if e == nil {
-		return nil, nil, false
-	}
-	select {
-	case <-e.done:
-		return e.txts, e.err, true
-	default:
-		return nil, nil, false
-	}
 }

@@ -1,41 +1,46 @@
-package arc
+package dkimcore
 
 import (
 	"bytes"
 	"errors"
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"strings"
+
+	"github.com/mailsidecar/sidecar/internal/ascii"
 )
 
-// field is one header field of a message. raw is the field exactly as
+// Field is one header field of a message. Raw is the field exactly as
 // written, with every line break normalised to CRLF and a final CRLF, so
-// that simple canonicalisation (RFC 6376 §3.4.1) can hash it unchanged.
-type field struct {
-	name  string // the field name as written, without WSP before the colon
-	lname string // name in ASCII lower case, for matching
-	raw   string // name, ":", value, CRLF
-	colon int    // index of the colon in raw
+// that simple canonicalisation (RFC 6376 §3.4.1) hashes it unchanged.
+type Field struct {
+	Name  string // the field name as written, without WSP around it
+	LName string // Name in ASCII lower case, for matching
+	Raw   string // name, ":", value, CRLF
+	Colon int    // index of the colon in Raw
 }
 
-// value returns the field body: everything after the colon, without the
+// Value returns the field body: everything after the colon, without the
 // final CRLF, folding kept.
-func (f *field) value() string { return f.raw[f.colon+1 : len(f.raw)-2] }
+func (f *Field) Value() string { return f.Raw[f.Colon+1 : len(f.Raw)-2] }
 
-var errNoColon = errors.New("header line without a colon")
+// ErrNoColon is a header line that is not a field: it has no colon.
+var ErrNoColon = errors.New("header line without a colon")
 
-// newField builds a field from one complete header field as written,
+// ErrFieldName is a field name outside RFC 5322 §3.6.8.
+var ErrFieldName = errors.New("invalid header field name")
+
+// NewField builds a Field from one complete header field as written,
 // folded lines included, with or without its final line break. Bare LF
 // line breaks become CRLF.
-func newField(b []byte) (field, error) {
+func NewField(b []byte) (Field, error) {
 	colon := bytes.IndexByte(b, ':')
 	if colon < 0 {
-		return field{}, errNoColon
+		return Field{}, ErrNoColon
 	}
 	name := strings.TrimRight(string(b[:colon]), " \t")
-	if !validFieldName(name) {
-		return field{}, errors.New("invalid header field name")
+	if !ValidFieldName(name) {
+		return Field{}, ErrFieldName
 	}
-	return field{name: name, lname: lowerName(name), raw: normaliseField(b), colon: colon}, nil
+	return Field{Name: name, LName: LowerName(name), Raw: normaliseField(b), Colon: colon}, nil
 }
 
 // normaliseField returns the field with CRLF line breaks and a final CRLF.
@@ -57,15 +62,28 @@ func normaliseField(b []byte) string {
 	return sb.String()
 }
 
-// splitHeader splits a message header block into fields. It stops at the
+// SplitMode says how SplitHeader treats the lines that RFC 5322 does not
+// make fields.
+type SplitMode int
+
+const (
+	// Strict drops a continuation line before any field and a field whose
+	// name is not printable US-ASCII: no signature can cover them (ARC).
+	Strict SplitMode = iota
+	// Lenient keeps them as DKIM verifiers commonly do: a first line that
+	// starts with white space is a field of its own (its name trimmed),
+	// and any name before a colon is a name (DKIM).
+	Lenient
+)
+
+// SplitHeader splits a message header block into fields. It stops at the
 // first empty line (the end of the header) and accepts CRLF or bare LF line
-// breaks. Lines that are neither a field nor a continuation (no colon) are
-// skipped: no signature can cover them. A continuation line before any
-// field is skipped too. Fields already in CRLF form share the memory of
-// one copy of the header.
-func splitHeader(hdr []byte) []field {
+// breaks. Lines without a colon are not fields and are skipped. Fields
+// already in CRLF form share the memory of one copy of the header. The
+// work is linear in len(hdr).
+func SplitHeader(hdr []byte, mode SplitMode) []Field {
 	s := string(hdr)
-	fields := make([]field, 0, 24)
+	fields := make([]Field, 0, 24)
 	start := -1 // start of the current field in s
 	crlfOnly := true
 	flush := func(end int) {
@@ -73,17 +91,25 @@ func splitHeader(hdr []byte) []field {
 			return
 		}
 		raw := s[start:end]
-		colon := strings.IndexByte(raw, ':')
-		if colon >= 0 {
-			name := strings.TrimRight(raw[:colon], " \t")
-			if validFieldName(name) {
-				if !crlfOnly || !strings.HasSuffix(raw, "\r\n") {
-					raw = normaliseField([]byte(raw))
-				}
-				fields = append(fields, field{name: name, lname: lowerName(name), raw: raw, colon: colon})
-			}
-		}
 		start = -1
+		colon := strings.IndexByte(raw, ':')
+		if colon < 0 {
+			return
+		}
+		name := strings.TrimRight(raw[:colon], " \t")
+		if mode == Lenient {
+			name = TrimFWS(name)
+		} else if !ValidFieldName(name) {
+			return
+		}
+		if name == "" {
+			return // RFC 5322 §2.2: a field name has one character at least
+		}
+		if !crlfOnly || !strings.HasSuffix(raw, "\r\n") {
+			raw = normaliseField([]byte(raw))
+			colon = strings.IndexByte(raw, ':') // a bare LF before it became CRLF
+		}
+		fields = append(fields, Field{Name: name, LName: LowerName(name), Raw: raw, Colon: colon})
 	}
 	pos := 0
 	for pos < len(s) {
@@ -96,7 +122,7 @@ func splitHeader(hdr []byte) []field {
 		if content == "" {
 			break // the empty line that ends the header
 		}
-		if content[0] == ' ' || content[0] == '\t' {
+		if (content[0] == ' ' || content[0] == '\t') && (start >= 0 || mode == Strict) {
 			crlfOnly = crlfOnly && strings.HasSuffix(line, "\r\n")
 		} else {
 			flush(pos)
@@ -128,9 +154,9 @@ func init() {
 	}
 }
 
-// lowerName lower-cases a field name, without allocating for names
+// LowerName lower-cases a field name, without allocating for names
 // already in lower case and for the common ones.
-func lowerName(name string) string {
+func LowerName(name string) string {
 	upper := false
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; 'A' <= c && c <= 'Z' {
@@ -157,8 +183,8 @@ func lowerName(name string) string {
 	return ascii.Lower(name)
 }
 
-// validFieldName checks RFC 5322 §3.6.8: printable US-ASCII except colon.
-func validFieldName(s string) bool {
+// ValidFieldName checks RFC 5322 §3.6.8: printable US-ASCII except colon.
+func ValidFieldName(s string) bool {
 	if s == "" {
 		return false
 	}
