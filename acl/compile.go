@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/eximlist"
 	"github.com/mailsidecar/sidecar/expand"
 	"github.com/mailsidecar/sidecar/internal/suggest"
 )
@@ -102,7 +103,7 @@ type compiler struct {
 	reg    *Registry
 	cfg    *config.Config
 	rep    *config.Reporter
-	lists  *listCompiler
+	lists  *eximlist.Compiler
 	prog   *Program
 	stages map[string]StageSet
 	via    map[string]string // ACL name -> how it is reached, for messages
@@ -119,12 +120,11 @@ func Compile(cfg *config.Config, reg *Registry) (*Program, error) {
 	start := len(rep.List)
 	c := &compiler{
 		reg: reg, cfg: cfg, rep: rep,
-		lists: &listCompiler{cfg: cfg, named: map[string]*List{}, busy: map[string]bool{}},
+		lists: eximlist.ForConfig(cfg),
 		prog: &Program{acls: map[string]*aclProg{}, varsC: map[string]int{}, varsM: map[string]int{},
 			limits: expand.Limits{MaxOutput: int(cfg.Int("expansion_max_size"))}, timeout: cfg.Duration("acl_timeout")},
 		stages: map[string]StageSet{}, via: map[string]string{},
 	}
-	c.lists.primary = cfg.String("primary_hostname")
 	c.prog.features = map[string]any{}
 	for _, fc := range reg.Configurers() {
 		v, err := fc.Configure(cfg)
@@ -271,6 +271,11 @@ func (c *compiler) report(err error) {
 	var pe *posError
 	if errors.As(err, &pe) {
 		c.rep.Errorf(pe.pos, "%s", pe.msg)
+		return
+	}
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		c.rep.Errorf(ce.Pos, "%s", ce.Msg)
 		return
 	}
 	c.rep.Errorf(config.Pos{}, "%v", err)

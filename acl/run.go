@@ -108,7 +108,7 @@ func (p *Program) RunACL(ctx context.Context, name string, t *Txn) Result {
 }
 
 func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
-	if ctx.Err() != nil {
+	if t.depth > 0 && ctx.Err() != nil { // an "acl =" call
 		return Result{Verb: Defer, ACL: a.name, Pos: a.pos, Err: deadlineError(ctx, a, a.pos)}
 	}
 	if t.depth >= MaxCallDepth {
@@ -140,9 +140,12 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 		st := &a.stmts[i]
 		pos = st.pos
 		// The deadline bounds the work of the statements themselves
-		// (nested "acl =" calls fan out), not only what waits for it;
-		// reading it is one atomic load.
-		if ctx.Err() != nil {
+		// (nested "acl =" calls fan out), not only what waits for it: it
+		// is read between statements and at each "acl =" call, which is
+		// one atomic load. (A run that starts with its context already
+		// done still runs its first statement, whose lookups fail at
+		// once.)
+		if i > 0 && ctx.Err() != nil {
 			return Result{Verb: Defer, ACL: a.name, Pos: pos, Err: deadlineError(ctx, a, pos)}
 		}
 		var msg, logMsg *expand.Expr
