@@ -3,6 +3,7 @@ package acl
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -234,15 +235,18 @@ func isACLVar(name, prefix string) bool {
 // and constant "acl =" references.
 func (c *compiler) reach() {
 	calls := map[string][]string{}
+	callPos := map[string][]config.Pos{}
 	for _, def := range c.cfg.File.ACLs {
 		for _, st := range def.Statements {
 			for _, it := range st.Items {
 				if it.Name == "acl" && !strings.ContainsAny(it.Value.Text, "$") {
 					calls[def.Name] = append(calls[def.Name], strings.TrimSpace(it.Value.Text))
+					callPos[def.Name] = append(callPos[def.Name], it.Value.Pos)
 				}
 			}
 		}
 	}
+	c.warnCycles(calls, callPos)
 	var visit func(name string, s Stage, via string)
 	visit = func(name string, s Stage, via string) {
 		if c.stages[name].Has(s) {
@@ -259,6 +263,47 @@ func (c *compiler) reach() {
 	for _, s := range Stages() {
 		if name := c.cfg.String(s.Option()); name != "" {
 			visit(name, s, s.Option())
+		}
+	}
+}
+
+// warnCycles warns at each "acl =" call that closes a cycle of ACLs
+// calling each other: such a run recurses until MaxCallDepth and defers,
+// unless a condition before the call stops it.
+func (c *compiler) warnCycles(calls map[string][]string, callPos map[string][]config.Pos) {
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = onPath
+		path = append(path, name)
+		for i, callee := range calls[name] {
+			switch state[callee] {
+			case unseen:
+				if c.cfg.ACLs[callee] != nil {
+					visit(callee)
+				}
+			case onPath:
+				start := slices.Index(path, callee)
+				cycle := append(slices.Clone(path[start:]), callee)
+				what := fmt.Sprintf("ACL %q calls itself", callee)
+				if len(cycle) > 2 {
+					what = "ACLs call each other in a cycle: " + strings.Join(cycle, " → ")
+				}
+				c.rep.Warnf(callPos[name][i], "%s; a run that goes round it defers after %d nested calls, unless a condition before \"acl =\" stops it", what, MaxCallDepth)
+			}
+		}
+		path = path[:len(path)-1]
+		state[name] = done
+	}
+	for _, def := range c.cfg.File.ACLs {
+		if state[def.Name] == unseen {
+			visit(def.Name)
 		}
 	}
 }
