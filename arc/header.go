@@ -3,8 +3,9 @@ package arc
 import (
 	"bytes"
 	"errors"
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"strings"
+
+	"github.com/mailsidecar/sidecar/internal/ascii"
 )
 
 // field is one header field of a message. raw is the field exactly as

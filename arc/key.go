@@ -8,10 +8,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"strings"
 	"sync"
 
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -43,7 +43,7 @@ func (k *publicKey) keyType() string {
 func parseKeyRecord(txt string) (*publicKey, error) {
 	tags, err := parseTagList(txt)
 	if err != nil {
-		return nil, fmt.Errorf("key record: %v", err)
+		return nil, fmt.Errorf("key record: %w", err)
 	}
 	if v, ok := tags.get("v"); ok && (v != "DKIM1" || tags[0].name != "v") {
 		return nil, errors.New("key record: v= is not DKIM1 or not first")

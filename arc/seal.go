@@ -10,12 +10,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -311,7 +311,7 @@ func sigField(text string) (field, int, int, error) {
 	}
 	tags, err := parseTagList(f.value())
 	if err != nil {
-		return field{}, 0, 0, fmt.Errorf("arc: formatting a signature: %v", err)
+		return field{}, 0, 0, fmt.Errorf("arc: formatting a signature: %w", err)
 	}
 	b := tags.find("b")
 	if b == nil {

@@ -347,7 +347,7 @@ func ParseListen(s string) (Listen, error) {
 		}
 		host, port, err := splitHostPort(addr)
 		if err != nil {
-			return Listen{}, fmt.Errorf("listener %q: %v", s, err)
+			return Listen{}, fmt.Errorf("listener %q: %w", s, err)
 		}
 		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
 			return Listen{}, fmt.Errorf("listener %q: %q is not an IP address", s, host)
