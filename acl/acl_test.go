@@ -221,7 +221,7 @@ func TestCompileErrors(t *testing.T) {
 		{"missing named list", "begin acl\na:\n  accept hosts = +relay_host", `test.conf:3:18: no hostlist named "relay_host" is defined`},
 		{"named list of the wrong kind", "domainlist d = x\nbegin acl\na:\n  accept hosts = +d", `test.conf:4:18: +d is a domainlist (defined at test.conf:1:1), but a hostlist is needed here`},
 		{"list suggestion", "hostlist relay_hosts = 127.0.0.1\nbegin acl\na:\n  accept hosts = 10.0.0.1 : +relay_host", `test.conf:4:29: no hostlist named "relay_host" is defined: did you mean "+relay_hosts"?`},
-		{"bad regex", "begin acl\na:\n  accept senders = ^[x", "test.conf:3:20: bad regular expression \"^[x\": error parsing regexp: missing closing ]: `[x`"},
+		{"bad regex", "begin acl\na:\n  accept senders = ^[x", "test.conf:3:20: bad regular expression \"^[x\": error parsing regexp: missing closing ]: `[x`: did you mean \"\\[\" (a literal \"[\")?"},
 		{"ipv6 in colon list", "begin acl\na:\n  accept hosts = 2001:db8::1", `test.conf:3:23: bad IP address "db8:1" (in a colon-separated list, write IPv6 addresses in a list starting with "<;")`},
 		{"acl condition names missing acl", "begin acl\na:\n  accept acl = b2\nb:\n  accept", `test.conf:3:16: acl: no ACL named "b2": did you mean "b"?`},
 		{"self-referencing list", "domainlist d = x : +d\nacl_smtp_rcpt = a\nbegin acl\na:\n  accept domains = +d", `test.conf:1:20: list "d" refers to itself`},

@@ -3,10 +3,12 @@ package acl
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/eximlist"
 	"github.com/mailsidecar/sidecar/expand"
 	"github.com/mailsidecar/sidecar/internal/suggest"
 )
@@ -105,7 +107,7 @@ type compiler struct {
 	reg    *Registry
 	cfg    *config.Config
 	rep    *config.Reporter
-	lists  *listCompiler
+	lists  *eximlist.Compiler
 	prog   *Program
 	stages map[string]StageSet
 	via    map[string]string // ACL name -> how it is reached, for messages
@@ -122,12 +124,11 @@ func Compile(cfg *config.Config, reg *Registry) (*Program, error) {
 	start := len(rep.List)
 	c := &compiler{
 		reg: reg, cfg: cfg, rep: rep,
-		lists: &listCompiler{cfg: cfg, named: map[string]*List{}, busy: map[string]bool{}},
+		lists: eximlist.ForConfig(cfg),
 		prog: &Program{acls: map[string]*aclProg{}, varsC: map[string]int{}, varsM: map[string]int{},
 			limits: expand.Limits{MaxOutput: int(cfg.Int("expansion_max_size"))}, timeout: cfg.Duration("acl_timeout")},
 		stages: map[string]StageSet{}, via: map[string]string{},
 	}
-	c.lists.primary = cfg.String("primary_hostname")
 	c.prog.features = map[string]any{}
 	for _, fc := range reg.Configurers() {
 		v, err := fc.Configure(cfg)
@@ -238,15 +239,18 @@ func isACLVar(name, prefix string) bool {
 // and constant "acl =" references.
 func (c *compiler) reach() {
 	calls := map[string][]string{}
+	callPos := map[string][]config.Pos{}
 	for _, def := range c.cfg.File.ACLs {
 		for _, st := range def.Statements {
 			for _, it := range st.Items {
 				if it.Name == "acl" && !strings.ContainsAny(it.Value.Text, "$") {
 					calls[def.Name] = append(calls[def.Name], strings.TrimSpace(it.Value.Text))
+					callPos[def.Name] = append(callPos[def.Name], it.Value.Pos)
 				}
 			}
 		}
 	}
+	c.warnCycles(calls, callPos)
 	var visit func(name string, s Stage, via string)
 	visit = func(name string, s Stage, via string) {
 		if c.stages[name].Has(s) {
@@ -267,6 +271,47 @@ func (c *compiler) reach() {
 	}
 }
 
+// warnCycles warns at each "acl =" call that closes a cycle of ACLs
+// calling each other: such a run recurses until MaxCallDepth and defers,
+// unless a condition before the call stops it.
+func (c *compiler) warnCycles(calls map[string][]string, callPos map[string][]config.Pos) {
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = onPath
+		path = append(path, name)
+		for i, callee := range calls[name] {
+			switch state[callee] {
+			case unseen:
+				if c.cfg.ACLs[callee] != nil {
+					visit(callee)
+				}
+			case onPath:
+				start := slices.Index(path, callee)
+				cycle := append(slices.Clone(path[start:]), callee)
+				what := fmt.Sprintf("ACL %q calls itself", callee)
+				if len(cycle) > 2 {
+					what = "ACLs call each other in a cycle: " + strings.Join(cycle, " → ")
+				}
+				c.rep.Warnf(callPos[name][i], "%s; a run that goes round it defers after %d nested calls, unless a condition before \"acl =\" stops it", what, MaxCallDepth)
+			}
+		}
+		path = path[:len(path)-1]
+		state[name] = done
+	}
+	for _, def := range c.cfg.File.ACLs {
+		if state[def.Name] == unseen {
+			visit(def.Name)
+		}
+	}
+}
+
 func (c *compiler) errorf(pos config.Pos, format string, args ...any) {
 	c.rep.Errorf(pos, format, args...)
 }
@@ -275,6 +320,11 @@ func (c *compiler) report(err error) {
 	var pe *posError
 	if errors.As(err, &pe) {
 		c.rep.Errorf(pe.pos, "%s", pe.msg)
+		return
+	}
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		c.rep.Errorf(ce.Pos, "%s", ce.Msg)
 		return
 	}
 	c.rep.Errorf(config.Pos{}, "%v", err)

@@ -14,11 +14,12 @@ import (
 // expanded one is compiled each time it is evaluated.
 func (cc *CondCompile) List(kind config.ListKind) (func(t *Txn) (*List, error), error) {
 	if text, ok := cc.Value.Constant(); ok {
-		l, err := cc.prog.lists.compile(kind, config.NewValue(text, cc.Pos))
+		l, err := cc.prog.lists.Compile(kind, config.NewValue(text, cc.Pos))
 		if err != nil {
 			return nil, err
 		}
-		return func(*Txn) (*List, error) { return l, nil }, nil
+		al := &List{list: l}
+		return func(*Txn) (*List, error) { return al, nil }, nil
 	}
 	lists := cc.prog.lists
 	expr := cc.Value
@@ -29,7 +30,13 @@ func (cc *CondCompile) List(kind config.ListKind) (func(t *Txn) (*List, error), 
 		if err != nil {
 			return nil, err
 		}
-		return lists.compileRuntime(kind, s, pos)
+		// Named lists were compiled at load time; the compiler only
+		// reads them here.
+		l, err := lists.Compile(kind, config.NewValue(s, pos))
+		if err != nil {
+			return nil, err
+		}
+		return &List{list: l}, nil
 	}, nil
 }
 
@@ -131,12 +138,6 @@ func (cc *CondCompile) ResultList(valid []string, alias map[string]string) (func
 type resultItem struct {
 	neg  bool
 	word string
-}
-
-func (lc *listCompiler) compileRuntime(kind config.ListKind, text string, pos config.Pos) (*List, error) {
-	// Named lists are compiled at load time; the map is read-only here.
-	rt := &listCompiler{cfg: lc.cfg, named: lc.named, busy: map[string]bool{}, primary: lc.primary}
-	return rt.compile(kind, config.NewValue(text, pos))
 }
 
 // exim's rules for "condition =": a number (0 false), yes/true, no/false;

@@ -198,7 +198,7 @@ func (c *compiler) delayModifier(a *aclProg, it *config.Item, ci item) (item, bo
 	parse := func(s string) (time.Duration, error) {
 		d, err := config.ParseDuration(strings.TrimSpace(s))
 		if err != nil {
-			return 0, fmt.Errorf("delay: %v", err)
+			return 0, fmt.Errorf("delay: %w", err)
 		}
 		return min(d, MaxDelay), nil
 	}

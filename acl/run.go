@@ -108,6 +108,9 @@ func (p *Program) RunACL(ctx context.Context, name string, t *Txn) Result {
 }
 
 func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
+	if t.depth > 0 && ctx.Err() != nil { // an "acl =" call
+		return Result{Verb: Defer, ACL: a.name, Pos: a.pos, Err: deadlineError(ctx, a, a.pos)}
+	}
 	if t.depth >= MaxCallDepth {
 		return Result{Verb: Defer, ACL: a.name, Pos: a.pos, Err: fmt.Errorf("ACL calls nested deeper than %d", MaxCallDepth)}
 	}
@@ -136,6 +139,15 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 	for i := range a.stmts {
 		st := &a.stmts[i]
 		pos = st.pos
+		// The deadline bounds the work of the statements themselves
+		// (nested "acl =" calls fan out), not only what waits for it: it
+		// is read between statements and at each "acl =" call, which is
+		// one atomic load. (A run that starts with its context already
+		// done still runs its first statement, whose lookups fail at
+		// once.)
+		if i > 0 && ctx.Err() != nil {
+			return Result{Verb: Defer, ACL: a.name, Pos: pos, Err: deadlineError(ctx, a, pos)}
+		}
 		var msg, logMsg *expand.Expr
 		ok, err := true, error(nil)
 		for j := range st.items {
@@ -165,7 +177,7 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 		}
 		pos = st.pos
 		if err != nil {
-			if st.verb == Warn {
+			if st.verb == Warn && ctx.Err() == nil {
 				r.log("error", pos, err.Error())
 				continue
 			}
@@ -191,6 +203,12 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 		}
 	}
 	return Result{Verb: Deny, ACL: a.name, Pos: a.pos, Message: ""}
+}
+
+// deadlineError says where a run was when its deadline (acl_timeout or the
+// stage's timeout) passed; it wraps the context's error.
+func deadlineError(ctx context.Context, a *aclProg, pos config.Pos) error {
+	return fmt.Errorf("ACL %q ran past its deadline (acl_timeout or the stage timeout) at %s: %w", a.name, pos, ctx.Err())
 }
 
 func (r *runner) verdict(a *aclProg, st *statement, v Verb, msg, logMsg *expand.Expr, cause error) Result {

@@ -7,9 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"github.com/mailsidecar/sidecar/internal/ascii"
-	"github.com/mailsidecar/sidecar/internal/dkimcore"
-	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,7 +17,10 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mailsidecar/sidecar/internal/ascii"
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

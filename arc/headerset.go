@@ -126,7 +126,7 @@ func collectSets(fields []field, max int) (*HeaderSet, error) {
 		}
 		inst, sig, aar, err := parseARCField(f, kind)
 		if err != nil {
-			return hs, fmt.Errorf("%s: %v", kind, err)
+			return hs, fmt.Errorf("%s: %w", kind, err)
 		}
 		if inst < 1 || inst > max {
 			return hs, fmt.Errorf("%s: instance i=%d outside 1 to %d", kind, inst, max)

@@ -313,7 +313,7 @@ func sigField(text string) (field, int, int, error) {
 	}
 	tags, err := dkimcore.ParseTagList(f.Value())
 	if err != nil {
-		return field{}, 0, 0, fmt.Errorf("arc: formatting a signature: %v", err)
+		return field{}, 0, 0, fmt.Errorf("arc: formatting a signature: %w", err)
 	}
 	b := tags.Find("b")
 	if b == nil {

@@ -17,6 +17,7 @@ type Config struct {
 	Lists    map[string]*ListDef
 	ACLs     map[string]*ACLDef
 	Reporter *Reporter // holds the source text for later error reports
+	compiled map[string]any
 }
 
 // LoadFile reads and checks a configuration file. The returned error, when
@@ -58,6 +59,7 @@ func Load(name string, src []byte) (*Config, error) {
 			r.Errorf(s.Value.Pos, "%s names ACL %q, which is not defined after \"begin acl\"%s", d.Name, s.Str, suggest.Hint(s.Str, "", c.aclNames()))
 		}
 	}
+	c.runCompilers(r)
 	r.List.Sort()
 	return c, r.List.Err()
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Pos is a position in a configuration file. Line and Col count from 1; Col
@@ -39,21 +40,70 @@ func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
 // offending line and a caret under the column.
 func (e *Error) Format() string {
 	var b strings.Builder
-	b.WriteString(e.Pos.String())
+	head, _ := printable(e.Pos.String(), 0)
+	b.WriteString(head)
 	b.WriteString(": ")
 	if e.Warning {
 		b.WriteString("warning: ")
 	}
-	b.WriteString(e.Msg)
+	msg, _ := printable(e.Msg, 0)
+	b.WriteString(msg)
 	if e.Source != "" && e.Pos.Col > 0 {
-		src := strings.ReplaceAll(e.Source, "\t", " ")
+		src, caret := printable(e.Source, e.Pos.Col-1)
 		b.WriteString("\n    ")
 		b.WriteString(src)
 		b.WriteString("\n    ")
-		b.WriteString(strings.Repeat(" ", min(e.Pos.Col-1, len(src))))
+		b.WriteString(strings.Repeat(" ", caret))
 		b.WriteString("^")
 	}
 	return b.String()
+}
+
+// printable returns s as it may be printed on a terminal: a tab becomes a
+// space, and control characters (C0, DEL, C1), the bidirectional controls
+// that reorder what is displayed, and bytes that are not UTF-8 are
+// written as Go escapes (\x1b, \u202e), so that nothing in a file reaches
+// the terminal as a command. It also returns the display column (in
+// characters) of byte offset off of s, for the caret.
+func printable(s string, off int) (string, int) {
+	var b strings.Builder
+	col := -1
+	n := 0 // characters written
+	for i, w := 0, 0; i < len(s); i += w {
+		if i >= off && col < 0 {
+			col = n
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		w = size
+		var out string
+		switch {
+		case r == '\t':
+			out = " "
+		case r == utf8.RuneError && size == 1:
+			out = fmt.Sprintf(`\x%02x`, s[i])
+		case r < 0x20 || r == 0x7f:
+			out = fmt.Sprintf(`\x%02x`, r)
+		case 0x80 <= r && r < 0xa0, isBidiControl(r):
+			out = fmt.Sprintf(`\u%04x`, r)
+		default:
+			out = s[i : i+size]
+			b.WriteString(out)
+			n++
+			continue
+		}
+		b.WriteString(out)
+		n += len(out)
+	}
+	if col < 0 {
+		col = n
+	}
+	return b.String(), col
+}
+
+// isBidiControl reports the Unicode characters that change the order in
+// which text is displayed (CVE-2021-42574, "Trojan Source").
+func isBidiControl(r rune) bool {
+	return r == 0x061c || r == 0x200e || r == 0x200f || 0x202a <= r && r <= 0x202e || 0x2066 <= r && r <= 0x2069
 }
 
 // ErrorList is every problem found in one load, in file order. It is an

@@ -50,6 +50,9 @@ type OptionDef struct {
 	Enum     []string // allowed values for KindEnum
 	Min, Max int64    // bounds for KindInt (both zero: unbounded)
 	Doc      string   // one line for `sidecar help config`
+	// Check, when set, checks a KindString value (unquoted) beyond its
+	// kind; its error is reported at the value.
+	Check func(value string) error
 }
 
 var (
@@ -147,6 +150,11 @@ func parseSetting(d *OptionDef, v Value) (*Setting, error) {
 				return nil, errAt(0, "bad quoted string: %v", err)
 			}
 			s.Str = uq
+		}
+		if d.Check != nil && s.Str != "" {
+			if err := d.Check(s.Str); err != nil {
+				return nil, errAt(0, "%s: %v", d.Name, err)
+			}
 		}
 	case KindPath:
 		if text != "" && !strings.HasPrefix(text, "/") {
@@ -339,7 +347,7 @@ func ParseListen(s string) (Listen, error) {
 		}
 		host, port, err := splitHostPort(addr)
 		if err != nil {
-			return Listen{}, fmt.Errorf("listener %q: %v", s, err)
+			return Listen{}, fmt.Errorf("listener %q: %w", s, err)
 		}
 		if _, err := netip.ParseAddr(host); err != nil && host != "localhost" {
 			return Listen{}, fmt.Errorf("listener %q: %q is not an IP address", s, host)

@@ -152,7 +152,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, in Input) Outcome {
 	}
 	from, err := normalizeDomain(in.FromDomain)
 	if err != nil {
-		return noFrom(fmt.Errorf("%w: %v", ErrBadFrom, err))
+		return noFrom(fmt.Errorf("%w: %w", ErrBadFrom, err))
 	}
 	o := Outcome{FromDomain: from, UsedDomain: from, Disposition: PolicyNone}
 	if e.DNS == nil {

@@ -50,7 +50,7 @@ func FromDomain(values []string) (string, error) {
 	}
 	addrs, err := fromParser.ParseList(value)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadFrom, err)
+		return "", fmt.Errorf("%w: %w", ErrBadFrom, err)
 	}
 	domain := ""
 	for _, a := range addrs {
@@ -60,7 +60,7 @@ func FromDomain(values []string) (string, error) {
 		}
 		d, err := normalizeDomain(a.Address[at+1:])
 		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrBadFrom, err)
+			return "", fmt.Errorf("%w: %w", ErrBadFrom, err)
 		}
 		switch {
 		case domain == "":
@@ -104,7 +104,7 @@ func normalizeDomain(d string) (string, error) {
 	}
 	a, err := toASCII(d)
 	if err != nil {
-		return "", fmt.Errorf("domain %q: %v", d, err)
+		return "", fmt.Errorf("domain %q: %w", d, err)
 	}
 	if !validDomain(a) {
 		return "", fmt.Errorf("invalid domain %q", d)

@@ -2,12 +2,13 @@ package dmarc
 
 import (
 	"errors"
-	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mailsidecar/sidecar/internal/shareddata"
 )
 
 // sharedTestdata returns the path of a file under ../shared/testdata

@@ -218,6 +218,9 @@ type defCond struct{ v node } // *varNode, *headerNode or valueNode
 func (c *defCond) test(st *state) (bool, error) {
 	switch v := c.v.(type) {
 	case *headerNode:
+		if err := st.tick(checkEvery); err != nil {
+			return false, evalErr(v.pos, err, "def:%s_%s:", headerKindNames[v.kind], v.name)
+		}
 		return len(st.env.Header(v.name)) > 0, nil
 	case *varNode:
 		s, err := v.get(st.env)

@@ -145,6 +145,28 @@ type state struct {
 	caps    captures
 	capsSet bool   // a match in the current ${if} condition succeeded
 	value   string // $value inside ${lookup} strings
+	work    int    // units of work done (see tick)
+	check   int    // the value of work at which tick next reads the deadline
+}
+
+// checkEvery is how many units of work an evaluation does between two
+// reads of its deadline. A unit is one ${sg} match, or 1 KiB of subject
+// scanned for it; a header read or a lookup reads the deadline at once.
+const checkEvery = 64
+
+// tick counts units of work and, every checkEvery of them, returns the
+// context's error once the deadline has passed. ${sg} evaluates its
+// replacement once per match, so nested ${sg} items multiply; everything
+// else an expansion does is bounded by the size of the compiled string and
+// of the output, so counting the ${sg} matches bounds the work done
+// between two reads of the deadline.
+func (st *state) tick(units int) error {
+	st.work += units
+	if st.work < st.check {
+		return nil
+	}
+	st.check = st.work + checkEvery
+	return st.env.Context().Err()
 }
 
 var statePool = sync.Pool{New: func() any { return &state{buf: make([]byte, 0, 256)} }}

@@ -115,11 +115,17 @@ const (
 var headerKindNames = [...]string{hdrDecoded: "h", hdrRaw: "rh", hdrTrimmed: "bh"}
 
 type headerNode struct {
+	pos  int // offset of "$", for errors
 	kind headerKind
 	name string
 }
 
 func (n *headerNode) eval(st *state) error {
+	// Env.Header walks every field of the message: read the deadline
+	// first, as a lookup does.
+	if err := st.tick(checkEvery); err != nil {
+		return evalErr(n.pos, err, "$%s_%s:", headerKindNames[n.kind], n.name)
+	}
 	return st.add(headerValue(st.env.Header(n.name), n.kind))
 }
 
@@ -463,24 +469,23 @@ func (n *sgNode) eval(st *state) error {
 	saveCaps, saveSet := st.caps, st.capsSet
 	defer func() { st.caps, st.capsSet = saveCaps, saveSet }()
 
-	ctx := st.env.Context()
 	// The iteration is regexp's FindAll, one match at a time so that a
 	// large output stops it early. An empty match right after the
 	// previous match is skipped and the search moves on by one character,
 	// so an empty-matching regex terminates.
 	last := 0
-	for pos, prevEnd, i := 0, -1, 0; pos <= len(subj); i++ {
-		if i&31 == 31 {
-			// Some regexes make each search scan the rest of the
-			// subject; let the transaction's deadline stop them.
-			if err := ctx.Err(); err != nil {
-				return evalErr(n.pos, err, "${sg}")
-			}
+	for pos, prevEnd, scanned := 0, -1, 0; pos <= len(subj); {
+		// Some regexes make each search scan the rest of the subject, and
+		// the replacement may hold another ${sg}: count the work, so that
+		// the transaction's deadline stops it.
+		if err := st.tick(1 + scanned>>10); err != nil {
+			return evalErr(n.pos, err, "${sg}")
 		}
 		m := re.findFrom(subj, pos)
 		if m == nil {
 			break
 		}
+		scanned = m[1] - pos
 		accept := true
 		if m[1] == pos {
 			if m[0] == prevEnd {

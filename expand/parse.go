@@ -283,7 +283,7 @@ func (p *parser) parseHeader(start int, kind headerKind, n int) node {
 	if p.hdrErr != nil {
 		p.report(start, "%s", p.hdrErr.Error())
 	}
-	return &headerNode{kind: kind, name: name}
+	return &headerNode{pos: start, kind: kind, name: name}
 }
 
 // capture resolves $N.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/mailsidecar/sidecar/internal/ascii"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"io"
 	"net/netip"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/shareddata"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

@@ -1,8 +1,9 @@
 package spf
 
 import (
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"strings"
+
+	"github.com/mailsidecar/sidecar/internal/ascii"
 )
 
 // maxNameLen is the longest domain name in presentation form without the

@@ -2,9 +2,10 @@ package spf
 
 import (
 	"fmt"
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"net/netip"
 	"strings"
+
+	"github.com/mailsidecar/sidecar/internal/ascii"
 )
 
 // Mechanism names (§5).

@@ -1,7 +1,6 @@
 package tlspolicy
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -32,7 +31,18 @@ func init() {
 	} {
 		config.RegisterOption(d)
 	}
+	// The rules are compiled when the configuration is loaded, so that
+	// check-config reports their mistakes.
+	config.RegisterCompiler(config.Compiler{Name: compilerName, Compile: func(cfg *config.Config) (any, error) {
+		r, err := RulesFromConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return r, nil
+	}})
 }
+
+const compilerName = "tlspolicy"
 
 // Env is what the policy server needs from one loaded configuration. The
 // daemon builds a new one on start and on reload.
@@ -57,9 +67,12 @@ var DefaultAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.Mu
 
 // NewEnv compiles the policy options of cfg and makes a Decider that asks q.
 func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, error) {
-	rules, err := RulesFromConfig(cfg)
-	if err != nil {
-		return nil, err
+	rules, ok := compiledRules(cfg)
+	if !ok {
+		var err error
+		if rules, err = RulesFromConfig(cfg); err != nil {
+			return nil, err
+		}
 	}
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -83,9 +96,21 @@ func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, 
 	}, nil
 }
 
-// RulesFromConfig compiles the per-destination DANE and OCSP options.
+// compiledRules returns the rules compiled when cfg was loaded.
+func compiledRules(cfg *config.Config) (*Rules, bool) {
+	v, ok := cfg.Compiled(compilerName)
+	if !ok {
+		return nil, false
+	}
+	r, ok := v.(*Rules)
+	return r, ok
+}
+
+// RulesFromConfig compiles the per-destination DANE and OCSP options. The
+// error is a config.ErrorList: every faulty option, at its position.
 func RulesFromConfig(cfg *config.Config) (*Rules, error) {
 	r := &Rules{PKIXAsDANE: cfg.Bool("dane_pkix_as_dane")}
+	var errs config.ErrorList
 	for _, o := range []struct {
 		name string
 		host bool
@@ -106,9 +131,16 @@ func RulesFromConfig(cfg *config.Config) (*Rules, error) {
 		}
 		l, err := CompileList(cfg, v, o.host)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.name, err)
+			for _, e := range config.AsList(err) {
+				e.Msg = o.name + ": " + e.Msg
+				errs = append(errs, e)
+			}
+			continue
 		}
 		*o.dst = l
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	r.RequestOCSPDefault = r.RequestOCSP.String() == "*"
 	return r, nil

@@ -38,7 +38,7 @@ func parseAddr(s string) (target, error) {
 			return target{"tcp", net.JoinHostPort(host, port)}, nil
 		}
 		if _, _, err := net.SplitHostPort(rest); err != nil {
-			return target{}, fmt.Errorf("milter address %q: %v", s, err)
+			return target{}, fmt.Errorf("milter address %q: %w", s, err)
 		}
 		return target{"tcp", rest}, nil
 	}

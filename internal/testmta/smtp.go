@@ -220,7 +220,7 @@ func WaitGreeting(dial func(network, addr string) (net.Conn, error), addr string
 			if strings.HasPrefix(line, "220") {
 				return nil
 			}
-			err = fmt.Errorf("greeting %q: %v", line, rerr)
+			err = fmt.Errorf("greeting %q: %w", line, rerr)
 		}
 		if time.Now().After(deadline) {
 			return err
