@@ -33,6 +33,13 @@ func (s *session) header(name, value string) {
 	if strings.IndexByte(value, '\n') >= 0 {
 		value = lfToCRLF(value)
 	}
+	if s.msg.headerBytes == 0 {
+		// The first field of this message: the list holds no field of
+		// another, whatever the packet order (header fields, then ABORT,
+		// then fields again without MAIL), so the cap below is per message.
+		clear(s.txn.Headers)
+		s.txn.Headers = s.txn.Headers[:0]
+	}
 	n := len(name) + 1 + len(value) + 2
 	s.msg.size += int64(n)
 	s.msg.headerBytes += n
