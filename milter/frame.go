@@ -47,6 +47,7 @@ type frameConn struct {
 
 	idle, writeTimeout time.Duration
 	readDeadline       time.Time
+	order              protocolOrder
 	quickAck           func() // sends a pending TCP ACK now (Linux); may be nil
 
 	closeOnce sync.Once
@@ -122,6 +123,10 @@ func (c *frameConn) next() (err error) {
 		code, payload, err := c.readFrame()
 		if err != nil {
 			c.sess.connError("read", err)
+			return io.EOF
+		}
+		if err := c.order.step(code); err != nil {
+			c.refuseOutOfOrder(err)
 			return io.EOF
 		}
 		pass, err := c.sess.packet(code, payload)
