@@ -1,8 +1,12 @@
 package milter
 
 import (
+	"bufio"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
 )
@@ -107,5 +111,92 @@ func TestProtocolOrderLenientWhereMTAsDiffer(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// withLimits sets the harness's connection limits.
+func withLimits(lim Limits) func(*Env) { return func(e *Env) { e.Limits = lim } }
+
+// dialFrom opens a raw MTA connection from a given loopback address.
+func (h *harness) dialFrom(local string) *rawMTA {
+	h.t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", h.addr)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return &rawMTA{t: h.t, c: c, br: bufio.NewReader(c)}
+}
+
+// TestMilterAllowRefusesOtherClients guards issue 13 item 5: the milter
+// had no allow-list. A TCP client outside milter_allow is closed at once.
+func TestMilterAllowRefusesOtherClients(t *testing.T) {
+	h := newHarness(t, acceptConf, withLimits(Limits{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}}))
+	r := h.dialFrom("127.0.0.1")
+	r.send(packet('O', u32(6, postfixActions, postfixProtocol)))
+	r.expectClosed()
+	ok := h.dialFrom("127.0.0.2")
+	ok.negotiateV6(postfixActions, postfixProtocol)
+	if !strings.Contains(h.logs.String(), "client not in milter_allow") {
+		t.Errorf("log does not say why:\n%s", h.logs.String())
+	}
+}
+
+// TestMilterMaxConnections guards issue 13 item 5: 21,000 idle connections
+// exhausted the descriptors. Past milter_max_connections, and past the
+// per-client cap for one address, a connection is closed at once; a slot
+// freed is usable again.
+func TestMilterMaxConnections(t *testing.T) {
+	h := newHarness(t, acceptConf, withLimits(Limits{MaxConns: 3, MaxPerClient: 2}))
+	open := func(local string) *rawMTA {
+		r := h.dialFrom(local)
+		r.negotiateV6(postfixActions, postfixProtocol)
+		return r
+	}
+	refused := func(local string) {
+		t.Helper()
+		r := h.dialFrom(local)
+		r.send(packet('O', u32(6, postfixActions, postfixProtocol)))
+		r.expectClosed()
+	}
+	a1 := open("127.0.0.1")
+	open("127.0.0.1")
+	refused("127.0.0.1") // per-client cap
+	open("127.0.0.2")
+	refused("127.0.0.3") // the cap of all connections
+	a1.c.Close()
+	h.waitSessions(2)
+	open("127.0.0.3")
+	for _, why := range []string{"milter_max_connections_per_client reached", "milter_max_connections reached"} {
+		if !strings.Contains(h.logs.String(), why) {
+			t.Errorf("log does not say %q:\n%s", why, h.logs.String())
+		}
+	}
+}
+
+// TestMilterFrameTimeout guards issue 13 item 5: the one-hour idle timeout
+// also applied in the middle of a packet, so a peer could hold a
+// connection with a packet it never finished. Once a packet started, the
+// rest must come within milter_frame_timeout; between packets the idle
+// timeout (milter_idle_timeout) applies.
+func TestMilterFrameTimeout(t *testing.T) {
+	h := newHarness(t, acceptConf, withLimits(Limits{IdleTimeout: time.Hour, FrameTimeout: 200 * time.Millisecond}))
+	r := h.raw()
+	r.negotiateV6(postfixActions, postfixProtocol)
+	start := time.Now()
+	r.send([]byte{0, 0, 0, 100, 'L', 'X'}) // 2 of 104 bytes
+	r.expectClosed()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("closed after %v", d)
+	}
+
+	idle := newHarness(t, acceptConf, withLimits(Limits{IdleTimeout: 300 * time.Millisecond, FrameTimeout: time.Hour}))
+	r = idle.raw()
+	r.negotiateV6(postfixActions, postfixProtocol)
+	start = time.Now()
+	r.expectClosed()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("idle connection closed after %v", d)
 	}
 }

@@ -50,6 +50,7 @@ func Load(path string, reg *acl.Registry) (*config.Config, *acl.Program, error) 
 	if cfg == nil {
 		return nil, nil, err // the file could not be read
 	}
+	warnExposure(cfg)
 	// Compile the ACLs even when the options have errors, so that one run
 	// reports every problem.
 	prog, cerr := acl.Compile(cfg, reg)
@@ -58,6 +59,7 @@ func Load(path string, reg *acl.Registry) (*config.Config, *acl.Program, error) 
 		all.Sort()
 		return cfg, nil, all
 	}
+	cfg.Reporter.List.Sort() // warnings in file order
 	return cfg, prog, nil
 }
 
@@ -90,6 +92,7 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	if err != nil {
 		return nil, fmt.Errorf("DNS resolver: %w", err)
 	}
+	logUntrustedResolvConf(cfg, res.Servers(), logger)
 	svc := &acl.Services{DNS: res, PrimaryHostname: host, AuthservID: authserv, Now: time.Now}
 	policy, err := tlspolicy.NewEnv(cfg, res, logger)
 	if err != nil {
@@ -103,7 +106,7 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	return &Runtime{
 		Config: cfg, Program: prog, Resolver: res, Services: svc,
 		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg),
-			BodyHooks: []milter.BodyHook{dkimBodyHook, arcBodyHook}},
+			BodyHooks: []milter.BodyHook{dkimBodyHook, arcBodyHook}, Limits: milter.LimitsFromConfig(cfg)},
 		Policy: policy,
 	}, nil
 }
