@@ -51,6 +51,10 @@ func Load(path string, reg *acl.Registry) (*config.Config, *acl.Program, error) 
 		return nil, nil, err // the file could not be read
 	}
 	warnExposure(cfg)
+	checkSockets(cfg)
+	if err == nil {
+		err = cfg.Reporter.List.Err()
+	}
 	// Compile the ACLs even when the options have errors, so that one run
 	// reports every problem.
 	prog, cerr := acl.Compile(cfg, reg)
@@ -210,8 +214,9 @@ func (d *Daemon) Start() error {
 		{"milter_listen", d.milter.Serve},
 		{"policy_listen", d.policy.Serve},
 	} {
+		perms := socketPermsFor(cfg, spec.option)
 		for _, l := range cfg.Get(spec.option).Lis {
-			ln, err := listen(l)
+			ln, err := listen(l, perms)
 			if err != nil {
 				d.closeListeners()
 				return fmt.Errorf("%s %s: %w", spec.option, l, err)
@@ -234,16 +239,9 @@ func (d *Daemon) Start() error {
 	return nil
 }
 
-func listen(l config.Listen) (net.Listener, error) {
+func listen(l config.Listen, perms socketPerms) (net.Listener, error) {
 	if l.Network == "unix" {
-		if fi, err := os.Lstat(l.Address); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(l.Address) // a stale socket from an earlier run
-		}
-		ln, err := net.Listen("unix", l.Address)
-		if err == nil {
-			os.Chmod(l.Address, 0o666)
-		}
-		return ln, err
+		return listenUnix(l.Address, perms)
 	}
 	// No TCP keep-alive on accepted connections: the peers are MTAs on
 	// this host or the next, both servers end idle connections themselves,
