@@ -15,7 +15,7 @@ import (
 func init() {
 	for _, d := range []config.OptionDef{
 		{Name: "policy_allow", Kind: config.KindNetList, Default: "<; 127.0.0.0/8 ; ::1", Doc: "client addresses allowed to query the TLS policy socket (unix sockets are always allowed)"},
-		{Name: "policy_max_connections", Kind: config.KindInt, Default: "512", Min: 1, Max: 1_000_000, Doc: "open TLS policy connections at most; further clients wait in the listen queue"},
+		{Name: "policy_max_connections", Kind: config.KindInt, Default: "512", Min: 1, Max: 1_000_000, Doc: "open TLS policy connections at most; at the cap the connection idle longest is closed to make room, and further clients wait in the listen queue while all are busy"},
 		{Name: "policy_max_connections_per_client", Kind: config.KindInt, Default: "0", Min: 0, Max: 1_000_000, Doc: "open TLS policy connections from one TCP client address at most; further ones are closed at once; 0 means policy_max_connections"},
 		{Name: "policy_idle_timeout", Kind: config.KindDuration, Default: "1m", Doc: "how long an idle policy connection is kept open (Postfix closes its own after ipc_idle, 5s); at policy_max_connections the connection idle longest is closed to make room"},
 		{Name: "policy_request_timeout", Kind: config.KindDuration, Default: "10s", Doc: "time to receive a whole request once it started, and to send the reply"},
