@@ -46,45 +46,40 @@ func socketPermsFor(cfg *config.Config, listen string) socketPerms {
 			sp.mode = os.FileMode(m)
 		}
 	}
-	if s := cfg.Get(prefix + "_socket_owner"); s.Str != "" {
-		id, err := lookupID(s.Str, func(n string) (string, error) {
-			u, err := user.Lookup(n)
-			if err != nil {
-				return "", err
-			}
-			return u.Uid, nil
-		})
+	sp.uid = idOption(cfg, prefix+"_socket_owner", "user", func(n string) (string, error) {
+		u, err := user.Lookup(n)
 		if err != nil {
-			cfg.Reporter.Errorf(s.Value.Pos, "%s_socket_owner: no user %q on this host", prefix, s.Str)
+			return "", err
 		}
-		sp.uid = id
-	}
-	if s := cfg.Get(prefix + "_socket_group"); s.Str != "" {
-		id, err := lookupID(s.Str, func(n string) (string, error) {
-			g, err := user.LookupGroup(n)
-			if err != nil {
-				return "", err
-			}
-			return g.Gid, nil
-		})
+		return u.Uid, nil
+	})
+	sp.gid = idOption(cfg, prefix+"_socket_group", "group", func(n string) (string, error) {
+		g, err := user.LookupGroup(n)
 		if err != nil {
-			cfg.Reporter.Errorf(s.Value.Pos, "%s_socket_group: no group %q on this host", prefix, s.Str)
+			return "", err
 		}
-		sp.gid = id
-	}
+		return g.Gid, nil
+	})
 	return sp
 }
 
-// lookupID returns a user or group number given as a number or a name.
-func lookupID(s string, byName func(string) (string, error)) (int, error) {
-	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
-		return n, nil
+// idOption reads a user or group option: a number, or a name looked up
+// with byName; -1 when it is empty or unknown (reported at its position).
+func idOption(cfg *config.Config, name, what string, byName func(string) (string, error)) int {
+	s := cfg.Get(name)
+	if s.Str == "" {
+		return -1
 	}
-	id, err := byName(s)
-	if err != nil {
-		return -1, err
+	if n, err := strconv.Atoi(s.Str); err == nil && n >= 0 {
+		return n
 	}
-	return strconv.Atoi(id)
+	if id, err := byName(s.Str); err == nil {
+		if n, err := strconv.Atoi(id); err == nil {
+			return n
+		}
+	}
+	cfg.Reporter.Errorf(s.Value.Pos, "%s: no %s %q on this host", name, what, s.Str)
+	return -1
 }
 
 // checkSockets reports bad socket options of both listeners.
