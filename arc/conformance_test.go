@@ -157,13 +157,32 @@ func cleanKeyRecord(rec string) string {
 // suiteTime is "now" for the suites: after every t= they carry.
 var suiteTime = func() time.Time { return time.Unix(1700000000, 0) }
 
-func TestValidationSuite(t *testing.T) {
+// suiteDNS gives a scenario's zone to the code under test: in process, or
+// through the real resolver over a loopback socket.
+type suiteDNS func(testing.TB, *dnstest.Zone) resolver.Querier
+
+func inProcess(_ testing.TB, z *dnstest.Zone) resolver.Querier { return z }
+
+func overTheWire(tb testing.TB, z *dnstest.Zone) resolver.Querier { return dnstest.NewResolver(tb, z) }
+
+func TestValidationSuite(t *testing.T) { runValidationSuite(t, inProcess) }
+
+// TestValidationSuiteOverTheWire runs the suite with keys fetched by the
+// real resolver from a loopback DNS server, as the daemon does.
+func TestValidationSuiteOverTheWire(t *testing.T) { runValidationSuite(t, overTheWire) }
+
+func TestSigningSuite(t *testing.T) { runSigningSuite(t, inProcess) }
+
+// TestSigningSuiteOverTheWire runs the signing suite with keys fetched by
+// the real resolver from a loopback DNS server.
+func TestSigningSuiteOverTheWire(t *testing.T) { runSigningSuite(t, overTheWire) }
+
+func runValidationSuite(t *testing.T, dnsFor suiteDNS) {
 	docs := loadSuiteDocs(t, "arc-draft-validation-tests.yml")
 	total, passed := 0, 0
 	var failures []string
 	for _, doc := range docs {
-		zone := suiteZone(doc)
-		v := &Validator{DNS: zone, Now: suiteTime}
+		v := &Validator{DNS: dnsFor(t, suiteZone(doc)), Now: suiteTime}
 		for _, tc := range pairs(get(doc, "tests")) {
 			total++
 			name := tc.key
@@ -210,11 +229,11 @@ func TestValidationSuite(t *testing.T) {
 	}
 }
 
-func TestSigningSuite(t *testing.T) {
+func runSigningSuite(t *testing.T, dnsFor suiteDNS) {
 	docs := loadSuiteDocs(t, "arc-draft-sign-tests.yml")
 	total, passed, sameAMS, sameAS := 0, 0, 0, 0
 	for _, doc := range docs {
-		zone := suiteZone(doc)
+		zone := dnsFor(t, suiteZone(doc))
 		key := parseSuiteKey(t, str(get(doc, "privatekey")))
 		domain, sel := str(get(doc, "domain")), str(get(doc, "sel"))
 		for _, tc := range pairs(get(doc, "tests")) {
@@ -263,7 +282,7 @@ func parseSuiteKey(t *testing.T, s string) *rsa.PrivateKey {
 // values of the new AS and AMS against the suite's, the AAR text, and the
 // b= values by verifying the produced set. sameAMS and sameAS report b=
 // values equal to the suite's byte for byte.
-func runSigningCase(t *testing.T, name string, tc *yaml.Node, zone *dnstest.Zone, key *rsa.PrivateKey, domain, sel string) (ok, sameAMS, sameAS bool) {
+func runSigningCase(t *testing.T, name string, tc *yaml.Node, zone resolver.Querier, key *rsa.PrivateKey, domain, sel string) (ok, sameAMS, sameAS bool) {
 	t.Helper()
 	msg := crlf(str(get(tc, "message")))
 	ts, _ := strconv.ParseInt(str(get(tc, "t")), 10, 64)
@@ -373,7 +392,7 @@ func compareTags(got, want string) string {
 // cv=pass set must make the whole chain pass. A cv=fail seal is never
 // verified by RFC 8617 §5.2 (step 2 stops first), so its AMS and its seal
 // are checked directly, the seal over its own set only (§5.1.2).
-func verifyProducedSet(zone *dnstest.Zone, hdrs []string, msg []byte) error {
+func verifyProducedSet(zone resolver.Querier, hdrs []string, msg []byte) error {
 	sealed := append([]byte(strings.Join(hdrs, "\r\n")+"\r\n"), msg...)
 	if !strings.Contains(hdrs[0], "cv=fail") {
 		v := &Validator{DNS: zone, Now: suiteTime}

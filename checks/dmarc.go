@@ -12,6 +12,9 @@ package checks
 
 import (
 	"fmt"
+	"net/mail"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 
@@ -100,6 +103,30 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 		AuthRes:        cfg.Bool(OptDMARCAuthRes),
 	}
 	s.Discovery, _ = dmarc.ParseMode(cfg.String(OptDMARCDiscovery))
+	var errs config.ErrorList
+	fail := func(opt, format string, args ...any) {
+		pos := cfg.Get(opt).Value.Pos
+		e := &config.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
+		if cfg.Reporter != nil {
+			e.Source = cfg.Reporter.Source(pos.File, pos.Line)
+		}
+		errs = append(errs, e)
+	}
+	if v := s.ForensicSender; v != "" {
+		if a, err := mail.ParseAddress(v); err != nil || a.Name != "" || a.Address != v || !strings.Contains(v, "@") {
+			fail(OptDMARCForensicSender, "%s: %q is not an address (for example: %s = dmarc-noreply@example.net)", OptDMARCForensicSender, v, OptDMARCForensicSender)
+		}
+	}
+	if path := s.HistoryPath; path != "" {
+		// The file itself is created at the first record, not by a
+		// check; its directory must exist now.
+		if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+			fail(OptDMARCHistoryFile, "%s: the directory %s does not exist", OptDMARCHistoryFile, filepath.Dir(path))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
 	if v := cfg.Get(OptDMARCARCTrusted).Value; strings.TrimSpace(v.Text) != "" {
 		l, err := acl.CompileList(cfg, config.DomainList, v)
 		if err != nil {

@@ -256,7 +256,7 @@ func TestHistoryRotation(t *testing.T) {
 		}
 	}
 
-	bad := load(t, "dmarc_history_file = "+filepath.Join(t.TempDir(), "no", "such", "dir", "f")+"\n"+varsACL)
+	bad := load(t, "dmarc_history_file = "+t.TempDir()+"\n"+varsACL) // a directory: it cannot be opened for writing
 	bad.Attach()
 	_, txn := deliver(t, bad, svcFor(z), delivery{ip: "203.0.113.9", helo: "h", sender: "a@sender.example",
 		rcpts: []string{"b@example.org"}, msg: plainMessage("a@sender.example", 10)})

@@ -34,13 +34,20 @@ func rfc8463Zone(t *testing.T) *dnstest.Zone {
 	return z
 }
 
-func TestRFC8463Example(t *testing.T) {
+func TestRFC8463Example(t *testing.T) { runRFC8463Example(t, rfc8463Zone(t)) }
+
+// TestRFC8463ExampleOverTheWire verifies the example with the keys fetched
+// by the real resolver from a loopback DNS server, as the daemon does.
+func TestRFC8463ExampleOverTheWire(t *testing.T) {
+	runRFC8463Example(t, dnstest.NewResolver(t, rfc8463Zone(t)))
+}
+
+func runRFC8463Example(t *testing.T, dns resolver.Querier) {
 	raw, err := os.ReadFile(sharedTestdata(t, "dkim/rfc6376.signed.msg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	z := rfc8463Zone(t)
-	v := &Verifier{DNS: z}
+	v := &Verifier{DNS: dns}
 	want := []string{
 		`dkim=pass header.d=football.example.com header.i=@football.example.com header.s=brisbane header.a=ed25519-sha256 header.b="9/dsDChY"`,
 		`dkim=pass header.d=football.example.com header.i=@football.example.com header.s=test header.a=rsa-sha256 header.b=icKcLSEZ`,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -46,8 +47,13 @@ type frameConn struct {
 	ended bool // the session is over: Read returns io.EOF
 
 	idle, writeTimeout time.Duration
+	frameTimeout       time.Duration // the rest of a packet once it started; 0: none
 	readDeadline       time.Time
+	order              protocolOrder
 	quickAck           func() // sends a pending TCP ACK now (Linux); may be nil
+
+	counted bool       // admitted by Server.admit: Close uncounts it
+	client  netip.Addr // the TCP client's address, for the per-client count
 
 	closeOnce sync.Once
 }
@@ -124,6 +130,10 @@ func (c *frameConn) next() (err error) {
 			c.sess.connError("read", err)
 			return io.EOF
 		}
+		if err := c.order.step(code); err != nil {
+			c.refuseOutOfOrder(err)
+			return io.EOF
+		}
 		pass, err := c.sess.packet(code, payload)
 		if err != nil {
 			c.sess.connError("protocol", err)
@@ -161,8 +171,36 @@ func (c *frameConn) readFrame() (code byte, payload []byte, err error) {
 			c.Conn.SetReadDeadline(c.readDeadline)
 		}
 	}
+	if c.frameTimeout > 0 {
+		// The idle deadline bounds the wait for a packet; once its first
+		// byte is here, the rest must follow within frameTimeout, so that
+		// a peer cannot hold the connection with a packet it never ends.
+		if _, err := c.br.Peek(1); err != nil {
+			return 0, nil, err
+		}
+		if !frameBuffered(c.br) {
+			c.readDeadline = time.Now().Add(c.frameTimeout)
+			c.Conn.SetReadDeadline(c.readDeadline)
+		}
+	}
 	c.frame, code, payload, err = readFrame(c.br, c.frame)
 	return code, payload, err
+}
+
+// frameBuffered reports whether a whole packet is in the buffer.
+func frameBuffered(br *bufio.Reader) bool {
+	if br.Buffered() < 4 {
+		return false // Peek(4) would wait for the rest
+	}
+	hdr, _ := br.Peek(4)
+	return br.Buffered() >= 4+int(binary.BigEndian.Uint32(hdr))
+}
+
+// admitted records that Server.admit counted the connection, and applies
+// the limits in force for its reads.
+func (c *frameConn) admitted(client netip.Addr, lim Limits) {
+	c.counted, c.client = true, client
+	c.idle, c.frameTimeout = lim.IdleTimeout, lim.FrameTimeout
 }
 
 // readFrame reads one length-prefixed packet from r into buf (grown as
@@ -255,6 +293,9 @@ func (c *frameConn) Close() error {
 		err = c.Conn.Close()
 		c.sess.end()
 		c.release()
+		if c.counted {
+			c.sess.srv.leave(c.client)
+		}
 	})
 	return err
 }

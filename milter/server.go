@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +25,7 @@ type Env struct {
 	AuthservID string     // authserv-id of our Authentication-Results header; "" adds none
 	StripIDs   []string   // other authserv-ids whose Authentication-Results headers are removed
 	BodyHooks  []BodyHook // extra body consumers (tests)
+	Limits     Limits     // who may connect and how many; read at each accept
 }
 
 // BodyHook starts a consumer of one message's body, in addition to the
@@ -56,6 +58,10 @@ type Server struct {
 	sessions  map[*session]struct{}
 	closing   bool
 	wg        sync.WaitGroup
+
+	open      int                 // connections admitted and not yet closed
+	perClient map[netip.Addr]int  // of open, per TCP client address
+	refusals  map[string]*refusal // refused connections by reason, for the log
 
 	nextID atomic.Uint64
 	panics atomic.Int64 // recovered panics, for tests
@@ -169,14 +175,30 @@ func (l *listener) Accept() (net.Conn, error) {
 			delay = min(2*delay, time.Second)
 			continue
 		}
+		env := l.srv.env()
+		var lim Limits
+		if env != nil {
+			lim = env.Limits
+		}
+		lim = lim.withDefaults(l.srv.IdleTimeout)
+		client, why := l.srv.admit(c, lim)
+		if why != "" {
+			// Closed at once: the MTA applies its milter_default_action
+			// now rather than after its connect timeout.
+			l.srv.refused(l.srv.logger(), c, why)
+			c.Close()
+			continue
+		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetNoDelay(true) // Go's default; replies must not wait on Nagle
 		}
 		sess := l.srv.newSession(c)
 		if sess == nil {
+			l.srv.leave(client)
 			c.Close()
 			return nil, net.ErrClosed
 		}
+		sess.fc.admitted(client, lim)
 		l.pending = sess
 		return sess.fc, nil
 	}

@@ -46,12 +46,12 @@ func (r *rawMTA) envelope() {
 func TestTrapNoReplyStages(t *testing.T) {
 	content := [][]byte{
 		packet('D', []byte{'T'}, cstr("i", "Q1")),
+		packet('U', cstr("XYZZY")),
 		packet('T'),
 		packet('L', cstr("Subject", " one")),
 		packet('L', cstr("X-Empty", "")),
 		packet('N'),
 		packet('B', []byte("body\r\n")),
-		packet('U', cstr("XYZZY")),
 	}
 	t.Run("no-reply negotiated", func(t *testing.T) {
 		h := newHarness(t, acceptConf)
@@ -66,7 +66,7 @@ func TestTrapNoReplyStages(t *testing.T) {
 		}
 		r.envelope()
 		// DATA and UNKNOWN were negotiated away: the MTA does not send them.
-		r.send(content[0], content[2], content[3], content[4], content[5])
+		r.send(content[0], content[3], content[4], content[5], content[6])
 		r.send(packet('E'))
 		// The first packet after end of message is our header insert: no
 		// stray continue for the header, EOH or body packets.
@@ -104,18 +104,19 @@ func TestTrapFrameGuard(t *testing.T) {
 		negotiate bool
 		bytes     []byte
 		log       string
+		envelope  bool // send connect, HELO, MAIL and RCPT first
 	}{
-		{"zero length first", false, []byte{0, 0, 0, 0}, "zero length"},
-		{"zero length later", true, []byte{0, 0, 0, 0}, "zero length"},
-		{"4 GiB", true, []byte{0xff, 0xff, 0xff, 0xff, 'L'}, "exceeds"},
-		{"just over the cap", true, binary.BigEndian.AppendUint32(nil, MaxFrame+1), "exceeds"},
-		{"unknown command", true, packet('Z'), "unknown command"},
-		{"malformed connect", true, packet('C', []byte("host")), "malformed connect"},
-		{"connect with bad family", true, packet('C', cstr("host"), []byte{'9'}), "unknown family"},
-		{"header without NUL", true, packet('L', []byte("Subject")), "malformed header"},
-		{"empty macro", true, packet('D'), "empty macro"},
-		{"short negotiation", false, packet('O', u32(6)), "option negotiation"},
-		{"truncated frame", true, []byte{0, 0, 0, 100, 'L', 'x'}, ""},
+		{"zero length first", false, []byte{0, 0, 0, 0}, "zero length", false},
+		{"zero length later", true, []byte{0, 0, 0, 0}, "zero length", false},
+		{"4 GiB", true, []byte{0xff, 0xff, 0xff, 0xff, 'L'}, "exceeds", false},
+		{"just over the cap", true, binary.BigEndian.AppendUint32(nil, MaxFrame+1), "exceeds", false},
+		{"unknown command", true, packet('Z'), "unknown command", false},
+		{"malformed connect", true, packet('C', []byte("host")), "malformed connect", false},
+		{"connect with bad family", true, packet('C', cstr("host"), []byte{'9'}), "unknown family", false},
+		{"header without NUL", true, packet('L', []byte("Subject")), "malformed header", true},
+		{"empty macro", true, packet('D'), "empty macro", false},
+		{"short negotiation", false, packet('O', u32(6)), "option negotiation", false},
+		{"truncated frame", true, []byte{0, 0, 0, 100, 'L', 'x'}, "", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,6 +124,9 @@ func TestTrapFrameGuard(t *testing.T) {
 			r := h.raw()
 			if tc.negotiate {
 				r.negotiateV6(postfixActions, postfixProtocol)
+			}
+			if tc.envelope {
+				r.envelope()
 			}
 			r.send(tc.bytes)
 			if tc.name == "truncated frame" {

@@ -67,7 +67,7 @@ func decodeResponse(wire []byte, qname string, qtype Type) (*reply, error) {
 		return fail(ErrTransport, errQuestion)
 	}
 	q := m.Question[0]
-	if q.Qtype != uint16(qtype) || q.Qclass != dns.ClassINET || NormalizeName(q.Name) != qname {
+	if qn, ok := wireName(q.Name); !ok || q.Qtype != uint16(qtype) || q.Qclass != dns.ClassINET || qn != qname {
 		return fail(ErrTransport, errQuestion)
 	}
 	rep := &reply{ad: m.AuthenticatedData}
@@ -88,10 +88,10 @@ func decodeResponse(wire []byte, qname string, qtype Type) (*reply, error) {
 	for {
 		for _, rr := range m.Answer {
 			h := rr.Header()
-			if h.Rrtype != uint16(qtype) || h.Class != dns.ClassINET || NormalizeName(h.Name) != cur {
+			if h.Rrtype != uint16(qtype) || h.Class != dns.ClassINET {
 				continue
 			}
-			if rec, ok := fromRR(rr); ok {
+			if rec, ok := fromRR(rr); ok && rec.Name == cur {
 				rep.ans.Records = append(rep.ans.Records, rec)
 				ttl = min(ttl, h.Ttl)
 			}
@@ -141,10 +141,14 @@ func decodeResponse(wire []byte, qname string, qtype Type) (*reply, error) {
 func cnameOf(rrs []dns.RR, name string) (target string, ttl uint32, ok bool) {
 	for _, rr := range rrs {
 		c, isCNAME := rr.(*dns.CNAME)
-		if !isCNAME || c.Hdr.Class != dns.ClassINET || NormalizeName(c.Hdr.Name) != name {
+		if !isCNAME || c.Hdr.Class != dns.ClassINET {
 			continue
 		}
-		return NormalizeName(c.Target), c.Hdr.Ttl, true
+		rec, ok := fromRR(c)
+		if !ok || rec.Name != name {
+			continue
+		}
+		return rec.Target, c.Hdr.Ttl, true
 	}
 	return "", 0, false
 }

@@ -34,5 +34,11 @@
 // ErrServFail, ErrRefused and ErrTransport tell them apart. A name that
 // cannot be queried gives ErrBadName, which is not temporary.
 //
+// Names and TXT strings are octets on both sides of Query: a name may hold
+// any octet but a dot in a label (RFC 2181 §11), a space or a NUL
+// included, and is escaped only on its way to the wire; TXT strings are
+// the record's octets, not miekg/dns's presentation form. ParseName and
+// FormatName convert from and to presentation format.
+//
 // TXTLookup adapts any Querier to the LookupTXT hooks of go-msgauth.
 package resolver

@@ -96,7 +96,7 @@ func (r *Resolver) exchange(ctx context.Context, srv server, qname string, t Typ
 // and the AD bit asking for the validation result (RFC 6840 §5.7).
 func packQuery(id uint16, qname string, t Type) ([]byte, error) {
 	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(qname), uint16(t))
+	m.SetQuestion(fqdn(qname), uint16(t))
 	m.Id = id
 	m.RecursionDesired = true
 	m.AuthenticatedData = true

@@ -3,20 +3,26 @@ package resolver
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/miekg/dns"
 )
 
-// NormalizeName lower-cases a domain name and removes one trailing dot.
-// It allocates only when the name has upper-case letters.
+// NormalizeName lower-cases the ASCII letters of a domain name (RFC 4343:
+// other octets are compared as they are) and removes one trailing dot. It
+// allocates only when the name has upper-case letters.
 func NormalizeName(name string) string {
 	if n := len(name); n > 1 && name[n-1] == '.' {
 		name = name[:n-1]
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(name)
+			b := []byte(name)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return name
@@ -44,16 +50,21 @@ func ParseRecord(text string) (Record, error) {
 func (r Record) String() string {
 	rr := toRR(r)
 	if rr == nil {
-		return fmt.Sprintf("%s.\t%d\tIN\t%s\t\\# 0", r.Name, r.TTL, r.Type)
+		return fmt.Sprintf("%s\t%d\tIN\t%s\t\\# 0", fqdn(r.Name), r.TTL, r.Type)
 	}
 	return rr.String()
 }
 
-// fromRR converts a miekg/dns record into a Record. ok is false for types
-// sidecar does not decode.
+// fromRR converts a miekg/dns record into a Record, names and TXT strings
+// decoded to their octets. ok is false for types sidecar does not decode
+// and for names that have no octet form (a dot inside a label).
 func fromRR(rr dns.RR) (Record, bool) {
 	h := rr.Header()
-	rec := Record{Name: NormalizeName(h.Name), Type: Type(h.Rrtype), TTL: h.Ttl}
+	owner, ok := wireName(h.Name)
+	rec := Record{Name: owner, Type: Type(h.Rrtype), TTL: h.Ttl}
+	if !ok {
+		return rec, false
+	}
 	switch v := rr.(type) {
 	case *dns.A:
 		ip, ok := netip.AddrFromSlice(v.A.To4())
@@ -68,15 +79,19 @@ func fromRR(rr dns.RR) (Record, bool) {
 		}
 		rec.IP = ip
 	case *dns.MX:
-		rec.Pref, rec.Target = v.Preference, NormalizeName(v.Mx)
+		rec.Pref = v.Preference
+		rec.Target, ok = wireName(v.Mx)
 	case *dns.CNAME:
-		rec.Target = NormalizeName(v.Target)
+		rec.Target, ok = wireName(v.Target)
 	case *dns.PTR:
-		rec.Target = NormalizeName(v.Ptr)
+		rec.Target, ok = wireName(v.Ptr)
 	case *dns.NS:
-		rec.Target = NormalizeName(v.Ns)
+		rec.Target, ok = wireName(v.Ns)
 	case *dns.TXT:
-		rec.TXT = append([]string(nil), v.Txt...)
+		rec.TXT = make([]string, len(v.Txt))
+		for i, s := range v.Txt {
+			rec.TXT[i] = decodeTXT(s)
+		}
 	case *dns.TLSA:
 		data, err := hexDecode(v.Certificate)
 		if err != nil {
@@ -86,28 +101,33 @@ func fromRR(rr dns.RR) (Record, bool) {
 	default:
 		return rec, false
 	}
-	return rec, true
+	return rec, ok
 }
 
-// toRR converts a Record back into a miekg/dns record, or nil when the type
-// is not one sidecar decodes.
+// toRR converts a Record back into a miekg/dns record, names and TXT
+// strings encoded in presentation form, or nil when the type is not one
+// sidecar decodes.
 func toRR(r Record) dns.RR {
-	h := dns.RR_Header{Name: dns.Fqdn(r.Name), Rrtype: uint16(r.Type), Class: dns.ClassINET, Ttl: r.TTL}
+	h := dns.RR_Header{Name: fqdn(r.Name), Rrtype: uint16(r.Type), Class: dns.ClassINET, Ttl: r.TTL}
 	switch r.Type {
 	case TypeA:
 		return &dns.A{Hdr: h, A: r.IP.AsSlice()}
 	case TypeAAAA:
 		return &dns.AAAA{Hdr: h, AAAA: r.IP.AsSlice()}
 	case TypeMX:
-		return &dns.MX{Hdr: h, Preference: r.Pref, Mx: dns.Fqdn(r.Target)}
+		return &dns.MX{Hdr: h, Preference: r.Pref, Mx: fqdn(r.Target)}
 	case TypeCNAME:
-		return &dns.CNAME{Hdr: h, Target: dns.Fqdn(r.Target)}
+		return &dns.CNAME{Hdr: h, Target: fqdn(r.Target)}
 	case TypePTR:
-		return &dns.PTR{Hdr: h, Ptr: dns.Fqdn(r.Target)}
+		return &dns.PTR{Hdr: h, Ptr: fqdn(r.Target)}
 	case TypeNS:
-		return &dns.NS{Hdr: h, Ns: dns.Fqdn(r.Target)}
+		return &dns.NS{Hdr: h, Ns: fqdn(r.Target)}
 	case TypeTXT:
-		return &dns.TXT{Hdr: h, Txt: append([]string(nil), r.TXT...)}
+		txt := make([]string, len(r.TXT))
+		for i, s := range r.TXT {
+			txt[i] = encodeTXT(s)
+		}
+		return &dns.TXT{Hdr: h, Txt: txt}
 	case TypeTLSA:
 		if r.TLSA == nil {
 			return nil
@@ -117,6 +137,9 @@ func toRR(r Record) dns.RR {
 	}
 	return nil
 }
+
+// fqdn returns a name of octets in presentation form with the final dot.
+func fqdn(name string) string { return dns.Fqdn(FormatName(name)) }
 
 func hexDecode(s string) ([]byte, error) {
 	if len(s)%2 != 0 {

@@ -370,9 +370,10 @@ func (r *Resolver) resolve(ctx context.Context, qname string, t Type) (*Answer, 
 	return &ans, nil
 }
 
-// checkName validates a normalised name: no empty label, labels of at
-// most 63 octets, at most 253 octets in all, and no octet that would need
-// escaping in presentation format (control characters, space, backslash).
+// checkName validates a normalised name of octets: no empty label, labels
+// of at most 63 octets and at most 253 octets in all (255 on the wire).
+// Any octet may appear in a label (RFC 2181 §11): a space or a NUL is
+// asked for as it is, escaped on the way to the wire.
 func checkName(name string) error {
 	if name == "." {
 		return nil
@@ -385,20 +386,17 @@ func checkName(name string) error {
 	}
 	label := 0
 	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case c == '.':
-			if label == 0 {
-				return badName(name, "empty label")
-			}
-			label = 0
-		case c <= ' ' || c == 0x7f || c == '\\':
-			return badName(name, "invalid character "+strconv.QuoteRune(rune(c)))
-		default:
+		if name[i] != '.' {
 			label++
 			if label > 63 {
 				return badName(name, "label longer than 63 octets")
 			}
+			continue
 		}
+		if label == 0 {
+			return badName(name, "empty label")
+		}
+		label = 0
 	}
 	if label == 0 {
 		return badName(name, "empty label")

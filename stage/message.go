@@ -16,6 +16,13 @@ func (d *Driver) Header(name, value string) {
 	if strings.IndexByte(value, '\n') >= 0 {
 		value = lfToCRLF(value)
 	}
+	if d.Msg.headerBytes == 0 {
+		// The first field of this message: the list holds no field of
+		// another, whatever the packet order (header fields, an abort,
+		// fields again without MAIL), so the cap is per message.
+		clear(d.Txn.Headers)
+		d.Txn.Headers = d.Txn.Headers[:0]
+	}
 	n := len(name) + 1 + len(value) + 2
 	d.Msg.Size += int64(n)
 	d.Msg.headerBytes += n

@@ -29,7 +29,9 @@ type Decision struct {
 	// DNSSEC-validated; true for [host] next hops, where the host is the
 	// destination itself.
 	MXSecure bool
-	Hosts    []Host // in MX preference order, as the MTA tries them
+	// MXErr is the failure of the MX lookup, if it failed.
+	MXErr error
+	Hosts []Host // in MX preference order, as the MTA tries them
 	// UsageBits is Exim's $tls_out_tlsa_usage for the hosts with DANE:
 	// bit N set for usable records of usage N.
 	UsageBits uint8
@@ -188,9 +190,10 @@ func (e *engine) decide(ctx context.Context, h NextHop) *Decision {
 	if h.NoMX {
 		hosts = []Host{{Name: h.Name}}
 	} else {
-		d.MXLookup = true
+		d.MXLookup, d.MXSecure = true, false // secure only once an answer says so
 		ans, err := e.query(ctx, tt, h.Name, resolver.TypeMX)
 		if err != nil {
+			d.MXErr = err
 			return e.failed(d, fmt.Sprintf("MX lookup for %s failed", h.Name), err)
 		}
 		d.MXSecure = ans.Secure

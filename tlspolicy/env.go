@@ -14,8 +14,9 @@ import (
 func init() {
 	for _, d := range []config.OptionDef{
 		{Name: "policy_allow", Kind: config.KindNetList, Default: "<; 127.0.0.0/8 ; ::1", Doc: "client addresses allowed to query the TLS policy socket (unix sockets are always allowed)"},
-		{Name: "policy_max_connections", Kind: config.KindInt, Default: "512", Min: 1, Max: 1_000_000, Doc: "open TLS policy connections at most; further clients wait in the listen queue"},
-		{Name: "policy_idle_timeout", Kind: config.KindDuration, Default: "15m", Doc: "how long an idle policy connection is kept open (Postfix closes its own after ipc_idle, 5s, and ipc_ttl, 1000s)"},
+		{Name: "policy_max_connections", Kind: config.KindInt, Default: "512", Min: 1, Max: 1_000_000, Doc: "open TLS policy connections at most; at the cap the connection idle longest is closed to make room, and further clients wait in the listen queue while all are busy"},
+		{Name: "policy_max_connections_per_client", Kind: config.KindInt, Default: "0", Min: 0, Max: 1_000_000, Doc: "open TLS policy connections from one TCP client address at most; further ones are closed at once; 0 means policy_max_connections"},
+		{Name: "policy_idle_timeout", Kind: config.KindDuration, Default: "1m", Doc: "how long an idle policy connection is kept open (Postfix closes its own after ipc_idle, 5s); at policy_max_connections the connection idle longest is closed to make room"},
 		{Name: "policy_request_timeout", Kind: config.KindDuration, Default: "10s", Doc: "time to receive a whole request once it started, and to send the reply"},
 		{Name: "dane_domains", Kind: config.KindDomainList, Default: "*", Doc: "next-hop domains for which DANE is tried (RFC 7672)"},
 		{Name: "dane_require_domains", Kind: config.KindDomainList, Doc: "next-hop domains for which DANE is required: without it the MTA defers"},
@@ -47,18 +48,21 @@ const compilerName = "tlspolicy"
 // Env is what the policy server needs from one loaded configuration. The
 // daemon builds a new one on start and on reload.
 type Env struct {
-	Decider        *Decider
-	Logger         *slog.Logger
-	Allow          []netip.Prefix // client addresses allowed; nil allows none but unix sockets
-	MaxConns       int
-	IdleTimeout    time.Duration
-	RequestTimeout time.Duration
+	Decider  *Decider
+	Logger   *slog.Logger
+	Allow    []netip.Prefix // client addresses allowed; nil allows none but unix sockets
+	MaxConns int
+	// MaxConnsPerClient caps the connections of one TCP client address;
+	// 0 means MaxConns.
+	MaxConnsPerClient int
+	IdleTimeout       time.Duration
+	RequestTimeout    time.Duration
 }
 
 // Defaults of the server limits.
 const (
 	DefaultMaxConns       = 512
-	DefaultIdleTimeout    = 15 * time.Minute
+	DefaultIdleTimeout    = time.Minute
 	DefaultRequestTimeout = 10 * time.Second
 )
 
@@ -88,11 +92,12 @@ func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, 
 			CacheMaxTTL:   cfg.Duration("dane_cache_max_ttl"),
 			LookupTimeout: cfg.Duration("dane_lookup_timeout"),
 		}),
-		Logger:         logger,
-		Allow:          cfg.Get("policy_allow").Nets,
-		MaxConns:       int(cfg.Int("policy_max_connections")),
-		IdleTimeout:    cfg.Duration("policy_idle_timeout"),
-		RequestTimeout: cfg.Duration("policy_request_timeout"),
+		Logger:            logger,
+		Allow:             cfg.Get("policy_allow").Nets,
+		MaxConns:          int(cfg.Int("policy_max_connections")),
+		MaxConnsPerClient: int(cfg.Int("policy_max_connections_per_client")),
+		IdleTimeout:       cfg.Duration("policy_idle_timeout"),
+		RequestTimeout:    cfg.Duration("policy_request_timeout"),
 	}, nil
 }
 

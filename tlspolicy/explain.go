@@ -12,6 +12,8 @@ func (d *Decision) Explain() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "next hop:  %s (port %d, mode %s)\n", d.NextHop, d.NextHop.Port, d.Mode)
 	switch {
+	case d.MXLookup && d.MXErr != nil:
+		fmt.Fprintf(&b, "MX RRset:  lookup failed: %s\n", failure(d.MXErr))
 	case d.MXLookup:
 		sec := "insecure (not DNSSEC-validated)"
 		if d.MXSecure {

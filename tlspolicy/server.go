@@ -2,7 +2,6 @@ package tlspolicy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -33,6 +32,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
 	conns     map[*conn]bool
+	perClient map[netip.Addr]int // open connections per TCP client address
+	evicted   *conn              // the idle connection last closed to make room
 	wg        sync.WaitGroup
 	closing   bool
 	active    atomic.Int64
@@ -40,14 +41,15 @@ type Server struct {
 
 // conn is one client connection.
 type conn struct {
-	c    net.Conn
-	idle atomic.Bool // waiting for a request: Shutdown may close it at once
+	c         net.Conn
+	idle      atomic.Bool  // waiting for a request: Shutdown may close it at once
+	idleSince atomic.Int64 // when it started waiting, Unix nanoseconds
 }
 
 // NewServer returns a server that takes the configuration in force from
 // env on every connection, so that a reload applies to new connections.
 func NewServer(env func() *Env) *Server {
-	return &Server{env: env, listeners: map[net.Listener]bool{}, conns: map[*conn]bool{}}
+	return &Server{env: env, listeners: map[net.Listener]bool{}, conns: map[*conn]bool{}, perClient: map[netip.Addr]int{}}
 }
 
 // Serve accepts connections on l until l is closed or Shutdown is called;
@@ -67,11 +69,15 @@ func (s *Server) Serve(l net.Listener) error {
 	}()
 	var delay time.Duration
 	for {
-		// The connection limit: further clients wait in the listen queue.
+		// The connection limit: further clients wait in the listen queue
+		// while the connection idle longest is closed to make room (a
+		// Postfix client reconnects, as after its own ipc_idle), so that
+		// idle connections cannot keep busy ones out.
 		for s.active.Load() >= int64(max(s.env().MaxConns, 1)) {
 			if s.isClosing() {
 				return nil
 			}
+			s.evictIdle()
 			time.Sleep(5 * time.Millisecond)
 		}
 		c, err := l.Accept()
@@ -95,11 +101,21 @@ func (s *Server) Serve(l net.Listener) error {
 			continue
 		}
 		cn := &conn{c: c}
+		ip, isTCP := tcpClient(c.RemoteAddr())
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			c.Close()
 			return nil
+		}
+		if isTCP && s.perClient[ip] >= perClientCap(env) {
+			s.mu.Unlock()
+			env.Logger.Warn("policy: policy_max_connections_per_client reached; closing", "client", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		if isTCP {
+			s.perClient[ip]++
 		}
 		s.conns[cn] = true
 		s.wg.Add(1)
@@ -111,6 +127,11 @@ func (s *Server) Serve(l net.Listener) error {
 			s.handle(cn, env)
 			s.mu.Lock()
 			delete(s.conns, cn)
+			if isTCP {
+				if s.perClient[ip]--; s.perClient[ip] <= 0 {
+					delete(s.perClient, ip)
+				}
+			}
 			s.mu.Unlock()
 		}()
 	}
@@ -122,18 +143,55 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
+// perClientCap is the per-client connection cap in force.
+func perClientCap(env *Env) int {
+	if env.MaxConnsPerClient <= 0 || env.MaxConnsPerClient > env.MaxConns {
+		return max(env.MaxConns, 1)
+	}
+	return env.MaxConnsPerClient
+}
+
+// evictIdle closes the connection idle longest, unless the one closed last
+// time has not gone yet.
+func (s *Server) evictIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.evicted != nil && s.conns[s.evicted] {
+		return
+	}
+	var oldest *conn
+	for c := range s.conns {
+		if c.idle.Load() && (oldest == nil || c.idleSince.Load() < oldest.idleSince.Load()) {
+			oldest = c
+		}
+	}
+	if oldest != nil {
+		oldest.c.Close()
+		s.evicted = oldest
+	}
+}
+
+// tcpClient returns the address of a TCP client, and false for a
+// unix-socket client.
+func tcpClient(a net.Addr) (netip.Addr, bool) {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	ip, _ := netip.AddrFromSlice(ta.IP)
+	return ip.Unmap(), true
+}
+
 // allowed reports whether a client may query: unix-socket clients always,
 // TCP clients when their address is in allow.
 func allowed(a net.Addr, allow []netip.Prefix) bool {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
+	ip, isTCP := tcpClient(a)
+	if !isTCP {
 		return true
 	}
-	ip, ok := netip.AddrFromSlice(ta.IP)
-	if !ok {
+	if !ip.IsValid() {
 		return false
 	}
-	ip = ip.Unmap()
 	for _, p := range allow {
 		if p.Contains(ip) {
 			return true
@@ -188,6 +246,7 @@ func (s *Server) handle(cn *conn, env *Env) {
 	bw := bufio.NewWriterSize(c, 4096)
 	client := c.RemoteAddr().String()
 	for {
+		cn.idleSince.Store(time.Now().UnixNano())
 		cn.idle.Store(true)
 		if s.isClosing() {
 			return
@@ -198,9 +257,10 @@ func (s *Server) handle(cn *conn, env *Env) {
 		if err != nil {
 			return
 		}
-		if !requestBuffered(br) {
-			c.SetReadDeadline(time.Now().Add(env.RequestTimeout))
-		}
+		// The request deadline holds whatever is buffered: a "," or a
+		// newline in the buffer does not mean the request is whole (a
+		// netstring may declare more than was sent).
+		c.SetReadDeadline(time.Now().Add(env.RequestTimeout))
 		ctx := context.Background() // decide adds the deadline on a cache miss
 		var closeAfter bool
 		if '0' <= first[0] && first[0] <= '9' {
@@ -243,14 +303,6 @@ func (s *Server) handle(cn *conn, env *Env) {
 func (s *Server) flush(c net.Conn, bw *bufio.Writer, env *Env) bool {
 	c.SetWriteDeadline(time.Now().Add(env.RequestTimeout))
 	return bw.Flush() == nil
-}
-
-// requestBuffered reports whether a whole request may already be in the
-// buffer (it holds a "," or a newline), so that no second deadline is
-// needed for it.
-func requestBuffered(br *bufio.Reader) bool {
-	b, _ := br.Peek(br.Buffered())
-	return bytes.IndexByte(b, ',') >= 0 || bytes.IndexByte(b, '\n') >= 0
 }
 
 // decide returns the decision for a key, logging decisions made from DNS.

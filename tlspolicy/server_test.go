@@ -195,6 +195,9 @@ func TestSlowRequestTimeout(t *testing.T) {
 	}
 }
 
+// TestConnectionLimit: past policy_max_connections a client waits in the
+// listen queue while the connections are busy with requests; it is served
+// once one of them is done (and idle, so closed to make room).
 func TestConnectionLimit(t *testing.T) {
 	env := testServerEnv()
 	env.MaxConns = 1
@@ -203,11 +206,9 @@ func TestConnectionLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(first, "get dane.example.com\n")
-	br := bufio.NewReader(first)
-	if line, _ := br.ReadString('\n'); line != "200 dane-only\n" {
-		t.Fatalf("first: %q", line)
-	}
+	defer first.Close()
+	io.WriteString(first, "get dane.exa") // a request in progress
+	time.Sleep(50 * time.Millisecond)
 	second, err := net.Dial("tcp", addr) // queued by the kernel, not served
 	if err != nil {
 		t.Fatal(err)
@@ -225,13 +226,107 @@ func TestConnectionLimit(t *testing.T) {
 	if answered.Load() {
 		t.Fatal("second connection served beyond policy_max_connections")
 	}
-	first.Close()
+	io.WriteString(first, "mple.com\n")
+	first.SetDeadline(time.Now().Add(3 * time.Second))
+	br := bufio.NewReader(first)
+	if line, _ := br.ReadString('\n'); line != "200 dane-only\n" {
+		t.Fatalf("first: %q", line)
+	}
 	deadline := time.Now().Add(2 * time.Second)
 	for !answered.Load() && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if !answered.Load() {
-		t.Error("second connection not served after the first closed")
+		t.Error("second connection not served after the first went idle")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("the idle first connection: %v, want EOF (closed to make room)", err)
+	}
+}
+
+// TestIdleConnectionsDoNotBlockNewOnes guards issue 13 item 6: 512 idle
+// connections blocked the policy socket for up to policy_idle_timeout (15
+// minutes). At the cap, the connection idle longest is closed to make room.
+func TestIdleConnectionsDoNotBlockNewOnes(t *testing.T) {
+	env := testServerEnv()
+	env.MaxConns = 2
+	env.IdleTimeout = time.Hour
+	_, addr := startServer(t, env)
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		io.WriteString(c, "get dane.example.com\n")
+		bufio.NewReader(c).ReadString('\n') // then idle
+	}
+	start := time.Now()
+	if got := exchange(t, addr, "get dane.example.com\n"); got != "200 dane-only\n" {
+		t.Errorf("a new client behind idle ones: %q", got)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("served after %v", d)
+	}
+}
+
+// TestPerClientConnectionCap guards issue 13 item 6: one client could take
+// every connection. Past policy_max_connections_per_client a connection
+// from that address is closed at once; other addresses are served.
+func TestPerClientConnectionCap(t *testing.T) {
+	env := testServerEnv()
+	env.MaxConnsPerClient = 1
+	env.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	_, addr := startServer(t, env)
+	dial := func(local string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		return c
+	}
+	ask := func(c net.Conn) string {
+		io.WriteString(c, "get dane.example.com\n")
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return line
+	}
+	if got := ask(dial("127.0.0.1")); got != "200 dane-only\n" {
+		t.Fatalf("first: %q", got)
+	}
+	if got := ask(dial("127.0.0.1")); got != "" {
+		t.Errorf("a second connection from the same address got %q, want it closed", got)
+	}
+	if got := ask(dial("127.0.0.2")); got != "200 dane-only\n" {
+		t.Errorf("another address: %q", got)
+	}
+}
+
+// TestRequestDeadlineHoldsWhateverIsBuffered guards issue 13 item 6: a
+// netstring declaring more than was sent escaped policy_request_timeout
+// when a "," or a newline was already buffered, and waited for the idle
+// timeout instead.
+func TestRequestDeadlineHoldsWhateverIsBuffered(t *testing.T) {
+	for _, req := range []string{"100:dane dane.example.com,", "100:dane dane.example.com\n"} {
+		env := testServerEnv()
+		env.RequestTimeout = 100 * time.Millisecond
+		env.IdleTimeout = time.Hour
+		_, addr := startServer(t, env)
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		start := time.Now()
+		io.WriteString(c, req)
+		io.ReadAll(c)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%q: connection held %v, past the request timeout", req, d)
+		}
 	}
 }
 

@@ -53,7 +53,7 @@ func TestDaneCommand(t *testing.T) {
 		{name: "[host]:port", args: []string{"[mx2.example.com]:2525"}, code: 0, want: []string{"no-tlsa", "policy:    none"}},
 		{name: "insecure", args: []string{"insecure.org"}, code: 0, want: []string{"MX RRset:  insecure", "host 1:    mx.insecure.org (preference 10): insecure", "policy:    none"}},
 		{name: "required by -config", args: []string{"-config", conf, "insecure.org"}, code: 0, want: []string{"mode require", "policy:    dane-only", "DANE is required"}},
-		{name: "temporary failure", args: []string{"fail.example.com"}, code: 1, want: []string{"policy:    temp (Exim: defer)", "SERVFAIL"}},
+		{name: "temporary failure", args: []string{"fail.example.com"}, code: 1, want: []string{"MX RRset:  lookup failed: SERVFAIL", "policy:    temp (Exim: defer)", "SERVFAIL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,6 +71,22 @@ func TestDaneCommand(t *testing.T) {
 				rest = rest[i+len(w):]
 			}
 		})
+	}
+}
+
+// TestDaneMXLookupFailedIsNotSecure guards issue 13 item 9: when the MX
+// lookup failed, "sidecar dane" printed "MX RRset: secure
+// (DNSSEC-validated)" above the (rightly) temp policy.
+func TestDaneMXLookupFailedIsNotSecure(t *testing.T) {
+	z := dnstest.NewZone().Add("fail.example.com. 300 IN MX 10 mx.example.com.")
+	z.SetSecure("example.com", true)
+	for _, f := range []dnstest.Fault{dnstest.ServFail, dnstest.Refused} {
+		z.SetFault("fail.example.com", resolver.TypeMX, f)
+		srv := dnstest.NewServer(t, z)
+		code, out, errs := runCmd("dane", "-dns", srv.Addr(), "fail.example.com")
+		if code != 1 || strings.Contains(out, "secure") || !strings.Contains(out, "MX RRset:  lookup failed") {
+			t.Errorf("fault %v: exit %d\n%s%s", f, code, out, errs)
+		}
 	}
 }
 

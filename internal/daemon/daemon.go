@@ -49,6 +49,11 @@ func Load(path string, reg *acl.Registry) (*config.Config, *acl.Program, error) 
 	if cfg == nil {
 		return nil, nil, err // the file could not be read
 	}
+	warnExposure(cfg)
+	checkSockets(cfg)
+	if err == nil {
+		err = cfg.Reporter.List.Err()
+	}
 	// Compile the ACLs even when the options have errors, so that one run
 	// reports every problem.
 	prog, cerr := acl.Compile(cfg, reg)
@@ -57,6 +62,7 @@ func Load(path string, reg *acl.Registry) (*config.Config, *acl.Program, error) 
 		all.Sort()
 		return cfg, nil, all
 	}
+	cfg.Reporter.List.Sort() // warnings in file order
 	return cfg, prog, nil
 }
 
@@ -89,6 +95,7 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	if err != nil {
 		return nil, fmt.Errorf("DNS resolver: %w", err)
 	}
+	logUntrustedResolvConf(cfg, res.Servers(), logger)
 	svc := &acl.Services{DNS: res, PrimaryHostname: host, AuthservID: authserv, Now: time.Now}
 	policy, err := tlspolicy.NewEnv(cfg, res, logger)
 	if err != nil {
@@ -96,7 +103,8 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	}
 	return &Runtime{
 		Config: cfg, Program: prog, Resolver: res, Services: svc,
-		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg)},
+		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg),
+			Limits: milter.LimitsFromConfig(cfg)},
 		Policy: policy,
 	}, nil
 }
@@ -189,8 +197,9 @@ func (d *Daemon) Start() error {
 		{"milter_listen", d.milter.Serve},
 		{"policy_listen", d.policy.Serve},
 	} {
+		perms := socketPermsFor(cfg, spec.option)
 		for _, l := range cfg.Get(spec.option).Lis {
-			ln, err := listen(l)
+			ln, err := listen(l, perms)
 			if err != nil {
 				d.closeListeners()
 				return fmt.Errorf("%s %s: %w", spec.option, l, err)
@@ -213,16 +222,9 @@ func (d *Daemon) Start() error {
 	return nil
 }
 
-func listen(l config.Listen) (net.Listener, error) {
+func listen(l config.Listen, perms socketPerms) (net.Listener, error) {
 	if l.Network == "unix" {
-		if fi, err := os.Lstat(l.Address); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(l.Address) // a stale socket from an earlier run
-		}
-		ln, err := net.Listen("unix", l.Address)
-		if err == nil {
-			os.Chmod(l.Address, 0o666)
-		}
-		return ln, err
+		return listenUnix(l.Address, perms)
 	}
 	// No TCP keep-alive on accepted connections: the peers are MTAs on
 	// this host or the next, both servers end idle connections themselves,

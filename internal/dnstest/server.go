@@ -174,7 +174,12 @@ func (s *Server) respond(req *dns.Msg, isTCP bool) *dns.Msg {
 		return resp
 	}
 	q := req.Question[0]
-	qname := resolver.NormalizeName(q.Name)
+	qname, err := resolver.ParseName(q.Name)
+	if err != nil {
+		resp.Rcode = dns.RcodeFormatError
+		return resp
+	}
+	qname = resolver.NormalizeName(qname)
 	t := resolver.Type(q.Qtype)
 	opt := req.IsEdns0()
 	if opt != nil {
@@ -249,11 +254,28 @@ func soa(name string) dns.RR {
 	if labels := strings.Split(name, "."); len(labels) > 2 {
 		apex = strings.Join(labels[len(labels)-2:], ".")
 	}
-	apex = dns.Fqdn(apex)
+	apex = dns.Fqdn(resolver.FormatName(apex))
 	neg := strconv.Itoa(int(NegativeTTL / time.Second))
 	r, err := dns.NewRR(apex + " " + neg + " IN SOA ns." + apex + " hostmaster." + apex + " 1 3600 600 86400 " + neg)
 	if err != nil {
 		panic("dnstest: SOA: " + err.Error())
+	}
+	return r
+}
+
+// NewResolver serves z on a loopback Server and returns the real resolver
+// asking it over UDP (and TCP when a reply is truncated), as the daemon
+// meets DNS: records cross the wire format and back, where the Zone alone
+// would hand them over untouched. The resolver has no cache, so every
+// lookup reaches the server, and a short timeout (300ms, one attempt) for
+// the zone's Timeout faults. The server is shut down by tb.Cleanup.
+func NewResolver(tb testing.TB, z *Zone) *resolver.Resolver {
+	tb.Helper()
+	s := NewServer(tb, z)
+	r, err := resolver.New(resolver.Options{Servers: []string{s.Addr()}, CacheSize: -1,
+		Timeout: 300 * time.Millisecond, Attempts: 1})
+	if err != nil {
+		tb.Fatalf("dnstest: %v", err)
 	}
 	return r
 }
