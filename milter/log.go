@@ -47,6 +47,7 @@ func (s *session) logTxn(override string) {
 		slog.Any("recipients", t.Recipients),
 		slog.String("verdict", verdict),
 	)
+	attrs = append(attrs, resultAttrs(t)...)
 	if d != nil && d.Result.Verb != acl.Accept {
 		attrs = append(attrs, decisionAttrs(d)...)
 		if d.Result.Err != nil {

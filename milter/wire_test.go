@@ -200,8 +200,8 @@ func TestNegotiate(t *testing.T) {
 // Without SMFIP_HDR_LEADSPC the MTA drops the space after the colon and
 // adds one to our values: we restore it on input and leave it out on output.
 func TestWithoutLeadingSpace(t *testing.T) {
-	h := newHarness(t, "acl_smtp_data = d\nbegin acl\nd:\n  warn add_header = X-Subject: [$rh_Subject:]\n  accept\n")
-	h.env.AuthservID = ""
+	h := newHarness(t, "acl_smtp_data = d\nbegin acl\nd:\n  warn add_header = X-Subject: [$rh_Subject:]\n  accept\n",
+		func(e *Env) { e.AuthservID = "" })
 	r := h.raw()
 	r.negotiateV6(postfixActions, postfixProtocol&^uint32(gomilter.OptHeaderLeadingSpace))
 	r.envelope()
