@@ -124,4 +124,3 @@ func clipLog(s string, n int) string {
 	}
 	return s
 }
-
