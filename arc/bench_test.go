@@ -10,7 +10,7 @@ import (
 	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"testing"
 
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

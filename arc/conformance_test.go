@@ -19,8 +19,8 @@ import (
 
 	"github.com/mailsidecar/sidecar/internal/ascii"
 	"github.com/mailsidecar/sidecar/internal/dkimcore"
-	"github.com/mailsidecar/sidecar/internal/dnstest"
-	"github.com/mailsidecar/sidecar/internal/shareddata"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/shareddata"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

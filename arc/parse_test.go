@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/mailsidecar/sidecar/internal/dkimcore"
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

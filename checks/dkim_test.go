@@ -10,7 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"github.com/mailsidecar/sidecar/internal/shareddata"
+	"github.com/mailsidecar/sidecar/internal/testkit/shareddata"
 	"net/netip"
 	"os"
 	"strings"
@@ -22,7 +22,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/config"
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 	"github.com/mailsidecar/sidecar/stage"
 )

@@ -11,7 +11,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/config"
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/mailsidecar/sidecar/dkim"
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 )
 
 // A milter feeds a Stream header fields as it receives them (raw values,

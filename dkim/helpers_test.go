@@ -9,14 +9,14 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"github.com/mailsidecar/sidecar/internal/shareddata"
+	"github.com/mailsidecar/sidecar/internal/testkit/shareddata"
 	"strings"
 	"sync"
 	"testing"
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/internal/dkimcore"
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 )
 
 // The hostile shapes of issue 12 and 13: what an outside sender can

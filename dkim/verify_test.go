@@ -14,7 +14,7 @@ import (
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

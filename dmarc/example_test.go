@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mailsidecar/sidecar/dmarc"
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 )
 
 func ExampleEvaluator_Evaluate() {

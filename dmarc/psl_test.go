@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailsidecar/sidecar/internal/shareddata"
+	"github.com/mailsidecar/sidecar/internal/testkit/shareddata"
 )
 
 // sharedTestdata returns the path of a file under ../shared/testdata

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/mailsidecar/sidecar/internal/testmta"
+	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 )
 
 // postfixE2E is a private Postfix like startPostfix's (postfix_test.go),

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailsidecar/sidecar/internal/testmta"
+	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 )
 
 // Sendmail conflicts with Postfix as a Debian package, so the test unpacks

@@ -18,7 +18,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/config"
-	"github.com/mailsidecar/sidecar/internal/testmta"
+	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 )
 
 // testConf is the configuration most tests run: every stage has an ACL,

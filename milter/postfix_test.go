@@ -14,11 +14,11 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/authres"
-	"github.com/mailsidecar/sidecar/internal/testmta"
+	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 )
 
 // The Postfix end-to-end test runs Debian's Postfix as the test's own
-// processes (internal/testmta): smtpd on a loopback port, our milter in
+// processes (internal/testkit/testmta): smtpd on a loopback port, our milter in
 // smtpd_milters, and every message relayed to an SMTP sink in the test.
 
 // needPostfix skips the test when Postfix cannot run here, except under

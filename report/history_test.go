@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/dmarc"
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

@@ -118,7 +118,7 @@ func (a *Answer) NXDomain() bool { return a.Rcode == RcodeNXDomain }
 func (a *Answer) NoData() bool { return a.Rcode == RcodeSuccess && len(a.Records) == 0 }
 
 // Querier is what consumers of DNS depend on. *Resolver and the
-// internal/dnstest fakes implement it.
+// internal/testkit/dnstest fakes implement it.
 type Querier interface {
 	Query(ctx context.Context, name string, t Type) (*Answer, error)
 }

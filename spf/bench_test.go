@@ -3,7 +3,7 @@ package spf
 import (
 	"testing"
 
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 )
 
 // benchZone is a typical policy: own networks, two providers by include

@@ -15,8 +15,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/mailsidecar/sidecar/internal/dnstest"
-	"github.com/mailsidecar/sidecar/internal/shareddata"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/shareddata"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 )
 
 // fuzzSeeds are records from the tests of this package and the suite.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailsidecar/sidecar/internal/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

@@ -30,7 +30,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/mailsidecar/sidecar/internal/testmta"
+	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	_ "github.com/mailsidecar/sidecar/checks" // the checks register into acl.Default
+	"github.com/mailsidecar/sidecar/cmd/sidecar/daemon"
 	"github.com/mailsidecar/sidecar/config"
-	"github.com/mailsidecar/sidecar/internal/daemon"
 	"github.com/mailsidecar/sidecar/milter"
 )
 

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/arc"
-	"github.com/mailsidecar/sidecar/internal/dnstest"
-	"github.com/mailsidecar/sidecar/internal/testmta"
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -197,7 +197,7 @@ func TestARCSignCommandRefuses(t *testing.T) {
 }
 
 // The ARC end-to-end test runs two Postfix instances as the test's own
-// processes (internal/testmta: private config, queue and data directories
+// processes (internal/testkit/testmta: private config, queue and data directories
 // in a temporary directory, smtpd on a loopback port) with a sidecar
 // daemon each: a forwarder that seals with arc_sign, relaying to a
 // receiver that validates with verify = arc, relaying to an SMTP sink.

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/cmd/sidecar/daemon"
 	"github.com/mailsidecar/sidecar/config"
-	"github.com/mailsidecar/sidecar/internal/daemon"
 )
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {

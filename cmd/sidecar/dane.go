@@ -7,8 +7,8 @@ import (
 	"log/slog"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/cmd/sidecar/daemon"
 	"github.com/mailsidecar/sidecar/config"
-	"github.com/mailsidecar/sidecar/internal/daemon"
 	"github.com/mailsidecar/sidecar/tlspolicy"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	_ "github.com/mailsidecar/sidecar/checks"
-	"github.com/mailsidecar/sidecar/internal/daemon"
+	"github.com/mailsidecar/sidecar/cmd/sidecar/daemon"
 )
 
 // version is set with -ldflags "-X main.version=…" by release builds.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/checks"
+	"github.com/mailsidecar/sidecar/cmd/sidecar/daemon"
 	"github.com/mailsidecar/sidecar/config"
-	"github.com/mailsidecar/sidecar/internal/daemon"
 	"github.com/mailsidecar/sidecar/resolver"
 	"github.com/mailsidecar/sidecar/spf"
 )
