@@ -24,7 +24,6 @@ package checks
 // is refused there).
 
 import (
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -38,7 +37,6 @@ import (
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/dmarc"
 	"github.com/mailsidecar/sidecar/expand"
-	"github.com/mailsidecar/sidecar/internal/ascii"
 	"github.com/mailsidecar/sidecar/internal/suggest"
 	"github.com/mailsidecar/sidecar/results"
 )
@@ -126,12 +124,12 @@ func arcSignerFrom(v config.Value, headers []string, fail func(config.Pos, strin
 	}
 	domain, selector, path := items[0], items[1], items[2]
 	ok := true
-	for _, it := range []struct {
-		item config.ListItem
-		what string
-	}{{domain, "domain"}, {selector, "selector"}} {
-		if !arcDNSName(it.item.Text) {
-			fail(it.item.Pos, "%s: %q is not a valid %s (for example: %s)", OptARCSign, it.item.Text, it.what, arcSignExample)
+	for _, c := range []struct {
+		item  config.ListItem
+		check func(string) error
+	}{{domain, arc.CheckDomain}, {selector, arc.CheckSelector}} {
+		if err := c.check(c.item.Text); err != nil {
+			fail(c.item.Pos, "%s: %v (for example: %s)", OptARCSign, err, arcSignExample)
 			ok = false
 		}
 	}
@@ -149,17 +147,16 @@ func arcSignerFrom(v config.Value, headers []string, fail func(config.Pos, strin
 		fail(path.Pos, "%s: %s is not a usable signing key: %v (a PEM RSA key of at least 1024 bits, or an Ed25519 key)", OptARCSign, path.Text, err)
 		return nil
 	}
-	if k, isRSA := key.Public().(*rsa.PublicKey); isRSA && k.N.BitLen() < 1024 {
-		fail(path.Pos, "%s: the RSA key in %s has %d bits: at least 1024 are needed (RFC 8301), 2048 recommended", OptARCSign, path.Text, k.N.BitLen())
+	if err := arc.CheckSigningKey(key); err != nil {
+		fail(path.Pos, "%s: %s: %v", OptARCSign, path.Text, err)
 		return nil
 	}
 	if !ok {
 		return nil
 	}
 	signer := &arc.Signer{Domain: strings.ToLower(domain.Text), Selector: selector.Text, Key: key, Headers: headers}
-	// One seal of a tiny message proves the whole configuration.
-	if _, err := signer.Seal([]byte("From: <postmaster@example.net>\r\n\r\n"), &arc.Chain{State: arc.None}, "example.net; none"); err != nil {
-		fail(v.Pos, "%s: cannot seal with this configuration: %v", OptARCSign, err)
+	if err := signer.Check(); err != nil {
+		fail(v.Pos, "%s: %v", OptARCSign, err)
 		return nil
 	}
 	return signer
@@ -170,43 +167,16 @@ func arcSignerFrom(v config.Value, headers []string, fail func(config.Pos, strin
 func arcSignHeaders(v config.Value, fail func(config.Pos, string, ...any)) []string {
 	var names []string
 	for _, it := range config.SplitList(v) {
-		name := strings.TrimPrefix(it.Text, "+")
-		lname := strings.ToLower(name)
-		switch {
-		case it.Text == "":
+		if it.Text == "" {
 			continue
-		case !ascii.FieldName(name):
-			fail(it.Pos, "%s: %q is not a header field name", OptARCSignHeaders, it.Text)
-		case lname == "arc-seal":
-			fail(it.Pos, "%s: ARC-Seal cannot be covered by an ARC-Message-Signature (RFC 8617 §4.1.2)", OptARCSignHeaders)
-		case lname == "authentication-results":
-			fail(it.Pos, "%s: Authentication-Results must not be signed: the next hop removes it, breaking the signature (RFC 8617 §4.1.2), and sidecar adds its own after sealing", OptARCSignHeaders)
-		default:
-			names = append(names, it.Text)
 		}
+		if err := arc.CheckSignHeader(it.Text); err != nil {
+			fail(it.Pos, "%s: %v", OptARCSignHeaders, err)
+			continue
+		}
+		names = append(names, it.Text)
 	}
 	return names
-}
-
-// dnsName reports whether s is a plausible domain or selector: labels of
-// letters, digits, hyphens and underscores.
-func arcDNSName(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 func arcPlural(n int) string {
@@ -319,43 +289,6 @@ func ARCChain(t *acl.Txn) (*arc.Chain, error) {
 
 // ARCStateWord is the chain state as $arc_state shows it.
 func ARCStateWord(c *arc.Chain) string { return c.StateWord() }
-
-// DescribeARC renders a chain for operators ("sidecar check"): the
-// verdict on the first line, then one line per ARC Set, newest last,
-// with its sealer, cv=, whether each signature verified, and its
-// ARC-Authentication-Results.
-func DescribeARC(c *arc.Chain) string {
-	var b strings.Builder
-	b.WriteString("arc=" + ARCStateWord(c))
-	switch {
-	case c.State == arc.Pass:
-		fmt.Fprintf(&b, " (%d instance%s, oldest pass i=%d)", len(c.Instances), arcPlural(len(c.Instances)), c.OldestPass)
-	case c.Reason != "":
-		fmt.Fprintf(&b, " (%s)", c.Reason)
-	}
-	b.WriteByte('\n')
-	verdict := func(ok bool, why string) string {
-		switch {
-		case ok:
-			return "verified"
-		case why != "":
-			return "failed: " + why
-		}
-		return "not verified"
-	}
-	orDash := func(s string) string {
-		if s == "" {
-			return "-"
-		}
-		return s
-	}
-	for _, in := range c.Instances {
-		fmt.Fprintf(&b, "  i=%d ARC-Seal d=%s s=%s cv=%s: %s\n", in.I, orDash(in.ASDomain), orDash(in.ASSelector), orDash(string(in.CV)), verdict(in.ASValid, in.ASError))
-		fmt.Fprintf(&b, "      ARC-Message-Signature d=%s s=%s: %s\n", orDash(in.AMSDomain), orDash(in.AMSSelector), verdict(in.AMSValid, in.AMSError))
-		fmt.Fprintf(&b, "      ARC-Authentication-Results: %s\n", orDash(strings.Join(strings.Fields(in.AAR), " ")))
-	}
-	return b.String()
-}
 
 // arcHook reports the chain of every message in Authentication-Results at
 // DATA, unless arc_authres is false. Only a message that went through the

@@ -20,7 +20,6 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/config"
-	"github.com/mailsidecar/sidecar/dkim"
 	"github.com/mailsidecar/sidecar/dmarc"
 	"github.com/mailsidecar/sidecar/report"
 	"github.com/mailsidecar/sidecar/results"
@@ -327,43 +326,4 @@ func registerDMARC(reg *acl.Registry) {
 	reg.Control(acl.ControlDef{Name: "dmarc_enable_forensic", Stages: DMARCControlStages,
 		Doc: "record that DMARC failure (forensic) reports are wanted for this message; sidecar does not send them yet"})
 	reg.AddFinisher(acl.Finisher{Name: "dmarc", Run: writeHistory})
-}
-
-// Report is what the checks found for a transaction, for the check
-// command: it reads the transaction's state and evaluates nothing.
-type Report struct {
-	// SPF is the SPF check of MAIL FROM (HELO for <>); nil when it was not
-	// made.
-	SPF *Evaluation
-	// DKIMExamined is true when the body went through StartDKIM; DKIM
-	// then holds one result per signature (none when unsigned).
-	DKIMExamined bool
-	DKIM         []dkim.Result
-	// DMARC is nil when DMARC was not evaluated.
-	DMARC *DMARCReport
-}
-
-// DMARCReport is a DMARC evaluation: its input, its outcome, and
-// $dmarc_ar_header.
-type DMARCReport struct {
-	Input    dmarc.Input
-	Outcome  dmarc.Outcome
-	ARHeader string
-}
-
-// ReportOf returns what the checks found for the transaction.
-func ReportOf(t *acl.Txn) Report {
-	var r Report
-	m := t.Results
-	if t.HasSender {
-		r.SPF = m.SPF
-	}
-	if m.DKIM.Examined {
-		r.DKIMExamined = true
-		r.DKIM = m.DKIM.Results
-	}
-	if e := m.DMARC; e != nil {
-		r.DMARC = &DMARCReport{Input: e.Input, Outcome: e.Outcome, ARHeader: e.Outcome.ARHeader(authservID(t))}
-	}
-	return r
 }

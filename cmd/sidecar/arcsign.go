@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/arc"
-	"github.com/mailsidecar/sidecar/checks"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/resolver"
 )
@@ -90,6 +89,10 @@ func cmdARCSign(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
+	if err := signer.Check(); err != nil {
+		fmt.Fprintf(stderr, "sidecar arc-sign: %v\n", err)
+		return 2
+	}
 	msg, err := readARCMessage(fs.Arg(0))
 	if err != nil {
 		fmt.Fprintf(stderr, "sidecar arc-sign: %v\n", err)
@@ -108,7 +111,7 @@ func cmdARCSign(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *verbose {
-		fmt.Fprint(stderr, checks.DescribeARC(chain))
+		fmt.Fprint(stderr, DescribeARC(chain))
 	}
 	id := *authserv
 	if id == "" {

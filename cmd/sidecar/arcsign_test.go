@@ -188,6 +188,9 @@ func TestARCSignCommandRefuses(t *testing.T) {
 		{[]string{"arc-sign", "-domain", "d", "-selector", "s", "-key", write("bad.pem", []byte("nope")), "m"}, "no PEM private key"},
 		{[]string{"arc-sign", "-domain", "d", "-selector", "s", "-key", key, "-ip", "nope", "m"}, `-ip "nope" is not an IP address`},
 		{[]string{"arc-sign", "-domain", "d", "-selector", "s", "-key", key, filepath.Join(dir, "missing.eml")}, "no such file"},
+		// The checks the daemon makes of arc_sign (arc.Signer.Check).
+		{[]string{"arc-sign", "-domain", "relay..example", "-selector", "s", "-key", key, "m"}, `"relay..example" is not a valid domain`},
+		{[]string{"arc-sign", "-domain", "d", "-selector", "s", "-key", key, "-headers", "from : arc-seal", "m"}, "ARC-Seal cannot be covered"},
 	} {
 		code, _, errs := runCmd(tc.args...)
 		if code != 2 || !strings.Contains(errs, tc.want) {

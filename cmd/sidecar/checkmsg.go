@@ -341,16 +341,16 @@ func printCheck(w io.Writer, rt *daemon.Runtime, in checkInput, r *checkResult) 
 		row(name, v)
 	}
 	t := r.drv.Txn
-	rep := checks.ReportOf(t)
-	if e := rep.SPF; e != nil {
+	m := t.Results
+	if e := m.SPF; e != nil && t.HasSender {
 		o := e.Outcome
 		row("spf", fmt.Sprintf("%s (%s) %s %s", o.Result, e.Reason(), o.Identity, o.Domain))
 	}
-	if rep.DKIMExamined {
-		if len(rep.DKIM) == 0 {
+	if m.DKIM.Examined {
+		if len(m.DKIM.Results) == 0 {
 			row("dkim", "none (no signatures)")
 		}
-		for _, d := range rep.DKIM {
+		for _, d := range m.DKIM.Results {
 			s := fmt.Sprintf("%s d=%s s=%s a=%s i=%s b=%s", d.Status, d.Domain, d.Selector, d.Algorithm, d.Identifier, d.BPrefix)
 			if d.Reason != "" {
 				s += " (" + d.Reason + ")"
@@ -361,7 +361,7 @@ func printCheck(w io.Writer, rt *daemon.Runtime, in checkInput, r *checkResult) 
 			row("dkim", s)
 		}
 	}
-	if d := rep.DMARC; d != nil {
+	if d := m.DMARC; d != nil {
 		o := d.Outcome
 		s := string(o.Status)
 		if o.StatusText != "" {
@@ -380,7 +380,7 @@ func printCheck(w io.Writer, rt *daemon.Runtime, in checkInput, r *checkResult) 
 		if chain, err := checks.ARCChain(t); err != nil {
 			row("arc", "not validated: "+err.Error())
 		} else if chain != nil {
-			desc := strings.TrimRight(checks.DescribeARC(chain), "\n")
+			desc := strings.TrimRight(DescribeARC(chain), "\n")
 			lines := strings.Split(desc, "\n")
 			row("arc", strings.TrimPrefix(lines[0], "arc="))
 			for _, l := range lines[1:] {
