@@ -244,7 +244,7 @@ func TestCompileErrors(t *testing.T) {
 func TestPanicDefers(t *testing.T) {
 	reg := NewRegistry()
 	reg.Condition(CondDef{Name: "boom", Compile: func(*CondCompile) (CondFunc, error) {
-		return func(*Txn) (bool, error) { panic("kaboom") }, nil
+		return func(context.Context, *Txn) (bool, error) { panic("kaboom") }, nil
 	}})
 	p := compile(t, "acl_smtp_connect = a\nbegin acl\na:\n  accept boom = 1\n", reg)
 	res := p.Run(context.Background(), Connect, newTxn("192.0.2.1"))
@@ -257,7 +257,7 @@ func TestConditionErrorCarriesPosition(t *testing.T) {
 	reg := NewRegistry()
 	sentinel := errors.New("dns timeout")
 	reg.Condition(CondDef{Name: "flaky", Compile: func(*CondCompile) (CondFunc, error) {
-		return func(*Txn) (bool, error) { return false, sentinel }, nil
+		return func(context.Context, *Txn) (bool, error) { return false, sentinel }, nil
 	}})
 	p := compile(t, "acl_smtp_connect = a\nbegin acl\na:\n  deny flaky = 1\n", reg)
 	res := p.Run(context.Background(), Connect, newTxn("192.0.2.1"))
@@ -284,9 +284,9 @@ func TestNoACLAccepts(t *testing.T) {
 func TestHooksAndTimeout(t *testing.T) {
 	reg := NewRegistry()
 	var ran []string
-	reg.AddHook(Hook{Name: "h", Stages: OnlyData, Run: func(t *Txn) error {
+	reg.AddHook(Hook{Name: "h", Stages: OnlyData, Run: func(ctx context.Context, t *Txn) error {
 		ran = append(ran, t.Stage.String())
-		if _, ok := t.Context().Deadline(); !ok {
+		if _, ok := ctx.Deadline(); !ok {
 			return errors.New("no deadline")
 		}
 		return errors.New("hook failed")
@@ -312,7 +312,7 @@ func TestConfigurer(t *testing.T) {
 		}
 		return cfg.String("authserv_id"), nil
 	}})
-	reg.Variable(VarDef{Name: "feat", Get: func(t *Txn) (string, error) { s, _ := t.Feature("feat").(string); return s, nil }})
+	reg.Variable(VarDef{Name: "feat", Get: func(_ context.Context, t *Txn) (string, error) { s, _ := t.Feature("feat").(string); return s, nil }})
 	p := compile(t, "authserv_id = mx1\nacl_smtp_connect = c\nbegin acl\nc:\n  deny message = $feat\n", reg)
 	if res := p.Run(context.Background(), Connect, newTxn("192.0.2.1")); res.Message != "mx1" {
 		t.Errorf("feature value %q", res.Message)
@@ -382,8 +382,8 @@ func TestCanRefuse(t *testing.T) {
 func TestRunDeadline(t *testing.T) {
 	reg := NewRegistry()
 	var got time.Time
-	reg.AddHook(Hook{Name: "h", Stages: OnlyData, Run: func(t *Txn) error {
-		got, _ = t.Context().Deadline()
+	reg.AddHook(Hook{Name: "h", Stages: OnlyData, Run: func(ctx context.Context, t *Txn) error {
+		got, _ = ctx.Deadline()
 		return nil
 	}})
 	p := compile(t, "acl_timeout = 5s\nacl_smtp_data = d\nbegin acl\nd:\n  accept\n", reg)

@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -443,9 +444,9 @@ func (s *scope) Var(name string) (expand.Getter, error) {
 			return nil, fmt.Errorf("variable $%s is never set by a \"set\" modifier%s", name, suggest.Hint(name, "$", names))
 		}
 		if strings.HasPrefix(name, "acl_c") {
-			return func(env expand.Env) (string, error) { return slot(env.(*Txn).Conn.Vars, idx), nil }, nil
+			return func(_ context.Context, env expand.Env) (string, error) { return slot(env.(*Txn).Conn.Vars, idx), nil }, nil
 		}
-		return func(env expand.Env) (string, error) { return slot(env.(*Txn).Vars, idx), nil }, nil
+		return func(_ context.Context, env expand.Env) (string, error) { return slot(env.(*Txn).Vars, idx), nil }, nil
 	}
 	d := c.reg.variable(name)
 	if d == nil {
@@ -455,7 +456,7 @@ func (s *scope) Var(name string) (expand.Getter, error) {
 		return nil, errors.New(msg)
 	}
 	get := d.Get
-	return func(env expand.Env) (string, error) { return get(env.(*Txn)) }, nil
+	return func(ctx context.Context, env expand.Env) (string, error) { return get(ctx, env.(*Txn)) }, nil
 }
 
 func (s *scope) Headers() error {

@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,21 +13,21 @@ import (
 // List compiles the condition's value as a list of the given kind. A
 // constant value is compiled now, so its mistakes are load-time errors; an
 // expanded one is compiled each time it is evaluated.
-func (cc *CondCompile) List(kind config.ListKind) (func(t *Txn) (*List, error), error) {
+func (cc *CondCompile) List(kind config.ListKind) (func(ctx context.Context, t *Txn) (*List, error), error) {
 	if text, ok := cc.Value.Constant(); ok {
 		l, err := cc.prog.lists.Compile(kind, config.NewValue(text, cc.Pos))
 		if err != nil {
 			return nil, err
 		}
 		al := &List{list: l}
-		return func(*Txn) (*List, error) { return al, nil }, nil
+		return func(context.Context, *Txn) (*List, error) { return al, nil }, nil
 	}
 	lists := cc.prog.lists
 	expr := cc.Value
 	pos := cc.Pos
 	limits := cc.prog.prog.limits
-	return func(t *Txn) (*List, error) {
-		s, err := expr.EvalLimits(t, limits)
+	return func(ctx context.Context, t *Txn) (*List, error) {
+		s, err := expr.EvalLimits(ctx, t, limits)
 		if err != nil {
 			return nil, err
 		}
@@ -48,8 +49,8 @@ func ListCondition(kind config.ListKind, subject func(t *Txn) string) func(cc *C
 		if err != nil {
 			return nil, err
 		}
-		return func(t *Txn) (bool, error) {
-			l, err := get(t)
+		return func(ctx context.Context, t *Txn) (bool, error) {
+			l, err := get(ctx, t)
 			if err != nil {
 				return false, err
 			}
@@ -74,7 +75,7 @@ func (cc *CondCompile) StringList() ([]config.ListItem, bool) {
 // returned function reports whether a result matches: items are tried left
 // to right, and the first that matches (positively, or by a negated item
 // not matching) succeeds.
-func (cc *CondCompile) ResultList(valid []string, alias map[string]string) (func(t *Txn, result string) (bool, error), error) {
+func (cc *CondCompile) ResultList(valid []string, alias map[string]string) (func(ctx context.Context, t *Txn, result string) (bool, error), error) {
 	parse := func(text string, pos config.Pos) ([]resultItem, error) {
 		var out []resultItem
 		for _, it := range config.SplitList(config.NewValue(text, pos)) {
@@ -119,11 +120,11 @@ func (cc *CondCompile) ResultList(valid []string, alias map[string]string) (func
 		if len(items) == 0 {
 			return nil, cc.Errorf("%s needs at least one result: %s = %s", cc.Name, cc.Name, valid[0])
 		}
-		return func(_ *Txn, result string) (bool, error) { return match(items, result), nil }, nil
+		return func(_ context.Context, _ *Txn, result string) (bool, error) { return match(items, result), nil }, nil
 	}
 	expr, pos := cc.Value, cc.Pos
-	return func(t *Txn, result string) (bool, error) {
-		s, err := expr.Eval(t)
+	return func(ctx context.Context, t *Txn, result string) (bool, error) {
+		s, err := expr.Eval(ctx, t)
 		if err != nil {
 			return false, err
 		}
@@ -185,11 +186,11 @@ func registerCoreConditions(r *Registry) {
 				if err != nil {
 					return nil, err
 				}
-				return func(t *Txn) (bool, error) {
+				return func(ctx context.Context, t *Txn) (bool, error) {
 					if t.Conn.AuthID == "" {
 						return false, nil
 					}
-					l, err := get(t)
+					l, err := get(ctx, t)
 					if err != nil {
 						return false, err
 					}
@@ -203,11 +204,11 @@ func registerCoreConditions(r *Registry) {
 					if err != nil {
 						cc.prog.rep.Warnf(cc.Pos, "%v: this condition will always defer", err)
 					}
-					return func(*Txn) (bool, error) { return v, err }, nil
+					return func(context.Context, *Txn) (bool, error) { return v, err }, nil
 				}
 				e := cc.Value
-				return func(t *Txn) (bool, error) {
-					s, err := e.Eval(t)
+				return func(ctx context.Context, t *Txn) (bool, error) {
+					s, err := e.Eval(ctx, t)
 					if err != nil {
 						return false, err
 					}
@@ -223,12 +224,12 @@ func registerCoreConditions(r *Registry) {
 
 func compileACLCondition(cc *CondCompile) (CondFunc, error) {
 	prog := cc.prog.prog
-	call := func(t *Txn, name string) (bool, error) {
+	call := func(ctx context.Context, t *Txn, name string) (bool, error) {
 		a := prog.acls[name]
 		if a == nil {
 			return false, fmt.Errorf("acl: no ACL named %q", name)
 		}
-		res := prog.run(t.ctx, a, t)
+		res := prog.run(ctx, a, t)
 		switch res.Verb {
 		case Accept, Discard:
 			return true, nil
@@ -249,14 +250,14 @@ func compileACLCondition(cc *CondCompile) (CondFunc, error) {
 			}
 			return nil, cc.Errorf("acl: no ACL named %q%s", name, suggest.Hint(name, "", names))
 		}
-		return func(t *Txn) (bool, error) { return call(t, name) }, nil
+		return func(ctx context.Context, t *Txn) (bool, error) { return call(ctx, t, name) }, nil
 	}
 	e := cc.Value
-	return func(t *Txn) (bool, error) {
-		name, err := e.Eval(t)
+	return func(ctx context.Context, t *Txn) (bool, error) {
+		name, err := e.Eval(ctx, t)
 		if err != nil {
 			return false, err
 		}
-		return call(t, strings.TrimSpace(name))
+		return call(ctx, t, strings.TrimSpace(name))
 	}, nil
 }

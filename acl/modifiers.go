@@ -231,8 +231,8 @@ func (c *compiler) delayModifier(a *aclProg, it *config.Item, ci item) (item, bo
 		select {
 		case <-timer.C:
 			return nil
-		case <-r.t.ctx.Done():
-			return r.t.ctx.Err()
+		case <-r.ctx.Done():
+			return r.ctx.Err()
 		}
 	}
 	return ci, true

@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"sync"
@@ -9,8 +10,9 @@ import (
 	"github.com/mailsidecar/sidecar/expand"
 )
 
-// CondFunc evaluates a compiled condition for a transaction.
-type CondFunc func(t *Txn) (bool, error)
+// CondFunc evaluates a compiled condition for a transaction; ctx bounds
+// what it may wait for (the run's deadline).
+type CondFunc func(ctx context.Context, t *Txn) (bool, error)
 
 // CondCompile is what a condition's Compile receives.
 type CondCompile struct {
@@ -48,7 +50,7 @@ type VarDef struct {
 	Name   string
 	Stages StageSet // where it has a value; 0 means every stage
 	Doc    string
-	Get    func(t *Txn) (string, error)
+	Get    func(ctx context.Context, t *Txn) (string, error)
 }
 
 // ControlDef declares a `control = name[/arg]` value.
@@ -82,7 +84,7 @@ const (
 type Hook struct {
 	Name   string
 	Stages StageSet
-	Run    func(t *Txn) error
+	Run    func(ctx context.Context, t *Txn) error
 }
 
 // Configurer reads a feature's main options when a configuration is

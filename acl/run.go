@@ -19,13 +19,14 @@ type Result struct {
 	Err        error // why the run deferred, when it did because of an error
 }
 
-// runner evaluates one ACL run.
+// runner evaluates one ACL run; ctx is the run's, for its duration.
 type runner struct {
-	p *Program
-	t *Txn
+	ctx context.Context
+	p   *Program
+	t   *Txn
 }
 
-func (r *runner) eval(e *expand.Expr) (string, error) { return e.EvalLimits(r.t, r.p.limits) }
+func (r *runner) eval(e *expand.Expr) (string, error) { return e.EvalLimits(r.ctx, r.t, r.p.limits) }
 
 func (r *runner) log(kind string, pos config.Pos, text string) {
 	r.t.Logs = append(r.t.Logs, LogLine{Stage: r.t.Stage, ACL: "", Pos: pos, Kind: kind, Text: text})
@@ -78,9 +79,6 @@ func (p *Program) runHooks(ctx context.Context, stage Stage, t *Txn) {
 	if len(p.hooks[stage]) == 0 {
 		return
 	}
-	prev := t.ctx
-	t.ctx = ctx
-	defer func() { t.ctx = prev }()
 	for _, h := range p.hooks[stage] {
 		err := func() (err error) {
 			defer func() {
@@ -88,7 +86,7 @@ func (p *Program) runHooks(ctx context.Context, stage Stage, t *Txn) {
 					err = fmt.Errorf("internal error: %v", v)
 				}
 			}()
-			return h.Run(t)
+			return h.Run(ctx, t)
 		}()
 		if err != nil {
 			t.Logs = append(t.Logs, LogLine{Stage: stage, ACL: "(" + h.Name + ")", Kind: "error", Text: err.Error()})
@@ -114,15 +112,12 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 	if t.depth >= MaxCallDepth {
 		return Result{Verb: Defer, ACL: a.name, Pos: a.pos, Err: fmt.Errorf("ACL calls nested deeper than %d", MaxCallDepth)}
 	}
-	prevCtx := t.ctx
-	t.ctx = ctx
 	t.depth++
 	nHeaders, nRemove := len(t.AddHeaders), len(t.RemoveHeaders)
-	r := &runner{p: p, t: t}
+	r := &runner{ctx: ctx, p: p, t: t}
 	pos := a.pos
 	defer func() {
 		t.depth--
-		t.ctx = prevCtx
 		if v := recover(); v != nil {
 			res = Result{Verb: Defer, ACL: a.name, Pos: pos, Err: fmt.Errorf("internal error: %v", v)}
 		}
@@ -162,7 +157,7 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 				err = it.action(r)
 			case kCond:
 				var v bool
-				v, err = it.cond(t)
+				v, err = it.cond(ctx, t)
 				if err == nil && v == it.neg {
 					ok = false
 				}

@@ -34,7 +34,7 @@ func dmarcRegistry() *Registry {
 		if err != nil {
 			return nil, err
 		}
-		return func(t *Txn) (bool, error) { return match(t, get(t).status) }, nil
+		return func(ctx context.Context, t *Txn) (bool, error) { return match(ctx, t, get(t).status) }, nil
 	}})
 	for name, f := range map[string]func(fakeDMARC) string{
 		"dmarc_status":        func(d fakeDMARC) string { return d.status },
@@ -42,7 +42,7 @@ func dmarcRegistry() *Registry {
 		"dmarc_domain_policy": func(d fakeDMARC) string { return d.policy },
 		"dmarc_ar_header":     func(d fakeDMARC) string { return "Authentication-Results: mx; dmarc=" + d.status },
 	} {
-		reg.Variable(VarDef{Name: name, Stages: OnlyData, Get: func(t *Txn) (string, error) { return f(get(t)), nil }})
+		reg.Variable(VarDef{Name: name, Stages: OnlyData, Get: func(_ context.Context, t *Txn) (string, error) { return f(get(t)), nil }})
 	}
 	reg.Control(ControlDef{Name: "dmarc_disable_verify", Stages: Of(Connect, Helo, Mail, Rcpt)})
 	reg.Control(ControlDef{Name: "dmarc_enable_forensic", Stages: Of(Connect, Helo, Mail, Rcpt)})

@@ -1,7 +1,6 @@
 package acl
 
 import (
-	"context"
 	"net/netip"
 	"slices"
 	"strings"
@@ -102,7 +101,6 @@ type Txn struct {
 	// by Close.
 	Results *results.Message
 
-	ctx   context.Context
 	depth int
 	prog  *Program
 }
@@ -124,23 +122,20 @@ func NewTxn(conn *Conn, svc *Services) *Txn {
 	if svc == nil {
 		svc = &Services{}
 	}
-	return &Txn{Conn: conn, Services: svc, Results: results.New(), ctx: context.Background()}
+	return &Txn{Conn: conn, Services: svc, Results: results.New()}
 }
 
 // Reset closes the message (see Close) and starts the next one (at MAIL
 // FROM, or after a message), keeping the connection.
 func (t *Txn) Reset() {
 	t.Results.Close()
-	*t = Txn{Conn: t.Conn, Services: t.Services, Results: results.New(), ctx: context.Background(), prog: t.prog}
+	*t = Txn{Conn: t.Conn, Services: t.Services, Results: results.New(), prog: t.prog}
 }
 
 // Close ends the message: at an abort and at the end of the connection.
 // Work still running for it in the background (DKIM key lookups, body
 // hashing) is cancelled; its results stay readable.
 func (t *Txn) Close() { t.Results.Close() }
-
-// Context implements expand.Env.
-func (t *Txn) Context() context.Context { return t.ctx }
 
 // Header implements expand.Env.
 func (t *Txn) Header(name string) []string {

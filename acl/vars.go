@@ -1,13 +1,14 @@
 package acl
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
 )
 
-func str(f func(t *Txn) string) func(t *Txn) (string, error) {
-	return func(t *Txn) (string, error) { return f(t), nil }
+func str(f func(t *Txn) string) func(ctx context.Context, t *Txn) (string, error) {
+	return func(_ context.Context, t *Txn) (string, error) { return f(t), nil }
 }
 
 func registerCoreVars(r *Registry) {

@@ -24,6 +24,7 @@ package checks
 // is refused there).
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -269,12 +270,12 @@ func hasARCFields(hs []acl.Header) bool {
 // through ARCBodyHook, no DNS resolver); a message without ARC header
 // fields always has a chain, of state none. A temporary DNS failure is
 // not an error: the chain says Temp.
-func ARCChain(t *acl.Txn) (*arc.Chain, error) {
+func ARCChain(ctx context.Context, t *acl.Txn) (*arc.Chain, error) {
 	m := &t.Results.ARC
 	if m.Chain == nil && m.Err == nil {
 		switch {
 		case m.Stream != nil:
-			m.Chain = m.Stream.Finish(t.Context())
+			m.Chain = m.Stream.Finish(ctx)
 		case !hasARCFields(t.Headers):
 			m.Chain = &arc.Chain{State: arc.None}
 		default:
@@ -295,14 +296,14 @@ func ARCStateWord(c *arc.Chain) string { return c.StateWord() }
 // ARC body writer (ARCBodyHook: the milter always runs it) is reported, so
 // that the header never claims a validation that was not made; a local
 // submission (no client address) is not reported, as for SPF.
-func arcHook(t *acl.Txn) error {
+func arcHook(ctx context.Context, t *acl.Txn) error {
 	if !arcSettingsOf(t).AuthRes || !t.Conn.ClientIP.IsValid() {
 		return nil
 	}
 	if !t.Results.ARC.Examined {
 		return nil
 	}
-	c, err := ARCChain(t)
+	c, err := ARCChain(ctx, t)
 	if err != nil {
 		return err
 	}
@@ -318,7 +319,7 @@ func arcHook(t *acl.Txn) error {
 // ARC-Authentication-Results copies every result the other hooks added.
 // Nothing is added on a temporary DNS failure (the chain's fate is
 // unknown), to a chain whose newest seal says cv=fail, or beyond 50 sets.
-func arcSealHook(t *acl.Txn) error {
+func arcSealHook(ctx context.Context, t *acl.Txn) error {
 	s := arcSettingsOf(t)
 	if s.Signer == nil {
 		return nil
@@ -326,7 +327,7 @@ func arcSealHook(t *acl.Txn) error {
 	if _, off := t.Control(ctlNoARCSign); off {
 		return nil
 	}
-	c, err := ARCChain(t)
+	c, err := ARCChain(ctx, t)
 	if err != nil {
 		return fmt.Errorf("not sealing: %w", err)
 	}
@@ -426,7 +427,7 @@ func compileVerifyARC(cc *acl.CondCompile) (acl.CondFunc, error) {
 		}
 		return nil, cc.Errorf("verify = %s is not supported: sidecar has only verify = arc[/LIST] (ARC chain validation, RFC 8617; for example verify = arc/pass:none)%s", kind, hint)
 	}
-	var match func(t *acl.Txn, result string) (bool, error)
+	var match func(ctx context.Context, t *acl.Txn, result string) (bool, error)
 	if text, ok := cc.Value.Constant(); ok {
 		_, list, _ = strings.Cut(text, "/")
 		off := strings.IndexByte(cc.Text, '/') + 1
@@ -437,8 +438,8 @@ func compileVerifyARC(cc *acl.CondCompile) (acl.CondFunc, error) {
 		match = m
 	} else {
 		e := cc.Value
-		match = func(t *acl.Txn, result string) (bool, error) {
-			s, err := e.Eval(t)
+		match = func(ctx context.Context, t *acl.Txn, result string) (bool, error) {
+			s, err := e.Eval(ctx, t)
 			if err != nil {
 				return false, err
 			}
@@ -450,24 +451,24 @@ func compileVerifyARC(cc *acl.CondCompile) (acl.CondFunc, error) {
 			if err != nil {
 				return false, err
 			}
-			return m(t, result)
+			return m(ctx, t, result)
 		}
 	}
-	return func(t *acl.Txn) (bool, error) {
-		c, err := ARCChain(t)
+	return func(ctx context.Context, t *acl.Txn) (bool, error) {
+		c, err := ARCChain(ctx, t)
 		if err != nil {
 			return false, err
 		}
 		if c.Temp {
 			return false, fmt.Errorf("ARC: %s", c.Reason)
 		}
-		return match(t, string(c.State))
+		return match(ctx, t, string(c.State))
 	}, nil
 }
 
 // resultList compiles the LIST of verify = arc/LIST, found at byte off of
 // the value; an empty list is Exim's default, none:pass.
-func arcResultList(cc *acl.CondCompile, list string, off int) (func(t *acl.Txn, result string) (bool, error), error) {
+func arcResultList(cc *acl.CondCompile, list string, off int) (func(ctx context.Context, t *acl.Txn, result string) (bool, error), error) {
 	if strings.TrimSpace(list) == "" {
 		list = "none : pass"
 	}
@@ -505,9 +506,9 @@ func arcContains(list []string, s string) bool {
 }
 
 // arcVar returns the value of an ARC variable, or why there is none.
-func arcVar(f func(c *arc.Chain) string) func(t *acl.Txn) (string, error) {
-	return func(t *acl.Txn) (string, error) {
-		c, err := ARCChain(t)
+func arcVar(f func(c *arc.Chain) string) func(ctx context.Context, t *acl.Txn) (string, error) {
+	return func(ctx context.Context, t *acl.Txn) (string, error) {
+		c, err := ARCChain(ctx, t)
 		if err != nil {
 			return "", err
 		}
@@ -554,8 +555,8 @@ type ARCOverride = dmarc.ARCOverride
 // (validated now if it was not yet). The DMARC glue calls it when a
 // message fails DMARC, and reports the failure with policy.override=arc
 // instead of applying the policy.
-func ARCTrustedDMARCPass(t *acl.Txn, fromDomain string, trusted func(sealer string) (bool, error)) (ARCOverride, bool, error) {
-	c, err := ARCChain(t)
+func ARCTrustedDMARCPass(ctx context.Context, t *acl.Txn, fromDomain string, trusted func(sealer string) (bool, error)) (ARCOverride, bool, error) {
+	c, err := ARCChain(ctx, t)
 	if err != nil {
 		return ARCOverride{}, false, err
 	}

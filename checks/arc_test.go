@@ -720,7 +720,7 @@ func TestARCTrustedDMARCPass(t *testing.T) {
 		{"no chain", plain, trust("lists.example"), 0},
 	} {
 		txn, _ := arcMessageTxn(t, prog, zone, tc.msg)
-		ov, ok, err := ARCTrustedDMARCPass(txn, "origin.example", tc.trusted)
+		ov, ok, err := ARCTrustedDMARCPass(context.Background(), txn, "origin.example", tc.trusted)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -731,7 +731,7 @@ func TestARCTrustedDMARCPass(t *testing.T) {
 	// A temporary DNS failure overrides nothing.
 	zone.SetFault("l1._domainkey.lists.example", resolver.TypeTXT, dnstest.ServFail)
 	txn, _ := arcMessageTxn(t, prog, zone, listPass)
-	if _, ok, _ := ARCTrustedDMARCPass(txn, "origin.example", trust("lists.example")); ok {
+	if _, ok, _ := ARCTrustedDMARCPass(context.Background(), txn, "origin.example", trust("lists.example")); ok {
 		t.Error("override on a temporary DNS failure")
 	}
 }

@@ -115,14 +115,14 @@ func StartDKIM(t *acl.Txn) *DKIMWriter {
 // first use: the lookups still running are bounded by the deadline of the
 // ACL run that asks. It is nil for a message whose body was never given
 // to StartDKIM; examined says which.
-func dkimResults(t *acl.Txn) (d *results.DKIM, examined bool) {
+func dkimResults(ctx context.Context, t *acl.Txn) (d *results.DKIM, examined bool) {
 	d = &t.Results.DKIM
 	if !d.Examined {
 		return nil, false
 	}
 	if !d.Finished {
 		d.Finished = true
-		stop := context.AfterFunc(t.Context(), d.Cancel)
+		stop := context.AfterFunc(ctx, d.Cancel)
 		d.Err = d.Stream.End()
 		d.Results = d.Stream.Results()
 		stop()
@@ -161,8 +161,8 @@ func currentSigner(rs []dkim.Result, t *acl.Txn) int {
 // dkimHook reports every signature of the message in
 // Authentication-Results at DATA, and dkim=none for an unsigned message
 // whose body was examined.
-func dkimHook(t *acl.Txn) error {
-	d, examined := dkimResults(t)
+func dkimHook(ctx context.Context, t *acl.Txn) error {
+	d, examined := dkimResults(ctx, t)
 	if !examined {
 		return nil
 	}
@@ -204,9 +204,9 @@ func registerDKIM(reg *acl.Registry) {
 	reg.AddConfigurer(acl.Configurer{Name: dkimFeature, Configure: func(cfg *config.Config) (any, error) {
 		return dkimSettings{MaxSignatures: int(cfg.Int(OptDKIMMaxSignatures))}, nil
 	}})
-	cur := func(f func(r dkim.Result) string, none string) func(t *acl.Txn) (string, error) {
-		return func(t *acl.Txn) (string, error) {
-			d, _ := dkimResults(t)
+	cur := func(f func(r dkim.Result) string, none string) func(ctx context.Context, t *acl.Txn) (string, error) {
+		return func(ctx context.Context, t *acl.Txn) (string, error) {
+			d, _ := dkimResults(ctx, t)
 			if d == nil || d.Current < 0 {
 				return none, nil
 			}
@@ -229,8 +229,8 @@ func registerDKIM(reg *acl.Registry) {
 		{Name: "dkim_identity", Doc: "i= of the current signer's signature (@ and d= when absent)",
 			Get: cur(func(r dkim.Result) string { return r.Identifier }, "")},
 		{Name: "dkim_signers", Doc: "the domains (d=) and identities (i=) of every signature, colon-separated, whatever their result",
-			Get: func(t *acl.Txn) (string, error) {
-				d, _ := dkimResults(t)
+			Get: func(ctx context.Context, t *acl.Txn) (string, error) {
+				d, _ := dkimResults(ctx, t)
 				if d == nil {
 					return "", nil
 				}

@@ -11,6 +11,7 @@ package checks
 // the DKIM results of the body hook.
 
 import (
+	"context"
 	"fmt"
 	"net/mail"
 	"os"
@@ -183,16 +184,16 @@ func dmarcDisabled(t *acl.Txn) string {
 
 // dmarcOf returns the message's DMARC evaluation, evaluating it on first
 // use with the ACL run's context.
-func dmarcOf(t *acl.Txn) *results.DMARC {
+func dmarcOf(ctx context.Context, t *acl.Txn) *results.DMARC {
 	if e := t.Results.DMARC; e != nil {
 		return e
 	}
-	e := evaluateDMARC(t)
+	e := evaluateDMARC(ctx, t)
 	t.Results.DMARC = e
 	return e
 }
 
-func evaluateDMARC(t *acl.Txn) *results.DMARC {
+func evaluateDMARC(ctx context.Context, t *acl.Txn) *results.DMARC {
 	e := &results.DMARC{}
 	if why := dmarcDisabled(t); why != "" {
 		e.Outcome = dmarc.Disabled()
@@ -202,21 +203,21 @@ func evaluateDMARC(t *acl.Txn) *results.DMARC {
 	s := dmarcSettingsOf(t)
 	e.Input.FromDomain, e.Input.FromErr = fromDomain(t)
 	if t.HasSender {
-		spfEval := check(t, "", false)
+		spfEval := check(ctx, t, "", false)
 		e.Input.SPF = dmarc.SPFResult{Result: string(spfEval.Outcome.Result), Domain: spfEval.Outcome.Domain}
 	}
-	if d, _ := dkimResults(t); d != nil {
+	if d, _ := dkimResults(ctx, t); d != nil {
 		for _, r := range d.Results {
 			e.Input.DKIM = append(e.Input.DKIM, dmarc.DKIMResult{Result: string(r.Status), Domain: r.Domain, Selector: r.Selector})
 		}
 	}
 	ev := dmarc.Evaluator{DNS: t.Services.DNS, Discovery: s.Discovery, PSL: s.PSL}
-	e.Outcome = ev.Evaluate(t.Context(), e.Input)
+	e.Outcome = ev.Evaluate(ctx, e.Input)
 	if e.Outcome.Result == dmarc.Fail && s.trustedSealers != nil {
 		trusted := func(sealer string) (bool, error) {
 			return s.trustedSealers.Match(t, strings.ToLower(strings.TrimSuffix(sealer, ".")))
 		}
-		ov, ok, err := ARCTrustedDMARCPass(t, e.Input.FromDomain, trusted)
+		ov, ok, err := ARCTrustedDMARCPass(ctx, t, e.Input.FromDomain, trusted)
 		switch {
 		case err != nil:
 			t.Logs = append(t.Logs, acl.LogLine{Stage: t.Stage, ACL: "(dmarc)", Kind: "error",
@@ -249,11 +250,11 @@ func authservID(t *acl.Txn) string {
 // Authentication-Results, unless dmarc_authres is false or DMARC is off.
 // A transaction without any header field (an ACL test, not a message) is
 // left alone.
-func dmarcHook(t *acl.Txn) error {
+func dmarcHook(ctx context.Context, t *acl.Txn) error {
 	if !dmarcSettingsOf(t).AuthRes || !t.HasSender || len(t.Headers) == 0 {
 		return nil
 	}
-	e := dmarcOf(t)
+	e := dmarcOf(ctx, t)
 	if ar, ok := e.Outcome.AuthResult(); ok {
 		if e.Override != nil {
 			ar.Props = append(ar.Props, acl.AuthProp{Type: "policy", Name: "override", Value: "arc"})
@@ -286,12 +287,12 @@ func registerDMARC(reg *acl.Registry) {
 			if err != nil {
 				return nil, err
 			}
-			return func(t *acl.Txn) (bool, error) {
-				return match(t, string(dmarcOf(t).Outcome.Status))
+			return func(ctx context.Context, t *acl.Txn) (bool, error) {
+				return match(ctx, t, string(dmarcOf(ctx, t).Outcome.Status))
 			}, nil
 		}})
-	str := func(f func(t *acl.Txn, o *dmarc.Outcome) string) func(t *acl.Txn) (string, error) {
-		return func(t *acl.Txn) (string, error) { return f(t, &dmarcOf(t).Outcome), nil }
+	str := func(f func(t *acl.Txn, o *dmarc.Outcome) string) func(ctx context.Context, t *acl.Txn) (string, error) {
+		return func(ctx context.Context, t *acl.Txn) (string, error) { return f(t, &dmarcOf(ctx, t).Outcome), nil }
 	}
 	for _, d := range []acl.VarDef{
 		{Name: "dmarc_status", Doc: "the DMARC status word: accept, reject, quarantine, none, norecord, nofrom, temperror or off",
@@ -313,7 +314,7 @@ func registerDMARC(reg *acl.Registry) {
 		reg.Variable(d)
 	}
 	reg.Variable(acl.VarDef{Name: "dmarc_forensic_sender", Doc: "the dmarc_forensic_sender option, or do-not-reply@$primary_hostname",
-		Get: func(t *acl.Txn) (string, error) { return forensicSender(t), nil }})
+		Get: func(ctx context.Context, t *acl.Txn) (string, error) { return forensicSender(t), nil }})
 	reg.Control(acl.ControlDef{Name: "dmarc_disable_verify", Stages: DMARCControlStages,
 		Doc: "do not evaluate DMARC for this message (at CONNECT or HELO: for the connection's messages); $dmarc_status is off",
 		Apply: func(t *acl.Txn, arg string) error {

@@ -1,6 +1,7 @@
 package checks
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/mailsidecar/sidecar/acl"
@@ -47,7 +48,7 @@ func Register(reg *acl.Registry) {
 // 8617 §4.1.1).
 var dataSteps = []struct {
 	name string
-	run  func(t *acl.Txn) error
+	run  func(ctx context.Context, t *acl.Txn) error
 }{
 	{"spf", spfHook},
 	{"dkim", dkimHook},
@@ -59,20 +60,20 @@ var dataSteps = []struct {
 // authenticate runs dataSteps. A step's error or panic is logged under
 // its name and does not stop the others: conditions that need the same
 // result report their own error.
-func authenticate(t *acl.Txn) error {
+func authenticate(ctx context.Context, t *acl.Txn) error {
 	for _, step := range dataSteps {
-		if err := runStep(step.run, t); err != nil {
+		if err := runStep(ctx, step.run, t); err != nil {
 			t.Logs = append(t.Logs, acl.LogLine{Stage: t.Stage, ACL: "(" + step.name + ")", Kind: "error", Text: err.Error()})
 		}
 	}
 	return nil
 }
 
-func runStep(run func(t *acl.Txn) error, t *acl.Txn) (err error) {
+func runStep(ctx context.Context, run func(ctx context.Context, t *acl.Txn) error, t *acl.Txn) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("internal error: %v", v)
 		}
 	}()
-	return run(t)
+	return run(ctx, t)
 }

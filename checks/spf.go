@@ -73,7 +73,7 @@ func checker(t *acl.Txn) *spf.Checker {
 // context. A temperror caused by the run's own deadline is not kept: the
 // next stage, with a new deadline, tries again. show makes the variables
 // show this evaluation, as Exim's do after an spf or spf_guess condition.
-func check(t *acl.Txn, guess string, show bool) *Evaluation {
+func check(ctx context.Context, t *acl.Txn, guess string, show bool) *Evaluation {
 	m := t.Results
 	slot := &m.SPF
 	if guess != "" {
@@ -82,7 +82,7 @@ func check(t *acl.Txn, guess string, show bool) *Evaluation {
 	q := queryOf(t, guess)
 	e := *slot
 	if e == nil || e.Query != q {
-		ctx := t.Context()
+		ctx := ctx
 		e = Evaluate(ctx, checker(t), q)
 		if e.Outcome.Result != spf.TempError || ctx.Err() == nil {
 			*slot = e
@@ -96,11 +96,11 @@ func check(t *acl.Txn, guess string, show bool) *Evaluation {
 
 // shown is the evaluation the variables show: that of the last spf or
 // spf_guess condition of the message, or else the plain check.
-func shown(t *acl.Txn) *Evaluation {
+func shown(ctx context.Context, t *acl.Txn) *Evaluation {
 	if e := t.Results.SPFShown; e != nil && e.Query == queryOf(t, e.Query.Guess) {
 		return e
 	}
-	return check(t, "", true)
+	return check(ctx, t, "", true)
 }
 
 // Result words of the spf and spf_guess conditions, and Exim's deprecated
@@ -123,12 +123,12 @@ func compileSPF(guessing bool) func(cc *acl.CondCompile) (acl.CondFunc, error) {
 		if err != nil {
 			return nil, err
 		}
-		return func(t *acl.Txn) (bool, error) {
+		return func(ctx context.Context, t *acl.Txn) (bool, error) {
 			guess := ""
 			if guessing {
 				guess = settingsOf(t).Guess
 			}
-			return match(t, string(check(t, guess, true).Outcome.Result))
+			return match(ctx, t, string(check(ctx, t, guess, true).Outcome.Result))
 		}, nil
 	}
 }
@@ -144,12 +144,12 @@ func yesNo(b bool) string {
 // Authentication-Results unless spf_authres is false, and as a
 // Received-SPF header when spf_received_header is true. A local
 // submission (no client address) is not checked.
-func spfHook(t *acl.Txn) error {
+func spfHook(ctx context.Context, t *acl.Txn) error {
 	s := settingsOf(t)
 	if (!s.AuthRes && !s.ReceivedHeader) || !t.HasSender || !t.Conn.ClientIP.IsValid() {
 		return nil
 	}
-	e := check(t, "", false)
+	e := check(ctx, t, "", false)
 	if s.AuthRes {
 		t.AddAuthResult(e.AuthResult())
 	}
@@ -163,7 +163,7 @@ func spfHook(t *acl.Txn) error {
 // that sender (a bare domain stands for postmaster@domain) and client
 // address, IPv4 or IPv6. The session's HELO name is used for %{h} when IP
 // is the session's client.
-func lookupSPF(env expand.Env, key, arg string) (string, bool, error) {
+func lookupSPF(ctx context.Context, env expand.Env, key, arg string) (string, bool, error) {
 	t, ok := env.(*acl.Txn)
 	if !ok || t.Services == nil || t.Services.DNS == nil {
 		return "", false, errors.New("no DNS resolver to look SPF up with")
@@ -182,7 +182,7 @@ func lookupSPF(env expand.Env, key, arg string) (string, bool, error) {
 	if t.Conn != nil && t.Conn.ClientIP.Unmap() == ip {
 		helo = t.Conn.Helo
 	}
-	e := Evaluate(t.Context(), checker(t), Query{IP: ip, Helo: helo, Sender: sender})
+	e := Evaluate(ctx, checker(t), Query{IP: ip, Helo: helo, Sender: sender})
 	return string(e.Outcome.Result), true, nil
 }
 
@@ -194,8 +194,8 @@ func registerSPF(reg *acl.Registry) {
 	reg.Condition(acl.CondDef{Name: "spf_guess", Stages: SPFStages,
 		Doc:     "as spf, but a domain without SPF record is checked against the spf_guess record",
 		Compile: compileSPF(true)})
-	str := func(f func(e *Evaluation) string) func(t *acl.Txn) (string, error) {
-		return func(t *acl.Txn) (string, error) { return f(shown(t)), nil }
+	str := func(f func(e *Evaluation) string) func(ctx context.Context, t *acl.Txn) (string, error) {
+		return func(ctx context.Context, t *acl.Txn) (string, error) { return f(shown(ctx, t)), nil }
 	}
 	for _, d := range []acl.VarDef{
 		{Name: "spf_result", Doc: "the SPF result word: pass, fail, softfail, neutral, none, permerror or temperror",

@@ -9,8 +9,6 @@ import (
 // Env is what an expansion reads while it is evaluated: one per SMTP
 // transaction, supplied by the acl package.
 type Env interface {
-	// Context bounds anything the evaluation waits for (lookups).
-	Context() context.Context
 	// Header returns the raw values (text after "Name:", folding kept,
 	// without the final CRLF) of every header field called name, compared
 	// case-insensitively, in message order. It returns nil when there is no
@@ -18,13 +16,14 @@ type Env interface {
 	Header(name string) []string
 }
 
-// Getter returns the value of a variable when an expansion is evaluated.
-type Getter func(env Env) (string, error)
+// Getter returns the value of a variable when an expansion is evaluated;
+// ctx bounds what it may wait for.
+type Getter func(ctx context.Context, env Env) (string, error)
 
 // LookupFunc answers ${lookup{KEY}KIND{ARG}...}. found is false when the
 // key has no entry (the "no" branch runs); err is for failures that must
 // defer (unreadable file, DNS timeout).
-type LookupFunc func(env Env, key, arg string) (value string, found bool, err error)
+type LookupFunc func(ctx context.Context, env Env, key, arg string) (value string, found bool, err error)
 
 // Scope resolves names while an expansion is compiled, so that a name that
 // cannot exist where the string is used is a load-time error.

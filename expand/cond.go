@@ -223,7 +223,7 @@ func (c *defCond) test(st *state) (bool, error) {
 		}
 		return len(st.env.Header(v.name)) > 0, nil
 	case *varNode:
-		s, err := v.get(st.env)
+		s, err := v.get(st.ctx, st.env)
 		if err != nil {
 			return false, evalErr(v.pos, err, "def:%s", v.name)
 		}

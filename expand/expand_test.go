@@ -41,7 +41,7 @@ type testScope struct{ noHeaders bool }
 
 func (s testScope) Var(name string) (Getter, error) {
 	if name == "broken" {
-		return func(Env) (string, error) { return "", errTestVar }, nil
+		return func(context.Context, Env) (string, error) { return "", errTestVar }, nil
 	}
 	if _, ok := testVars[name]; !ok {
 		names := make([]string, 0, len(testVars))
@@ -55,7 +55,7 @@ func (s testScope) Var(name string) (Getter, error) {
 		}
 		return nil, fmt.Errorf("unknown variable $%s%s", name, hint)
 	}
-	return func(env Env) (string, error) {
+	return func(_ context.Context, env Env) (string, error) {
 		if e, ok := env.(*testEnv); ok {
 			if v, ok := e.vars[name]; ok {
 				return v, nil
@@ -80,11 +80,19 @@ type testEnv struct {
 	headers []testHeader
 }
 
-func (e *testEnv) Context() context.Context {
-	if e.ctx != nil {
+// testCtx is the context a test environment carries for its evaluation.
+func testCtx(env Env) context.Context {
+	if e, ok := env.(*testEnv); ok && e != nil && e.ctx != nil {
 		return e.ctx
 	}
 	return context.Background()
+}
+
+// evalTest evaluates with the test environment's context.
+func (e *Expr) evalTest(env Env) (string, error) { return e.Eval(testCtx(env), env) }
+
+func (e *Expr) evalLimitsTest(env Env, lim Limits) (string, error) {
+	return e.EvalLimits(testCtx(env), env, lim)
 }
 
 func (e *testEnv) Header(name string) []string {
@@ -125,16 +133,16 @@ var (
 
 func registerTestLookups() {
 	registerOne.Do(func() {
-		RegisterLookup("map", func(_ Env, key, _ string) (string, bool, error) {
+		RegisterLookup("map", func(_ context.Context, _ Env, key, _ string) (string, bool, error) {
 			mapCalls.Add(1)
 			v, ok := testMap[key]
 			return v, ok, nil
 		})
-		RegisterLookup("fail", func(Env, string, string) (string, bool, error) {
+		RegisterLookup("fail", func(context.Context, Env, string, string) (string, bool, error) {
 			failCalls.Add(1)
 			return "", false, errTestLookup
 		})
-		RegisterLookup("echo", func(_ Env, key, arg string) (string, bool, error) {
+		RegisterLookup("echo", func(_ context.Context, _ Env, key, arg string) (string, bool, error) {
 			return key + "|" + arg, true, nil
 		})
 	})
@@ -324,7 +332,7 @@ func TestEval(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Compile(%q): %v", tc.src, err)
 			}
-			got, err := e.Eval(newEnv())
+			got, err := e.evalTest(newEnv())
 			if err != nil {
 				t.Fatalf("Eval(%q): %v", tc.src, err)
 			}
@@ -346,7 +354,7 @@ func TestEnvOverride(t *testing.T) {
 	} {
 		env := newEnv()
 		env.vars = map[string]string{"dmarc_status": tc.status}
-		got, err := e.Eval(env)
+		got, err := e.evalTest(env)
 		if err != nil || got != tc.want {
 			t.Errorf("status %s: got %q, %v; want %q", tc.status, got, err, tc.want)
 		}
@@ -358,7 +366,7 @@ func TestNilEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := e.Eval(nil)
+	got, err := e.evalTest(nil)
 	if err != nil || got != "[][n]" {
 		t.Errorf("got %q, %v", got, err)
 	}
@@ -386,7 +394,7 @@ func TestShortCircuit(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := mapCalls.Load()
-			got, err := e.Eval(newEnv())
+			got, err := e.evalTest(newEnv())
 			if err != nil || got != tc.want {
 				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
 			}
@@ -427,7 +435,7 @@ func TestEvalErrors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Compile: %v", err)
 			}
-			got, err := e.Eval(newEnv())
+			got, err := e.evalTest(newEnv())
 			if err == nil {
 				t.Fatalf("Eval = %q, want an error", got)
 			}
@@ -460,7 +468,7 @@ func TestCancelledContext(t *testing.T) {
 	cancel()
 	env := newEnv()
 	env.ctx = ctx
-	if _, err := e.Eval(env); !errors.Is(err, context.Canceled) {
+	if _, err := e.evalTest(env); !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
 }
@@ -490,7 +498,7 @@ func TestOutputLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := e.EvalLimits(newEnv(), Limits{MaxOutput: tc.max})
+			got, err := e.evalLimitsTest(newEnv(), Limits{MaxOutput: tc.max})
 			if tc.want == "" {
 				if !errors.Is(err, ErrOutputTooLarge) {
 					t.Fatalf("got %d bytes, %v; want ErrOutputTooLarge", len(got), err)
@@ -510,7 +518,7 @@ func TestNestingLimit(t *testing.T) {
 	}
 	if e, err := Compile(nest(MaxNesting), nil); err != nil {
 		t.Fatalf("%d levels: %v", MaxNesting, err)
-	} else if got, _ := e.Eval(nil); got != "x" {
+	} else if got, _ := e.evalTest(nil); got != "x" {
 		t.Fatalf("got %q", got)
 	}
 	_, err := Compile(nest(MaxNesting+1), nil)
@@ -781,7 +789,7 @@ func TestSgMatchesRegexp(t *testing.T) {
 		}
 		for _, s := range subjects {
 			want := rx.ReplaceAllStringFunc(s, func(m string) string { return "<" + m + ">" })
-			got, err := e.Eval(&testEnv{vars: map[string]string{"subj": s}})
+			got, err := e.evalTest(&testEnv{vars: map[string]string{"subj": s}})
 			if err != nil || got != want {
 				t.Errorf("sg(%q, %q) = %q, %v; want %q", s, re, got, err, want)
 			}
@@ -804,7 +812,7 @@ func FuzzSg(f *testing.F) {
 			t.Fatal(err)
 		}
 		want := rx.ReplaceAllStringFunc(subj, func(m string) string { return "<" + m + ">" })
-		got, err := e.Eval(&testEnv{vars: map[string]string{"subj": subj, "re": re}})
+		got, err := e.evalTest(&testEnv{vars: map[string]string{"subj": subj, "re": re}})
 		if errors.Is(err, ErrOutputTooLarge) && len(want) > DefaultMaxOutput {
 			return
 		}
@@ -823,7 +831,7 @@ func TestSgCancelled(t *testing.T) {
 	cancel()
 	env := &testEnv{ctx: ctx, vars: map[string]string{"subj": strings.Repeat("a", 60000)}}
 	start := time.Now()
-	_, err = e.Eval(env)
+	_, err = e.evalTest(env)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -838,7 +846,7 @@ type mapScope []string
 func (m mapScope) Var(name string) (Getter, error) {
 	for _, n := range m {
 		if n == name {
-			return func(env Env) (string, error) { return env.(*testEnv).vars[name], nil }, nil
+			return func(_ context.Context, env Env) (string, error) { return env.(*testEnv).vars[name], nil }, nil
 		}
 	}
 	return nil, fmt.Errorf("unknown variable $%s", name)
@@ -862,7 +870,7 @@ func TestConcurrentEval(t *testing.T) {
 				re := []string{"a", "b", "c+"}[(g+i)%3]
 				env := &testEnv{vars: map[string]string{"sender_address": "abc", "re": re}}
 				want := regexp.MustCompile(re).ReplaceAllString("abc", "[$0]")
-				got, err := e.Eval(env)
+				got, err := e.evalTest(env)
 				if err != nil || got != want {
 					t.Errorf("re %q: got %q, %v; want %q", re, got, err, want)
 					return
@@ -883,7 +891,7 @@ func TestRegisterLookupPanics(t *testing.T) {
 					t.Errorf("RegisterLookup(%q) did not panic", kind)
 				}
 			}()
-			RegisterLookup(kind, func(Env, string, string) (string, bool, error) { return "", false, nil })
+			RegisterLookup(kind, func(context.Context, Env, string, string) (string, bool, error) { return "", false, nil })
 		}()
 	}
 }
@@ -938,7 +946,7 @@ func TestLsearch(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.key, func(t *testing.T) {
-			v, found, err := lsearch(nil, tc.key, path)
+			v, found, err := lsearch(context.Background(), nil, tc.key, path)
 			if err != nil || found != tc.found || v != tc.want {
 				t.Errorf("lsearch(%q) = %q, %v, %v; want %q, %v", tc.key, v, found, err, tc.want, tc.found)
 			}
@@ -950,7 +958,7 @@ func TestLsearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]string{"Bob": "<second value>", "zed": "none", "empty": "<>"} {
-		got, err := e.Eval(&testEnv{vars: map[string]string{"k": k}})
+		got, err := e.evalTest(&testEnv{vars: map[string]string{"k": k}})
 		if err != nil || got != want {
 			t.Errorf("key %q: got %q, %v; want %q", k, got, err, want)
 		}
@@ -968,7 +976,7 @@ func TestLsearchReload(t *testing.T) {
 	}
 	get := func() string {
 		t.Helper()
-		v, _, err := lsearch(nil, "k", path)
+		v, _, err := lsearch(context.Background(), nil, "k", path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1024,7 +1032,7 @@ func TestLsearchErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, found, err := lsearch(nil, "k", tc.arg)
+			_, found, err := lsearch(context.Background(), nil, "k", tc.arg)
 			if err == nil || found || !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("got found=%v err=%v; want error containing %q", found, err, tc.msg)
 			}
@@ -1065,12 +1073,12 @@ func BenchmarkEval(b *testing.B) {
 		b.Fatal(err)
 	}
 	env := newEnv()
-	if got, err := e.Eval(env); err != nil || got != "DMARC reject for example.com" {
+	if got, err := e.evalTest(env); err != nil || got != "DMARC reject for example.com" {
 		b.Fatalf("got %q, %v", got, err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := e.Eval(env); err != nil {
+		if _, err := e.evalTest(env); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -1101,7 +1109,7 @@ func TestMustCompile(t *testing.T) {
 func TestHeaderTruncationKeepsUTF8(t *testing.T) {
 	e := MustCompile("$h_X-Utf:", testScope{})
 	big := strings.Repeat("é", 40000) // 80000 bytes
-	got, err := e.Eval(&testEnv{headers: []testHeader{{"X-Utf", big}, {"X-Utf", "more"}}})
+	got, err := e.evalTest(&testEnv{headers: []testHeader{{"X-Utf", big}, {"X-Utf", "more"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

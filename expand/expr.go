@@ -61,9 +61,10 @@ func (e *Expr) String() string {
 	return b.String()
 }
 
-// Eval expands the string for one transaction with the default limits.
-func (e *Expr) Eval(env Env) (string, error) {
-	return e.EvalLimits(env, Limits{})
+// Eval expands the string for one transaction with the default limits;
+// ctx bounds the evaluation (lookups, variables that wait, long ${sg}).
+func (e *Expr) Eval(ctx context.Context, env Env) (string, error) {
+	return e.EvalLimits(ctx, env, Limits{})
 }
 
 // EvalLimits expands the string with explicit limits. A zero or negative
@@ -73,7 +74,7 @@ func (e *Expr) Eval(env Env) (string, error) {
 // variable or lookup that fails, a non-numeric operand of a numeric
 // comparison, an invalid dynamic regular expression) are returned as
 // *EvalError; the caller should treat them as temporary failures (defer).
-func (e *Expr) EvalLimits(env Env, lim Limits) (string, error) {
+func (e *Expr) EvalLimits(ctx context.Context, env Env, lim Limits) (string, error) {
 	if l, ok := e.root.(*litNode); ok {
 		if lim.MaxOutput > 0 && len(l.s) > lim.MaxOutput ||
 			lim.MaxOutput <= 0 && len(l.s) > DefaultMaxOutput {
@@ -84,7 +85,7 @@ func (e *Expr) EvalLimits(env Env, lim Limits) (string, error) {
 	if env == nil {
 		env = nopEnv{}
 	}
-	st := getState(env, lim)
+	st := getState(ctx, env, lim)
 	err := e.root.eval(st)
 	var out string
 	if err == nil {
@@ -118,8 +119,7 @@ func evalErr(off int, err error, format string, args ...any) error {
 // nopEnv stands in for a nil Env.
 type nopEnv struct{}
 
-func (nopEnv) Context() context.Context { return context.Background() }
-func (nopEnv) Header(string) []string   { return nil }
+func (nopEnv) Header(string) []string { return nil }
 
 // captures are the groups of the innermost successful match: group i is
 // subj[idx[2i]:idx[2i+1]] when idx[2i] >= 0.
@@ -139,6 +139,7 @@ func (c *captures) group(i int) string {
 // operands of conditions and operators, is appended to buf, so the output
 // limit bounds all memory an evaluation uses for strings.
 type state struct {
+	ctx     context.Context // the caller's, for the duration of one evaluation
 	env     Env
 	buf     []byte
 	max     int
@@ -166,14 +167,17 @@ func (st *state) tick(units int) error {
 		return nil
 	}
 	st.check = st.work + checkEvery
-	return st.env.Context().Err()
+	return st.ctx.Err()
 }
 
 var statePool = sync.Pool{New: func() any { return &state{buf: make([]byte, 0, 256)} }}
 
-func getState(env Env, lim Limits) *state {
+func getState(ctx context.Context, env Env, lim Limits) *state {
 	st := statePool.Get().(*state)
-	st.env = env
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	st.ctx, st.env = ctx, env
 	st.max = lim.MaxOutput
 	if st.max <= 0 {
 		st.max = DefaultMaxOutput

@@ -1,6 +1,7 @@
 package expand
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -17,13 +18,13 @@ func (permissiveScope) Var(name string) (Getter, error) {
 		return nil, errors.New("unknown variable $" + name)
 	}
 	if strings.HasPrefix(name, "fail") {
-		return func(Env) (string, error) { return "", errTestVar }, nil
+		return func(context.Context, Env) (string, error) { return "", errTestVar }, nil
 	}
 	v := name + "@Example.COM 192.0.2.1 42"
 	if name == "long" {
 		v = strings.Repeat("ab ", 500)
 	}
-	return func(Env) (string, error) { return v, nil }, nil
+	return func(context.Context, Env) (string, error) { return v, nil }, nil
 }
 
 func (permissiveScope) Headers() error { return nil }
@@ -73,7 +74,7 @@ func FuzzCompile(f *testing.F) {
 		}
 		_ = e.String()
 		start := time.Now()
-		out, err := e.EvalLimits(newEnv(), Limits{MaxOutput: 4096})
+		out, err := e.evalLimitsTest(newEnv(), Limits{MaxOutput: 4096})
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("evaluation took %v", d)
 		}

@@ -1,6 +1,7 @@
 package expand
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -72,7 +73,7 @@ var lsearchCache = struct {
 // lsearch looks key up in the file named by arg (an absolute path). The
 // parsed file is cached and read again when its modification time, size
 // or identity changes.
-func lsearch(_ Env, key, arg string) (string, bool, error) {
+func lsearch(_ context.Context, _ Env, key, arg string) (string, bool, error) {
 	path := strings.TrimSpace(arg)
 	if !filepath.IsAbs(path) {
 		return "", false, fmt.Errorf("lsearch file name %q is not an absolute path", path)

@@ -76,7 +76,7 @@ type varNode struct {
 }
 
 func (n *varNode) eval(st *state) error {
-	v, err := n.get(st.env)
+	v, err := n.get(st.ctx, st.env)
 	if err != nil {
 		return evalErr(n.pos, err, "$%s", n.name)
 	}
@@ -550,10 +550,10 @@ func (n *lookupNode) eval(st *state) error {
 	if err != nil {
 		return err
 	}
-	if err := st.env.Context().Err(); err != nil {
+	if err := st.ctx.Err(); err != nil {
 		return evalErr(n.pos, err, "${lookup} %s", n.kind)
 	}
-	v, found, err := n.fn(st.env, key, arg)
+	v, found, err := n.fn(st.ctx, st.env, key, arg)
 	if err != nil {
 		return evalErr(n.pos, err, "${lookup} %s", n.kind)
 	}

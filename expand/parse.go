@@ -1,6 +1,7 @@
 package expand
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -755,7 +756,7 @@ func (p *parser) fold(n node) node {
 	if n.deps() != 0 {
 		return n
 	}
-	st := getState(nopEnv{}, Limits{})
+	st := getState(context.Background(), nopEnv{}, Limits{})
 	defer putState(st)
 	if err := n.eval(st); err != nil {
 		return n
@@ -772,7 +773,7 @@ func (p *parser) foldCond(c cond) cond {
 	if _, ok := c.(*constCond); ok {
 		return c
 	}
-	st := getState(nopEnv{}, Limits{})
+	st := getState(context.Background(), nopEnv{}, Limits{})
 	defer putState(st)
 	v, err := c.test(st)
 	if err != nil {

@@ -96,7 +96,7 @@ func TestPostfixEndToEnd(t *testing.T) {
 	reg := acl.NewRegistry()
 	quarantineControl(reg)
 	reg.Condition(acl.CondDef{Name: "fake_spf", Compile: func(cc *acl.CondCompile) (acl.CondFunc, error) {
-		return func(t *acl.Txn) (bool, error) {
+		return func(ctx context.Context, t *acl.Txn) (bool, error) {
 			t.AddAuthResult(acl.AuthResult{Method: "spf", Result: "pass", Props: []acl.AuthProp{authres.P("smtp", "mailfrom", t.SenderDomain())}})
 			return true, nil
 		}, nil

@@ -341,7 +341,7 @@ func TestInternalErrorsTempfail(t *testing.T) {
 		reg := acl.NewRegistry()
 		quarantineControl(reg)
 		reg.Condition(acl.CondDef{Name: "explode", Compile: func(cc *acl.CondCompile) (acl.CondFunc, error) {
-			return func(*acl.Txn) (bool, error) { panic("boom") }, nil
+			return func(context.Context, *acl.Txn) (bool, error) { panic("boom") }, nil
 		}})
 		h := newHarnessProgram(t, compileProgram(t, "acl_smtp_rcpt = r\nbegin acl\nr:\n  accept explode = yes\n", reg))
 		m := h.mta()
@@ -443,7 +443,7 @@ func TestAuthResults(t *testing.T) {
 	reg := acl.NewRegistry()
 	quarantineControl(reg)
 	reg.Condition(acl.CondDef{Name: "fake_checks", Compile: func(cc *acl.CondCompile) (acl.CondFunc, error) {
-		return func(t *acl.Txn) (bool, error) {
+		return func(ctx context.Context, t *acl.Txn) (bool, error) {
 			t.AddAuthResult(acl.AuthResult{Method: "spf", Result: "pass", Props: []acl.AuthProp{{Type: "smtp", Name: "mailfrom", Value: "sender@example.org"}}})
 			t.AddAuthResult(acl.AuthResult{Method: "dkim", Result: "fail", Reason: "signature did not verify",
 				Props: []acl.AuthProp{{Type: "header", Name: "d", Value: "example.org"}, {Type: "header", Name: "s", Value: "sel 1"}}})

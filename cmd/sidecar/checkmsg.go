@@ -377,7 +377,7 @@ func printCheck(w io.Writer, rt *daemon.Runtime, in checkInput, r *checkResult) 
 		}
 	}
 	if t.HasSender && len(t.Headers) > 0 {
-		if chain, err := checks.ARCChain(t); err != nil {
+		if chain, err := checks.ARCChain(context.Background(), t); err != nil {
 			row("arc", "not validated: "+err.Error())
 		} else if chain != nil {
 			desc := strings.TrimRight(DescribeARC(chain), "\n")
