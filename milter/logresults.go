@@ -28,7 +28,7 @@ const maxLoggedID = 200
 
 // resultAttrs returns the authentication fields of the message in t.
 func resultAttrs(t *acl.Txn) []slog.Attr {
-	var attrs []slog.Attr
+	attrs := make([]slog.Attr, 0, 7)
 	m := t.Results
 	if ids := t.Header("Message-ID"); len(ids) > 0 {
 		if id := strings.Trim(strings.TrimSpace(strings.Join(strings.Fields(ids[0]), " ")), "<>"); id != "" {
@@ -43,10 +43,10 @@ func resultAttrs(t *acl.Txn) []slog.Attr {
 		attrs = append(attrs, slog.String("from_domain", from))
 	}
 	if e := m.SPF; e != nil {
-		attrs = append(attrs, slog.Group("spf",
+		attrs = append(attrs, slog.Attr{Key: "spf", Value: slog.GroupValue(
 			slog.String("result", string(e.Outcome.Result)),
 			slog.String("domain", e.Outcome.Domain),
-			slog.String("identity", string(e.Outcome.Identity))))
+			slog.String("identity", string(e.Outcome.Identity)))})
 	}
 	if m.DKIM.Examined {
 		sigs := make(dkimLog, 0, len(m.DKIM.Results))
@@ -57,7 +57,7 @@ func resultAttrs(t *acl.Txn) []slog.Attr {
 	}
 	if d := m.DMARC; d != nil && d.Outcome.Result != "" {
 		o := &d.Outcome
-		g := []any{
+		g := []slog.Attr{
 			slog.String("result", string(o.Result)),
 			slog.String("policy", string(o.Policy)),
 			slog.String("disposition", string(o.Disposition)),
@@ -68,13 +68,13 @@ func resultAttrs(t *acl.Txn) []slog.Attr {
 		if d.Override != nil {
 			g = append(g, slog.String("override", "arc"))
 		}
-		attrs = append(attrs, slog.Group("dmarc", g...))
+		attrs = append(attrs, slog.Attr{Key: "dmarc", Value: slog.GroupValue(g...)})
 	}
 	if c := m.ARC.Chain; c != nil {
-		attrs = append(attrs, slog.Group("arc",
+		attrs = append(attrs, slog.Attr{Key: "arc", Value: slog.GroupValue(
 			slog.String("state", c.StateWord()),
 			slog.Int("oldest_pass", c.OldestPass),
-			slog.String("sealers", c.DomainList())))
+			slog.String("sealers", c.DomainList()))})
 	}
 	return attrs
 }
