@@ -128,10 +128,10 @@ func TestPrometheusScrapesPostfixTraffic(t *testing.T) {
 	needBinary(t, "/usr/bin/prometheus", "prometheus", "Prometheus end-to-end test")
 	bin := buildBinary(t)
 	zone := dnstest.NewZone().Add(
-		`pass.example. TXT "v=spf1 ip4:127.0.0.0/8 -all"`,
-		`_dmarc.pass.example. TXT "v=DMARC1; p=reject"`,
-		`fail.example. TXT "v=spf1 -all"`,
-		`_dmarc.fail.example. TXT "v=DMARC1; p=reject"`,
+		`good.example. TXT "v=spf1 ip4:127.0.0.0/8 -all"`,
+		`_dmarc.good.example. TXT "v=DMARC1; p=reject"`,
+		`spoof.example. TXT "v=spf1 -all"`,
+		`_dmarc.spoof.example. TXT "v=DMARC1; p=reject"`,
 	)
 	dns := dnstest.NewServer(t, zone)
 	path := filepath.Join(t.TempDir(), "sidecar.conf")
@@ -166,16 +166,16 @@ data:
 			Data: []byte("From: " + from + "\r\nTo: " + to + "\r\nSubject: metrics\r\nMessage-ID: <" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@test>\r\n\r\nhello\r\n")})
 	}
 	for i := 0; i < 3; i++ {
-		if err := send("alice@pass.example", "bob@example.net"); err != nil {
+		if err := send("alice@good.example", "bob@example.net"); err != nil {
 			t.Fatalf("passing message %d refused: %v", i, err)
 		}
 	}
 	for i := 0; i < 2; i++ {
-		if err := send("mallory@fail.example", "bob@example.net"); err == nil || !strings.Contains(err.Error(), "DMARC policy") {
+		if err := send("mallory@spoof.example", "bob@example.net"); err == nil || !strings.Contains(err.Error(), "DMARC policy") {
 			t.Fatalf("DMARC-failing message %d: %v", i, err)
 		}
 	}
-	if err := send("alice@pass.example", "nobody@example.net"); err == nil {
+	if err := send("alice@good.example", "nobody@example.net"); err == nil {
 		t.Fatal("the refused recipient was accepted")
 	}
 
