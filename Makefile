@@ -9,7 +9,7 @@ PKGS    ?= ./...
 # Debian packages the end-to-end tests drive (real MTAs and DNS servers).
 DEB_PKGS ?= $(shell cat scripts/debian-packages.txt 2>/dev/null)
 
-.PHONY: all build test test-short deps vet fuzz bench run clean
+.PHONY: all build test test-short deps vet fuzz bench run clean install
 
 all: build
 
@@ -39,6 +39,27 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [SYSCONFDIR=/etc]: the binary,
+# the man page (from "sidecar help man"), a commented example configuration
+# (the embedded default, never over an existing sidecar.conf) and the
+# systemd unit. The user sidecar is not created (see README, "Install").
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+
+install: build
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/sidecar $(DESTDIR)$(UNITDIR)
+	install -m 0755 bin/sidecar $(DESTDIR)$(SBINDIR)/sidecar
+	bin/sidecar help man > bin/sidecar.8
+	install -m 0644 bin/sidecar.8 $(DESTDIR)$(MANDIR)/man8/sidecar.8
+	bin/sidecar help default > bin/sidecar.conf.example
+	install -m 0644 bin/sidecar.conf.example $(DESTDIR)$(SYSCONFDIR)/sidecar/sidecar.conf.example
+	test -e $(DESTDIR)$(SYSCONFDIR)/sidecar/sidecar.conf || install -m 0640 bin/sidecar.conf.example $(DESTDIR)$(SYSCONFDIR)/sidecar/sidecar.conf
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' contrib/systemd/sidecar.service.in > bin/sidecar.service
+	install -m 0644 bin/sidecar.service $(DESTDIR)$(UNITDIR)/sidecar.service
 
 clean:
 	rm -rf bin

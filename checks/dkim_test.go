@@ -200,7 +200,7 @@ type delivery struct {
 // the DATA ACL: its body writers see the close.
 func deliver(t testing.TB, p *acl.Program, svc *acl.Services, d delivery) (acl.Result, *acl.Txn) {
 	t.Helper()
-	drv := stage.New(&stage.Env{Program: p, Services: svc})
+	drv := stage.New(&stage.Env{Program: p, Services: svc, Observer: deliverObserver})
 	var ip netip.Addr
 	if d.ip != "" {
 		ip = netip.MustParseAddr(d.ip)

@@ -14,6 +14,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/stage"
 )
 
 // Env is the running configuration. It may be replaced (SIGHUP) between
@@ -26,6 +27,9 @@ type Env struct {
 	StripIDs   []string   // other authserv-ids whose Authentication-Results headers are removed
 	BodyHooks  []BodyHook // extra body consumers (tests)
 	Limits     Limits     // who may connect and how many; read at each accept
+	// Observer hears of stage runs and ended messages (metrics); nil
+	// hears nothing.
+	Observer stage.Observer
 }
 
 // BodyHook starts a consumer of one message's body, in addition to the

@@ -132,7 +132,7 @@ func (s *session) stageEnv() *stage.Env {
 	}
 	st := s.srv.StageTimeout
 	return &stage.Env{Program: e.Program, Services: e.Services, AuthservID: e.AuthservID, StripIDs: e.StripIDs,
-		StageTimeout: st, BodyHooks: hooks, Panic: s.internalPanic}
+		StageTimeout: st, BodyHooks: hooks, Panic: s.internalPanic, Observer: e.Observer}
 }
 
 func (s *session) internalPanic(where string, v any) {

@@ -70,11 +70,21 @@ func (r *Resolver) exchangeAll(ctx context.Context, qname string, t Type) (*repl
 
 // exchange sends one query to one server over UDP, and again over TCP when
 // the reply is truncated.
-func (r *Resolver) exchange(ctx context.Context, srv server, qname string, t Type) (*reply, error) {
+func (r *Resolver) exchange(ctx context.Context, srv server, qname string, t Type) (rep *reply, err error) {
 	id := uint16(rand.Uint32())
 	query, err := packQuery(id, qname, t)
 	if err != nil {
 		return nil, badName(qname, err.Error())
+	}
+	if r.obs != nil {
+		start := time.Now()
+		defer func() {
+			var rcode Rcode
+			if rep != nil {
+				rcode = rep.ans.Rcode
+			}
+			r.obs.Exchange(t, rcode, err, time.Since(start))
+		}()
 	}
 	rep, truncated, err := r.exchangeUDP(ctx, srv, query, id, qname, t)
 	if err == nil && truncated {

@@ -58,6 +58,19 @@ type Options struct {
 	MaxTTL time.Duration
 	// Now is the clock of the cache (default time.Now).
 	Now func() time.Time
+	// Observer, when set, hears of every lookup and every exchange with a
+	// server (the daemon's metrics).
+	Observer Observer
+}
+
+// Observer hears of a Resolver's work. Its methods run on the lookup
+// path: they must return quickly and never block.
+type Observer interface {
+	// Lookup: a Query call was answered from the cache (cached) or not.
+	Lookup(t Type, cached bool)
+	// Exchange: one exchange with a server ended, with the reply's rcode
+	// or the error (a *QueryError) after took.
+	Exchange(t Type, rcode Rcode, err error, took time.Duration)
 }
 
 // Stats are counters of a Resolver's activity since New.
@@ -82,6 +95,7 @@ type Resolver struct {
 	flights map[cacheKey]*flight
 
 	queries, hits, misses, shared, errs atomic.Uint64
+	obs                                 Observer // nil: none
 }
 
 var _ Querier = (*Resolver)(nil)
@@ -132,6 +146,7 @@ func New(opts Options) (*Resolver, error) {
 		maxTTL:   opts.MaxTTL,
 		now:      opts.Now,
 		flights:  map[cacheKey]*flight{},
+		obs:      opts.Observer,
 	}
 	for _, a := range addrs {
 		ap, err := parseServer(a)
@@ -240,9 +255,15 @@ func (r *Resolver) Query(ctx context.Context, name string, t Type) (*Answer, err
 	k := cacheKey{qname, t}
 	if a := r.cached(k); a != nil {
 		r.hits.Add(1)
+		if r.obs != nil {
+			r.obs.Lookup(t, true)
+		}
 		return a, nil
 	}
 	r.misses.Add(1)
+	if r.obs != nil {
+		r.obs.Lookup(t, false)
+	}
 	if err := ctx.Err(); err != nil {
 		r.errs.Add(1)
 		return nil, &QueryError{Name: qname, Type: t, Kind: ErrTimeout, Err: err}

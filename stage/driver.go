@@ -26,6 +26,20 @@ type Env struct {
 	// Panic, when set, hears of every panic the driver recovered (the
 	// milter logs it with its stack and counts it).
 	Panic func(where string, v any)
+	// Observer, when set, hears of stage runs and ended messages (the
+	// daemon's metrics).
+	Observer Observer
+}
+
+// Observer hears of the driver's work. Its methods run on the message
+// path: they must return quickly and never block.
+type Observer interface {
+	// StageDone: the ACL of an envelope stage ran, or a message's end of
+	// data was answered (acl.Data: the end of the body streams included).
+	StageDone(st acl.Stage, took time.Duration)
+	// MessageEnded: a message ended (as the finishers hear of it); its
+	// authentication results are in t.Results.
+	MessageEnded(t *acl.Txn, e acl.Ending)
 }
 
 // Client is what the MTA tells of the SMTP client when it connects.
@@ -171,7 +185,14 @@ func (d *Driver) SetQueueID(id string) {
 
 // envelope runs the ACL of an envelope stage and records its verdict.
 func (d *Driver) envelope(ctx context.Context, st acl.Stage) acl.Result {
+	var start time.Time
+	if d.env.Observer != nil {
+		start = time.Now()
+	}
 	res := d.run(ctx, st)
+	if d.env.Observer != nil {
+		d.env.Observer.StageDone(st, time.Since(start))
+	}
 	switch st {
 	case acl.Connect, acl.Helo:
 		if res.Verb == acl.Discard {

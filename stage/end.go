@@ -2,6 +2,7 @@ package stage
 
 import (
 	"context"
+	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
 )
@@ -23,6 +24,10 @@ type End struct {
 // is to do with the message. The message's finishers run with what it
 // got.
 func (d *Driver) EndOfMessage(ctx context.Context, queueID string) *End {
+	if obs := d.env.Observer; obs != nil {
+		start := time.Now()
+		defer func() { obs.StageDone(acl.Data, time.Since(start)) }()
+	}
 	if !d.Msg.bodyStarted {
 		d.EndOfHeader()
 	}
@@ -101,5 +106,8 @@ func (d *Driver) finish(e acl.Ending) {
 	d.Msg.Open = false
 	if p := d.env.Program; p != nil {
 		p.Finish(d.Txn, e)
+	}
+	if obs := d.env.Observer; obs != nil {
+		obs.MessageEnded(d.Txn, e)
 	}
 }

@@ -57,6 +57,18 @@ type Env struct {
 	MaxConnsPerClient int
 	IdleTimeout       time.Duration
 	RequestTimeout    time.Duration
+	// Observer, when set, hears of every decision the server answers
+	// with (the daemon's metrics).
+	Observer Observer
+}
+
+// Observer hears of the policy server's answers. Its method runs on the
+// request path: it must return quickly and never block.
+type Observer interface {
+	// PolicyAnswered: a request of proto ("socketmap", "tcp_table",
+	// "line") was decided from the cache or the DNS, or failed (err: a
+	// malformed next hop), after took.
+	PolicyAnswered(proto string, d *Decision, err error, took time.Duration)
 }
 
 // Defaults of the server limits.

@@ -137,6 +137,9 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
+// Active returns the number of connections being served.
+func (s *Server) Active() int { return int(s.active.Load()) }
+
 func (s *Server) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -306,7 +309,11 @@ func (s *Server) flush(c net.Conn, bw *bufio.Writer, env *Env) bool {
 }
 
 // decide returns the decision for a key, logging decisions made from DNS.
-func (s *Server) decide(ctx context.Context, env *Env, client, proto, key string) (*Decision, error) {
+func (s *Server) decide(ctx context.Context, env *Env, client, proto, key string) (d *Decision, err error) {
+	if obs := env.Observer; obs != nil {
+		start := time.Now()
+		defer func() { obs.PolicyAnswered(proto, d, err, time.Since(start)) }()
+	}
 	h, err := ParseNextHop(key)
 	if err != nil {
 		return nil, err
@@ -321,7 +328,7 @@ func (s *Server) decide(ctx context.Context, env *Env, client, proto, key string
 	ctx, cancel := context.WithTimeout(ctx, env.RequestTimeout)
 	defer cancel()
 	before := env.Decider.lookups.Load()
-	d := env.Decider.decideMiss(ctx, key, h)
+	d = env.Decider.decideMiss(ctx, key, h)
 	switch {
 	case d.Level == LevelTemp:
 		env.Logger.Warn("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(), "reason", d.Reason)

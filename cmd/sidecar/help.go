@@ -24,6 +24,8 @@ func cmdHelp(args []string, stdout, stderr io.Writer) int {
 		helpACL(stdout, acl.Default)
 	case "default":
 		stdout.Write(config.DefaultText)
+	case "man":
+		helpMan(stdout)
 	default:
 		for _, c := range commands() {
 			if c.name == topic {

@@ -91,6 +91,7 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fmt.Fprintln(stdout, versionString())
+	writeBuildInfo(stdout)
 	return 0
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/metrics"
 	"github.com/mailsidecar/sidecar/milter"
 	"github.com/mailsidecar/sidecar/resolver"
 	"github.com/mailsidecar/sidecar/tlspolicy"
@@ -68,6 +69,12 @@ func Load(path string, reg *acl.Registry) (*config.Config, *acl.Program, error) 
 
 // Build makes a Runtime from a compiled configuration.
 func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime, error) {
+	return build(cfg, prog, logger, nil)
+}
+
+// build makes a Runtime whose resolver, milter and policy socket report
+// to m (nil: no metrics).
+func build(cfg *config.Config, prog *acl.Program, logger *slog.Logger, m *metrics.Metrics) (*Runtime, error) {
 	host := cfg.String("primary_hostname")
 	if host == "" {
 		host, _ = os.Hostname()
@@ -91,6 +98,7 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 		Attempts:  int(cfg.Int("dns_retries")),
 		CacheSize: cacheSize,
 		MaxTTL:    cfg.Duration("dns_cache_max_ttl"),
+		Observer:  resolverObserver(m),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("DNS resolver: %w", err)
@@ -101,12 +109,14 @@ func Build(cfg *config.Config, prog *acl.Program, logger *slog.Logger) (*Runtime
 	if err != nil {
 		return nil, fmt.Errorf("TLS policy: %w", err)
 	}
-	return &Runtime{
+	rt := &Runtime{
 		Config: cfg, Program: prog, Resolver: res, Services: svc,
 		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg),
 			Limits: milter.LimitsFromConfig(cfg)},
 		Policy: policy,
-	}, nil
+	}
+	observe(rt, m)
+	return rt, nil
 }
 
 func stripIDs(cfg *config.Config) []string {
@@ -144,6 +154,8 @@ type Daemon struct {
 	lis     []net.Listener
 	addrs   map[string][]net.Addr // option -> bound addresses
 	serveWG sync.WaitGroup
+	metrics *metrics.Metrics // nil when metrics_listen is empty
+	mserver *metrics.Server
 }
 
 // New loads the configuration at path ("" for the embedded default) and
@@ -157,7 +169,8 @@ func New(path string, reg *acl.Registry, stderr io.Writer) (*Daemon, error) {
 	for _, w := range cfg.Reporter.List.Warnings() {
 		logger.Warn("configuration: " + w.Error())
 	}
-	rt, err := Build(cfg, prog, logger)
+	m := newMetrics(cfg)
+	rt, err := build(cfg, prog, logger, m)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +184,7 @@ func New(path string, reg *acl.Registry, stderr io.Writer) (*Daemon, error) {
 	d.rt.Store(rt)
 	d.milter = milter.NewServer(func() *milter.Env { return d.rt.Load().Milter })
 	d.policy = tlspolicy.NewServer(func() *tlspolicy.Env { return d.rt.Load().Policy })
+	d.startMetrics(m, rt)
 	return d, nil
 }
 
@@ -196,8 +210,12 @@ func (d *Daemon) Start() error {
 	}{
 		{"milter_listen", d.milter.Serve},
 		{"policy_listen", d.policy.Serve},
+		{metrics.OptListen, d.serveMetrics},
 	} {
-		perms := socketPermsFor(cfg, spec.option)
+		var perms socketPerms // metrics_listen has TCP listeners only
+		if spec.option != metrics.OptListen {
+			perms = socketPermsFor(cfg, spec.option)
+		}
 		for _, l := range cfg.Get(spec.option).Lis {
 			ln, err := listen(l, perms)
 			if err != nil {
@@ -218,6 +236,9 @@ func (d *Daemon) Start() error {
 				}
 			}()
 		}
+	}
+	if d.metrics != nil {
+		d.metrics.SetUp("")
 	}
 	return nil
 }
@@ -251,9 +272,10 @@ func (d *Daemon) Reload() error {
 		for _, e := range config.AsList(err) {
 			d.logger.Error("reload failed, keeping the running configuration", "error", e.Error())
 		}
+		d.reloaded(nil)
 		return err
 	}
-	rt, err := Build(cfg, prog, d.logger)
+	rt, err := build(cfg, prog, d.logger, d.metrics)
 	if err == nil {
 		if err = prog.Attach(); err != nil {
 			prog.Detach()
@@ -261,10 +283,11 @@ func (d *Daemon) Reload() error {
 	}
 	if err != nil {
 		d.logger.Error("reload failed, keeping the running configuration", "error", err.Error())
+		d.reloaded(nil)
 		return err
 	}
 	old := d.rt.Load().Config
-	for _, opt := range []string{"milter_listen", "policy_listen", "log_format", "log_level"} {
+	for _, opt := range []string{"milter_listen", "policy_listen", metrics.OptListen, metrics.OptAllow, "log_format", "log_level"} {
 		if old.Get(opt).Value.Text != cfg.Get(opt).Value.Text {
 			d.logger.Warn("option changed; it takes effect after a restart", "option", opt)
 		}
@@ -279,6 +302,7 @@ func (d *Daemon) Reload() error {
 	if err := prev.Program.Detach(); err != nil {
 		d.logger.Warn("closing the previous configuration's files", "error", err.Error())
 	}
+	d.reloaded(rt)
 	d.logger.Info("configuration reloaded", "file", cfgName(d.path))
 	return nil
 }
@@ -304,6 +328,7 @@ func (d *Daemon) Shutdown() error {
 	if err := d.policy.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("policy sessions: %w", err))
 	}
+	d.stopMetrics(ctx)
 	d.serveWG.Wait()
 	if err := d.rt.Load().Program.Detach(); err != nil {
 		errs = append(errs, err)

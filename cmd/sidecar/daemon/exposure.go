@@ -31,6 +31,7 @@ import (
 var allowOptions = [...]struct{ listen, allow, what string }{
 	{"milter_listen", "milter_allow", "connect to the milter and have mail accepted"},
 	{"policy_listen", "policy_allow", "query TLS policies"},
+	{"metrics_listen", "metrics_allow", "read the metrics"},
 }
 
 // warnExposure adds the warnings above to cfg.Reporter.
