@@ -119,13 +119,11 @@ func dkimSigningOf(t *acl.Txn) *DKIMSigning {
 }
 
 // DKIMSigningFrom compiles the signing options of cfg with the variables
-// of reg. It returns nil when dkim_domain is not set. Constant values are
+// of reg. It returns nil when dkim_domain is not set (the other options
+// are checked all the same). Constant values are
 // checked now (a key file is read), so that their mistakes are load-time
 // errors at the option.
 func DKIMSigningFrom(cfg *config.Config, reg *acl.Registry) (*DKIMSigning, error) {
-	if strings.TrimSpace(cfg.Get(OptDKIMDomain).Value.Text) == "" {
-		return nil, nil
-	}
 	var errs config.ErrorList
 	fail := func(pos config.Pos, format string, args ...any) {
 		e := &config.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
@@ -170,10 +168,11 @@ func DKIMSigningFrom(cfg *config.Config, reg *acl.Registry) (*DKIMSigning, error
 	s.headers = compile(OptDKIMSignHeaders, true, true)
 	s.hash = compile(OptDKIMHash, true, true)
 	s.timestamps = compile(OptDKIMTimestamps, true, true)
-	if strings.TrimSpace(cfg.Get(OptDKIMSelector).Value.Text) == "" {
+	signing := strings.TrimSpace(cfg.Get(OptDKIMDomain).Value.Text) != ""
+	if signing && strings.TrimSpace(cfg.Get(OptDKIMSelector).Value.Text) == "" {
 		fail(cfg.Get(OptDKIMDomain).Value.Pos, "%s is set but %s is not: every signature needs a selector (for example: %s = mail2025)", OptDKIMDomain, OptDKIMSelector, OptDKIMSelector)
 	}
-	if strings.TrimSpace(cfg.Get(OptDKIMPrivateKey).Value.Text) == "" {
+	if signing && strings.TrimSpace(cfg.Get(OptDKIMPrivateKey).Value.Text) == "" {
 		fail(cfg.Get(OptDKIMDomain).Value.Pos, "%s is set but %s is not (for example: %s = /etc/sidecar/dkim/${dkim_domain}.${dkim_selector}.pem)", OptDKIMDomain, OptDKIMPrivateKey, OptDKIMPrivateKey)
 	}
 	// Constant values are checked now.
@@ -213,9 +212,18 @@ func DKIMSigningFrom(cfg *config.Config, reg *acl.Registry) (*DKIMSigning, error
 		_, err := dkim.ParseSignHeader(h)
 		return err
 	})
-	constValue(s.key, func(v string) error { _, err := s.keys.get(v); return err })
+	constValue(s.key, func(v string) error {
+		if noKey(v) {
+			return nil
+		}
+		_, err := s.keys.get(v)
+		return err
+	})
 	if len(errs) > 0 {
 		return nil, errs
+	}
+	if !signing {
+		return nil, nil
 	}
 	return s, nil
 }
@@ -255,6 +263,16 @@ func parseDKIMTimestamps(v string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a number of seconds (for example 1209600, two weeks)", v)
 	}
 	return time.Duration(n) * time.Second, nil
+}
+
+// noKey: a dkim_private_key of "", 0 or false means no signature (as in
+// Exim).
+func noKey(spec string) bool {
+	switch strings.ToLower(strings.TrimSpace(spec)) {
+	case "", "0", "false":
+		return true
+	}
+	return false
 }
 
 // signKeys reads private keys by the expanded dkim_private_key and keeps
@@ -416,8 +434,7 @@ func (s *DKIMSigning) startOne(t *acl.Txn, domain, sel string, fields []dkim.Hea
 	if err != nil {
 		return nil, err
 	}
-	switch strings.ToLower(strings.TrimSpace(keySpec)) {
-	case "", "0", "false":
+	if noKey(keySpec) {
 		return nil, nil
 	}
 	key, err := s.keys.get(keySpec)
