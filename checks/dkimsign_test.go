@@ -113,6 +113,23 @@ dkim_private_key = ` + dir + `/${dkim_domain}.${dkim_selector}.pem
 ` + more
 }
 
+// signConfWith is signConf with more: a dkim_ option there replaces
+// signConf's, other text is added.
+func signConfWith(dir, more string) string {
+	conf := signConf(dir, "")
+	if !strings.HasPrefix(more, "dkim_") {
+		return conf + more
+	}
+	name, _, _ := strings.Cut(more, " ")
+	var kept []string
+	for _, l := range strings.Split(conf, "\n") {
+		if !strings.HasPrefix(l, name+" ") {
+			kept = append(kept, l)
+		}
+	}
+	return strings.Join(kept, "\n") + "\n" + more
+}
+
 func TestDKIMSignWhom(t *testing.T) {
 	dir, z := signTestKeys(t, "example.com")
 	both := []string{"example.com:rsa:pass", "example.com:ed:pass"}
@@ -138,20 +155,7 @@ func TestDKIMSignWhom(t *testing.T) {
 			conf: "dkim_private_key = ${if eq{$dkim_selector}{rsa}{0}{" + dir + "/${dkim_domain}.${dkim_selector}.pem}}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			conf := signConf(dir, "")
-			if strings.HasPrefix(tc.conf, "dkim_") {
-				name, _, _ := strings.Cut(tc.conf, " ")
-				var kept []string
-				for _, l := range strings.Split(conf, "\n") {
-					if !strings.HasPrefix(l, name+" ") {
-						kept = append(kept, l)
-					}
-				}
-				conf = strings.Join(kept, "\n") + "\n" + tc.conf
-			} else {
-				conf += tc.conf
-			}
-			p := arcLoad(t, conf)
+			p := arcLoad(t, signConfWith(dir, tc.conf))
 			res, txn := deliver(t, p, &acl.Services{}, delivery{ip: tc.ip, authID: tc.auth, helo: "client.example",
 				sender: "alice@example.com", rcpts: []string{"bob@example.net"}, msg: signTestMsg, chunk: 5})
 			if res.Verb != acl.Accept {
@@ -228,20 +232,7 @@ func TestDKIMSignProblems(t *testing.T) {
 		{"the DATA ACL adds an unsigned field", "acl_smtp_data = d\nbegin acl\nd:\n  accept add_header = X-Scanned: yes\n", acl.Accept, 2, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			conf := signConf(dir, "")
-			if strings.HasPrefix(tc.conf, "dkim_") {
-				name, _, _ := strings.Cut(tc.conf, " ")
-				var kept []string
-				for _, l := range strings.Split(conf, "\n") {
-					if !strings.HasPrefix(l, name+" ") {
-						kept = append(kept, l)
-					}
-				}
-				conf = strings.Join(kept, "\n") + "\n" + tc.conf
-			} else {
-				conf += tc.conf
-			}
-			p := arcLoad(t, conf)
+			p := arcLoad(t, signConfWith(dir, tc.conf))
 			res, txn := deliver(t, p, &acl.Services{}, delivery{sender: "alice@example.com", rcpts: []string{"bob@example.net"}, msg: signTestMsg})
 			if res.Verb != tc.verb {
 				t.Fatalf("verdict %s (%v), want %s", res.Verb, res.Err, tc.verb)
