@@ -81,7 +81,9 @@ type Program struct {
 	// bodyHooks and finishers are the registry's, as compiled with.
 	bodyHooks []BodyHook
 	finishers []Finisher
-	Warnings  config.ErrorList
+	// acceptHooks run after an accepting DATA ACL (accepted.go).
+	acceptHooks []AcceptHook
+	Warnings    config.ErrorList
 }
 
 // NumConnVars and NumMsgVars size Conn.Vars and Txn.Vars.
@@ -112,6 +114,9 @@ type compiler struct {
 	prog   *Program
 	stages map[string]StageSet
 	via    map[string]string // ACL name -> how it is reached, for messages
+	// scopeFor, when set, gives the scope of expansions (main options
+	// compiled by Registry.CompileOption).
+	scopeFor func(a *aclProg) expand.Scope
 }
 
 // Compile compiles the ACLs of a loaded configuration with the conditions,
@@ -152,6 +157,7 @@ func Compile(cfg *config.Config, reg *Registry) (*Program, error) {
 		}
 	}
 	c.prog.bodyHooks, c.prog.finishers = reg.lifecycle()
+	c.prog.acceptHooks = reg.acceptHookList()
 	c.collectVars()
 	c.reach()
 	for _, def := range cfg.File.ACLs {
@@ -397,7 +403,11 @@ func (c *compiler) item(a *aclProg, verb Verb, it *config.Item) (item, bool) {
 
 // expr compiles a value as an expansion in the scope of ACL a.
 func (c *compiler) expr(a *aclProg, v config.Value) (*expand.Expr, bool) {
-	e, err := expand.Compile(v.Text, &scope{c: c, acl: a})
+	var sc expand.Scope = &scope{c: c, acl: a}
+	if c.scopeFor != nil {
+		sc = c.scopeFor(a)
+	}
+	e, err := expand.Compile(v.Text, sc)
 	if err != nil {
 		for _, ee := range flatten(err) {
 			var xe *expand.Error

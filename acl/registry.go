@@ -103,10 +103,12 @@ type Registry struct {
 	bodyHooks []BodyHook
 	finishers []Finisher
 	confs     []Configurer
-	mu        sync.RWMutex
-	conds     map[string]*CondDef
-	vars      map[string]*VarDef
-	controls  map[string]*ControlDef
+	// acceptHooks run after an accepting DATA ACL (accepted.go).
+	acceptHooks []AcceptHook
+	mu          sync.RWMutex
+	conds       map[string]*CondDef
+	vars        map[string]*VarDef
+	controls    map[string]*ControlDef
 }
 
 // Default is the registry the daemon compiles with. Feature packages

@@ -25,6 +25,7 @@ func Register(reg *acl.Registry) {
 	registerDKIM(reg)
 	registerDMARC(reg)
 	registerARC(reg)
+	registerDKIMSign(reg)
 	reg.AddHook(acl.Hook{Name: "authentication", Stages: acl.OnlyData, Run: authenticate})
 	reg.AddBodyHook(acl.BodyHook{Name: "dkim", Start: func(t *acl.Txn) acl.BodyWriter {
 		if w := StartDKIM(t); w != nil {

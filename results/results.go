@@ -18,6 +18,8 @@ type Message struct {
 	// DMARC is nil until DMARC is evaluated.
 	DMARC *DMARC
 	ARC   ARC
+	// DKIMSign is the DKIM signing of an outbound message.
+	DKIMSign DKIMSign
 
 	closers []func()
 	closed  bool
@@ -104,3 +106,23 @@ func (m *Message) Close() {
 
 // Closed reports whether the message was closed.
 func (m *Message) Closed() bool { return m.closed }
+
+// DKIMSign is the DKIM signing of one message (dkim_domain): the
+// signatures started when its body began, and those added at its end.
+type DKIMSign struct {
+	// Started: the message was considered for signing when its body
+	// began (signing configured, and the client one we sign for).
+	Started bool
+	// Streams are the signatures being made, one per domain and
+	// selector; Names their "d:s".
+	Streams []*dkim.SignStream
+	Names   []string
+	// Problems are why a signature could not be started (a key file
+	// missing, say): logged, and under dkim_strict the message defers.
+	Problems []error
+	// Signed are the "d:s" of the signatures added to the message.
+	Signed []string
+	// Domain and Selector are $dkim_domain and $dkim_selector while
+	// dkim_selector and dkim_private_key are expanded.
+	Domain, Selector string
+}

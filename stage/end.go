@@ -2,6 +2,7 @@ package stage
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
@@ -48,6 +49,9 @@ func (d *Driver) EndOfMessage(ctx context.Context, queueID string) *End {
 		if len(d.Msg.Discarded) > 0 && len(d.Msg.Discarded) >= len(d.Txn.Recipients) {
 			end.Discard = true
 			ending.Verb = acl.Discard
+		} else if err := d.accepted(ctx); err != nil {
+			end.Result = acl.Result{Verb: acl.Defer, ACL: end.Result.ACL, Pos: end.Result.Pos, Err: err}
+			ending.Verb = acl.Defer
 		} else {
 			end.Edits = d.edits()
 			ending.Quarantined = end.Edits.Quarantine
@@ -56,6 +60,29 @@ func (d *Driver) EndOfMessage(ctx context.Context, queueID string) *End {
 	d.Msg.Verdict = &Decision{acl.Data, end.Result}
 	d.finish(ending)
 	return end
+}
+
+// accepted runs the Program's accept hooks (DKIM signing) on a message
+// the DATA ACL accepted, under the stage's deadline: they see the verdict
+// and what the ACL added or removed, and what they add goes out with the
+// other edits, in the same write. An error or a panic defers the message.
+func (d *Driver) accepted(ctx context.Context) (err error) {
+	prog := d.env.Program
+	if prog == nil {
+		return nil
+	}
+	if lim := d.env.StageTimeout; lim > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, lim)
+		defer cancel()
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			d.panicked("accept hooks", v)
+			err = fmt.Errorf("internal error: %v", v)
+		}
+	}()
+	return prog.Accepted(ctx, d.Txn)
 }
 
 // Abort ends the transaction without a message (SMFIC_ABORT, RSET): the

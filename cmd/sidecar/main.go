@@ -36,6 +36,7 @@ func commands() []command {
 		{"check-config", "check a configuration file and print every problem", cmdCheckConfig},
 		{"spf", "check SPF for a client address, HELO name and sender, as the daemon does", cmdSPF},
 		{"check", "evaluate a message file as the daemon would: verdicts, SPF, DKIM, DMARC, Authentication-Results", cmdCheck},
+		{"dkim-sign", "DKIM-sign a message file as the daemon signs outbound mail", cmdDKIMSign},
 		{"arc-sign", "seal a message with an ARC Set (RFC 8617), as a forwarder does", cmdARCSign},
 		{"dane", "show the DANE/OCSP policy of a next hop, as the policy socket answers it", cmdDane},
 		{"help", "show help on commands, options, ACL conditions and variables", cmdHelp},
