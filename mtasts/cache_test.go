@@ -12,10 +12,12 @@ import (
 
 	"github.com/mailsidecar/sidecar/internal/testkit/fakeclock"
 	"github.com/mailsidecar/sidecar/resolver"
+
+	"github.com/mailsidecar/sidecar/internal/testkit/testpki"
 )
 
 type cacheBed struct {
-	ca   *testCA
+	ca   *testpki.CA
 	ps   *policyServer
 	dns  *txtDNS
 	clk  *fakeclock.Clock
@@ -23,15 +25,15 @@ type cacheBed struct {
 }
 
 func newCacheBed(t *testing.T) *cacheBed {
-	ca := newTestCA(t)
-	b := &cacheBed{ca: ca, ps: newPolicyServer(t, ca.leaf(t, "mta-sts.example.test", "mta-sts.other.test")),
+	ca := testpki.NewCA(t)
+	b := &cacheBed{ca: ca, ps: newPolicyServer(t, ca.Leaf(t, "mta-sts.example.test", "mta-sts.other.test")),
 		dns: &txtDNS{}, clk: fakeclock.New(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)),
 		file: filepath.Join(t.TempDir(), "mta-sts.json")}
 	return b
 }
 
 func (b *cacheBed) cache(t *testing.T) *Cache {
-	c, err := New(Options{DNS: b.dns, HTTP: b.ps.client(b.ca.pool, time.Second), File: b.file, Now: b.clk.Now})
+	c, err := New(Options{DNS: b.dns, HTTP: b.ps.client(b.ca.Pool, time.Second), File: b.file, Now: b.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

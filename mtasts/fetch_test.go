@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mailsidecar/sidecar/internal/testkit/testpki"
 )
 
 const goodPolicy = "version: STSv1\nmode: enforce\nmx: mx1.example.test\nmx: *.mx.example.test\nmax_age: 86400\n"
@@ -17,8 +19,8 @@ const goodPolicy = "version: STSv1\nmode: enforce\nmx: mx1.example.test\nmx: *.m
 // server cannot make it read more than MaxPolicySize octets or wait past
 // the timeout.
 func TestFetchHostile(t *testing.T) {
-	ca := newTestCA(t)
-	ps := newPolicyServer(t, ca.leaf(t, "mta-sts.good.test", "mta-sts.redirect.test", "mta-sts.type.test",
+	ca := testpki.NewCA(t)
+	ps := newPolicyServer(t, ca.Leaf(t, "mta-sts.good.test", "mta-sts.redirect.test", "mta-sts.type.test",
 		"mta-sts.huge.test", "mta-sts.hugecl.test", "mta-sts.missing.test", "mta-sts.error.test",
 		"mta-sts.slow.test", "mta-sts.slowbody.test", "mta-sts.badage.test", "mta-sts.wild.test", "mta-sts.html.test"))
 	ps.set("good.test", serve(goodPolicy))
@@ -66,7 +68,7 @@ func TestFetchHostile(t *testing.T) {
 	ps.set("html.test", serve("<html>policy</html>"))
 
 	const timeout = 400 * time.Millisecond
-	client := ps.client(ca.pool, timeout)
+	client := ps.client(ca.Pool, timeout)
 	tests := []struct {
 		domain string
 		why    string // "" for success
@@ -109,8 +111,8 @@ func TestFetchHostile(t *testing.T) {
 	}
 
 	// A certificate from another CA, and one for another name.
-	other := newTestCA(t)
-	if _, _, err := Fetch(context.Background(), ps.client(other.pool, timeout), "good.test"); err == nil ||
+	other := testpki.NewCA(t)
+	if _, _, err := Fetch(context.Background(), ps.client(other.Pool, timeout), "good.test"); err == nil ||
 		errors.Is(err, ErrTemporary) || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("untrusted CA: %v", err)
 	}
