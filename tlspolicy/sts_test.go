@@ -127,3 +127,18 @@ func TestSTSTemporaryFailureDefers(t *testing.T) {
 		t.Errorf("%d lookups, want 4: a temporary failure must not be cached", n)
 	}
 }
+
+// BenchmarkSocketmapLoadSTS is BenchmarkSocketmapLoad for a next hop
+// whose answer comes from a cached MTA-STS enforce policy.
+//
+//	go test -run '^$' -bench 'SocketmapLoad' -benchtime 200000x ./tlspolicy/
+func BenchmarkSocketmapLoadSTS(b *testing.B) {
+	for _, conns := range []int{1, 4, 16} {
+		b.Run(itoa(conns)+"conns", func(b *testing.B) {
+			env := TestEnv(testZone(), nil)
+			sts := &STS{Lookup: &fakeSTS{policies: map[string]string{"notlsa.example.com": enforceMX}}}
+			env.Decider = NewDecider(testZone(), DeciderOptions{STS: sts})
+			socketmapLoad(b, conns, env, "notlsa.example.com", "OK secure match=mx.example.org:.example.net servername=hostname")
+		})
+	}
+}
