@@ -30,6 +30,8 @@ type DeciderOptions struct {
 	LookupTimeout time.Duration
 	// Now is the cache's clock (default time.Now).
 	Now func() time.Time
+	// STS is the MTA-STS side; nil leaves it out.
+	STS *STS
 }
 
 // Decider decides policies for next hops and caches the decisions for the
@@ -84,7 +86,7 @@ func NewDecider(q resolver.Querier, opts DeciderOptions) *Decider {
 		opts.Now = time.Now
 	}
 	d := &Decider{
-		eng:     engine{q: q, rules: opts.Rules},
+		eng:     engine{q: q, rules: opts.Rules, sts: opts.STS},
 		maxTTL:  opts.CacheMaxTTL,
 		timeout: opts.LookupTimeout,
 		now:     opts.Now,
@@ -185,7 +187,7 @@ func (dc *Decider) run(key string, h NextHop, f *decision) {
 	d := dc.eng.decide(ctx, h)
 	if d.Level != LevelTemp && dc.cache != nil {
 		ttl := min(d.TTL, dc.maxTTL)
-		if !d.MXLookup && len(d.Hosts) == 0 || d.NextHop.IP.IsValid() {
+		if (!d.MXLookup && len(d.Hosts) == 0 || d.NextHop.IP.IsValid()) && d.STS == nil {
 			ttl = dc.maxTTL // decided from configuration alone
 		}
 		if ttl > 0 {

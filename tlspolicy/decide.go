@@ -40,6 +40,9 @@ type Decision struct {
 	TTL time.Duration
 	// Err is the failure behind LevelTemp.
 	Err error
+	// STS is the MTA-STS side, nil when it was not looked up (DANE
+	// decided, or mta_sts is off for the next hop).
+	STS *STSDecision
 }
 
 // Host is what the DNS says about one MX host.
@@ -120,6 +123,7 @@ func (r *Rules) ocsp(name string, addrs []netip.Addr, usage uint8) OCSP {
 type engine struct {
 	q     resolver.Querier
 	rules *Rules
+	sts   *STS // nil: no MTA-STS
 }
 
 // ttlTracker keeps the smallest TTL of the answers used.
@@ -152,8 +156,17 @@ func (e *engine) query(ctx context.Context, tt *ttlTracker, name string, t resol
 	return ans, err
 }
 
-// decide computes the decision for h, with no cache.
+// decide computes the decision for h, with no cache: DANE first, then
+// MTA-STS where DANE gave nothing.
 func (e *engine) decide(ctx context.Context, h NextHop) *Decision {
+	tt := &ttlTracker{}
+	d := e.decideDANE(ctx, tt, h)
+	e.applySTS(ctx, tt, d)
+	return d
+}
+
+// decideDANE computes the DANE decision for h.
+func (e *engine) decideDANE(ctx context.Context, tt *ttlTracker, h NextHop) *Decision {
 	d := &Decision{NextHop: h, MXSecure: true}
 	r := e.rules
 	d.Mode = r.domainMode(h.Name)
@@ -185,7 +198,6 @@ func (e *engine) decide(ctx context.Context, h NextHop) *Decision {
 		return d
 	}
 
-	tt := &ttlTracker{}
 	var hosts []Host
 	if h.NoMX {
 		hosts = []Host{{Name: h.Name}}

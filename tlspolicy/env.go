@@ -93,6 +93,17 @@ func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, 
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	stsRules, ok := compiledSTSRules(cfg)
+	if !ok {
+		var err error
+		if stsRules, err = STSRulesFromConfig(cfg); err != nil {
+			return nil, err
+		}
+	}
+	sts, err := NewSTS(stsRules, q)
+	if err != nil {
+		logger.Warn("mta_sts_cache_file: " + err.Error())
+	}
 	size := int(cfg.Int("dane_cache_size"))
 	if size == 0 {
 		size = -1
@@ -103,6 +114,7 @@ func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, 
 			CacheSize:     size,
 			CacheMaxTTL:   cfg.Duration("dane_cache_max_ttl"),
 			LookupTimeout: cfg.Duration("dane_lookup_timeout"),
+			STS:           sts,
 		}),
 		Logger:            logger,
 		Allow:             cfg.Get("policy_allow").Nets,
@@ -113,13 +125,18 @@ func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, 
 	}, nil
 }
 
+// compiledSTSRules returns the MTA-STS rules compiled when cfg was loaded.
+func compiledSTSRules(cfg *config.Config) (*STSRules, bool) {
+	return compiled[*STSRules](cfg, stsCompilerName)
+}
+
 // compiledRules returns the rules compiled when cfg was loaded.
-func compiledRules(cfg *config.Config) (*Rules, bool) {
-	v, ok := cfg.Compiled(compilerName)
-	if !ok {
-		return nil, false
-	}
-	r, ok := v.(*Rules)
+func compiledRules(cfg *config.Config) (*Rules, bool) { return compiled[*Rules](cfg, compilerName) }
+
+// compiled returns what the compiler name made when cfg was loaded.
+func compiled[T any](cfg *config.Config, name string) (T, bool) {
+	v, _ := cfg.Compiled(name)
+	r, ok := v.(T)
 	return r, ok
 }
 

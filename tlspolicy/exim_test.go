@@ -132,12 +132,17 @@ func TestEximReadsocket(t *testing.T) {
 		domain      string
 		route       string // substring of exim -bt
 		requireDANE string // expansion of hosts_require_dane
+		requireTLS  string // expansion of hosts_require_tls
 	}{
-		{"dane.example.com", "router = catchall", "*"},                  // require
-		{"mixed.example.com", "router = catchall", ""},                  // try
-		{"notlsa.example.com", "router = catchall", ""},                 // none
-		{"mxfail.example.com", "DANE policy lookup failed", "Failed: "}, // defer
-		{"bogustlsa.example.com", "DANE policy lookup failed", "Failed: "},
+		{"dane.example.com", "router = catchall", "*", "*"},    // require
+		{"mixed.example.com", "router = catchall", "", ""},     // try
+		{"notlsa.example.com", "router = catchall", "", ""},    // none
+		{"unusable.example.com", "router = catchall", "", "*"}, // encrypt: TLS mandatory, never "try"
+		// defer: the router defers; should the transport's own lookup
+		// see it, DANE is required, never skipped (Exim 4.96 takes an
+		// expansion error in hosts_require_dane for "not required").
+		{"mxfail.example.com", "DANE policy lookup failed", "*", "*"},
+		{"bogustlsa.example.com", "DANE policy lookup failed", "*", "*"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.domain, func(t *testing.T) {
@@ -146,8 +151,11 @@ func TestEximReadsocket(t *testing.T) {
 				t.Errorf("exim -bt user@%s:\n%s\nwant %q", tt.domain, bt, tt.route)
 			}
 			got := transportOption("hosts_require_dane", tt.domain, "")
-			if !strings.HasPrefix(got, tt.requireDANE) || (tt.requireDANE == "" && got != "") {
+			if got != tt.requireDANE {
 				t.Errorf("hosts_require_dane for %s = %q, want %q", tt.domain, got, tt.requireDANE)
+			}
+			if tls := transportOption("hosts_require_tls", tt.domain, ""); tls != tt.requireTLS {
+				t.Errorf("hosts_require_tls for %s = %q, want %q", tt.domain, tls, tt.requireTLS)
 			}
 			t.Logf("%s: -bt %q; hosts_require_dane %q", tt.domain, firstLine(bt), got)
 		})

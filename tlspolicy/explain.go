@@ -59,7 +59,10 @@ func (d *Decision) Explain() string {
 		}
 		fmt.Fprintf(&b, "           OCSP: %s\n", h.OCSP)
 	}
-	fmt.Fprintf(&b, "policy:    %s (Exim: %s)\n", d.Level, d.Level.Exim())
+	if s := d.STS; s != nil {
+		d.explainSTS(&b, s)
+	}
+	fmt.Fprintf(&b, "policy:    %s (Exim: %s)\n", d.Postfix(), d.Level.Exim())
 	fmt.Fprintf(&b, "reason:    %s\n", d.Reason)
 	fmt.Fprintf(&b, "OCSP:      %s (tls_out_tlsa_usage %d)\n", d.OCSP, d.UsageBits)
 	if d.Level != LevelTemp && d.TTL > 0 {

@@ -20,7 +20,9 @@ import (
 //	go test -run '^$' -bench SocketmapLoad -benchtime 200000x ./tlspolicy/
 func BenchmarkSocketmapLoad(b *testing.B) {
 	for _, conns := range []int{1, 4, 16} {
-		b.Run(itoa(conns)+"conns", func(b *testing.B) { socketmapLoad(b, conns) })
+		b.Run(itoa(conns)+"conns", func(b *testing.B) {
+			socketmapLoad(b, conns, TestEnv(testZone(), nil), "dane.example.com", "OK dane-only")
+		})
 	}
 }
 
@@ -32,8 +34,7 @@ func appendInt(b []byte, n int) []byte {
 	return append(b, byte('0'+n%10))
 }
 
-func socketmapLoad(b *testing.B, conns int) {
-	env := TestEnv(testZone(), nil)
+func socketmapLoad(b *testing.B, conns int, env *Env, nexthop, answer string) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -41,11 +42,11 @@ func socketmapLoad(b *testing.B, conns int) {
 	s := NewServer(func() *Env { return env })
 	go s.Serve(l)
 	defer s.Shutdown(context.Background())
-	req := []byte(ns("policy dane.example.com"))
-	want := ns("OK dane-only")
+	req := []byte(ns("policy " + nexthop))
+	want := ns(answer)
 	// Warm the cache.
-	if d, _ := env.Decider.Decide(context.Background(), "dane.example.com"); d.Level != LevelDANEOnly {
-		b.Fatal(d.Level)
+	if d, _ := env.Decider.Decide(context.Background(), nexthop); d.Level == LevelTemp {
+		b.Fatal(d.Reason)
 	}
 	clients := make([]net.Conn, conns)
 	for i := range clients {

@@ -17,6 +17,10 @@ const (
 	// LevelEncrypt: secure TLSA RRsets exist but none has a usable record:
 	// TLS is mandatory, without authentication (RFC 7672 §2.2, §3.1).
 	LevelEncrypt Level = "encrypt"
+	// LevelSecure: no usable DANE, and an MTA-STS policy in enforce mode
+	// (RFC 8461 §5): TLS with a PKIX-valid certificate whose name matches
+	// the policy's mx patterns (Decision.Postfix gives the match=).
+	LevelSecure Level = "secure"
 	// LevelMay: DANE is disabled for the destination by configuration:
 	// opportunistic TLS, even when the MTA's default level is dane.
 	LevelMay Level = "may"
@@ -30,13 +34,19 @@ const (
 
 func (l Level) String() string { return string(l) }
 
-// Exim is the answer of the line protocol's "dane" request: require, try,
-// none or defer.
+// Exim is the answer of the line protocol's "dane" request: require
+// (DANE mandatory), encrypt (TLS mandatory, unauthenticated), verify (TLS
+// mandatory with a PKIX-valid certificate for the MX host: MTA-STS
+// enforce), try, none or defer.
 func (l Level) Exim() string {
 	switch l {
 	case LevelDANEOnly:
 		return "require"
-	case LevelDANE, LevelEncrypt:
+	case LevelEncrypt:
+		return "encrypt"
+	case LevelSecure:
+		return "verify"
+	case LevelDANE:
 		return "try"
 	case LevelTemp:
 		return "defer"

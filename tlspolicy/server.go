@@ -24,7 +24,7 @@ import (
 //     answered "200 value", "500 reason" or "400 reason"; the connection
 //     stays open;
 //   - the line protocol for Exim's ${readsocket}: "dane NEXTHOP",
-//     "ocsp HOST" or "policy NEXTHOP", answered with one line, after
+//     "ocsp HOST", "sts NEXTHOP" or "policy NEXTHOP", answered with one line, after
 //     which the server closes the connection.
 type Server struct {
 	env func() *Env
@@ -371,6 +371,14 @@ func (s *Server) socketmap(ctx context.Context, env *Env, client, req string) st
 			return "TEMP " + oneLine(d.Reason)
 		}
 		return "OK " + d.Level.Exim()
+	case "sts":
+		switch ans := d.EximSTS(); {
+		case d.Level == LevelTemp:
+			return "TEMP " + oneLine(d.Reason)
+		case d.Level == LevelSecure:
+			return "OK " + ans
+		}
+		return "NOTFOUND "
 	}
 	switch d.Level {
 	case LevelTemp:
@@ -378,7 +386,7 @@ func (s *Server) socketmap(ctx context.Context, env *Env, client, req string) st
 	case LevelNone:
 		return "NOTFOUND "
 	}
-	return "OK " + d.Level.String()
+	return "OK " + d.Postfix()
 }
 
 // lineRequest answers a tcp_table request ("get KEY") or a line-protocol
@@ -391,9 +399,9 @@ func (s *Server) lineRequest(ctx context.Context, env *Env, client, line string)
 		return s.tcpTable(ctx, env, client, arg), false
 	case "put":
 		return "500 the policy table is read-only\n", false
-	case "dane", "ocsp", "policy":
+	case "dane", "ocsp", "policy", "sts":
 	default:
-		return "defer unknown request: use dane NEXTHOP, ocsp HOST or policy NEXTHOP\n", true
+		return "defer unknown request: use dane NEXTHOP, ocsp HOST, sts NEXTHOP or policy NEXTHOP\n", true
 	}
 	key := strings.ToLower(strings.TrimSpace(arg))
 	if verb == "ocsp" && !strings.HasPrefix(key, "[") {
@@ -408,6 +416,8 @@ func (s *Server) lineRequest(ctx context.Context, env *Env, client, line string)
 	}
 	var tok string
 	switch verb {
+	case "sts":
+		return d.EximSTS() + "\n", true
 	case "dane":
 		tok = d.Level.Exim()
 	case "ocsp":
@@ -438,5 +448,5 @@ func (s *Server) tcpTable(ctx context.Context, env *Env, client, arg string) str
 	case LevelNone:
 		return "500 no%20policy\n"
 	}
-	return "200 " + encodeTCPTable(d.Level.String()) + "\n"
+	return "200 " + encodeTCPTable(d.Postfix()) + "\n"
 }
