@@ -66,18 +66,20 @@ func (s *scanner) line(l []byte) {
 	s.context = reContext.MatchString(text)
 	if m := reEnhanced.FindStringSubmatchIndex(text); m != nil {
 		st, _ := ParseStatus(text[m[4]:m[5]])
-		s.add(st, text[m[2]:])
+		s.add(text[m[2]], st, text[m[2]:])
 		return
 	}
 	if hadContext || s.context {
 		if m := reBasic.FindStringSubmatchIndex(text); m != nil {
-			s.add(Status{}, text[m[2]:])
+			s.add(text[m[2]], Status{}, text[m[2]:])
 		}
 	}
 }
 
-// add records a diagnostic for the last address seen, once per address.
-func (s *scanner) add(st Status, diag string) {
+// add records a diagnostic for the last address seen, once per address:
+// the action is guessed from the reply code's first digit (4: delayed,
+// 5: failed).
+func (s *scanner) add(code byte, st Status, diag string) {
 	for i := range s.found {
 		if s.found[i].FinalRecipient.Value == s.addr {
 			if !s.found[i].Status.Valid() && st.Valid() {
@@ -90,7 +92,12 @@ func (s *scanner) add(st Status, diag string) {
 		s.more++
 		return
 	}
+	action := Failed
+	if code == '4' {
+		action = Delayed
+	}
 	s.found = append(s.found, Recipient{
+		Action:         action,
 		FinalRecipient: Typed{Value: s.addr},
 		Status:         st,
 		DiagnosticCode: Typed{Value: clean(diag)},

@@ -13,7 +13,8 @@ const (
 	// message/global-delivery-status) was read.
 	DSN Kind = "dsn"
 	// Guessed: a plain-text bounce, recognised by a conservative scan;
-	// its Status and Diagnostic are what the scan found.
+	// its recipients, Status, Diagnostic and Action (failed or delayed,
+	// from the reply code) are what the scan found.
 	Guessed Kind = "guessed"
 	// Unparsed: the message says it is a delivery report but its report
 	// could not be read; Report.Reason says why.
@@ -134,12 +135,12 @@ type Report struct {
 // of any kind, parsed or not.
 func (r *Report) IsReport() bool { return r != nil && r.Kind != NotDSN }
 
-// Bounced returns the recipients whose Action is failed; for a Guessed
-// report, every recipient found.
+// Bounced returns the recipients whose Action is failed or delayed: the
+// recipients an operator traces.
 func (r *Report) Bounced() []Recipient {
 	var out []Recipient
 	for _, rc := range r.Recipients {
-		if rc.Action == Failed || (r.Kind == Guessed && rc.Action == "") {
+		if rc.Action == Failed || rc.Action == Delayed {
 			out = append(out, rc)
 		}
 	}

@@ -130,8 +130,9 @@ func (d *Driver) Helo(ctx context.Context, name string) acl.Result {
 
 // Mail starts a transaction: the previous message is closed (Sendmail
 // sends no ABORT between messages), the sender recorded and the MAIL ACL
-// run. queueID is the MTA's queue ID if it has one yet.
-func (d *Driver) Mail(ctx context.Context, from, queueID string) acl.Result {
+// run. queueID is the MTA's queue ID if it has one yet; params are the
+// command's ESMTP parameters.
+func (d *Driver) Mail(ctx context.Context, from, queueID string, params ...string) acl.Result {
 	d.EndOpen()
 	// What was logged since the last written line (at connect and HELO,
 	// say) stays with the message.
@@ -142,6 +143,7 @@ func (d *Driver) Mail(ctx context.Context, from, queueID string) acl.Result {
 	d.Txn.HasSender = true
 	d.Txn.Sender = strings.TrimSpace(from)
 	d.Txn.QueueID = queueID
+	d.Txn.MailParams = params
 	if d.discardAll {
 		res := acl.Result{Verb: acl.Discard}
 		if d.ConnVerdict != nil {
@@ -157,8 +159,9 @@ func (d *Driver) Mail(ctx context.Context, from, queueID string) acl.Result {
 // recipient only. Exim's discard at RCPT drops this recipient only (a
 // milter's discard would drop the whole message): the recipient is
 // accepted now, and removed at the end of the message (Edits.RemoveRcpts).
-func (d *Driver) Rcpt(ctx context.Context, rcpt string) acl.Result {
+func (d *Driver) Rcpt(ctx context.Context, rcpt string, params ...string) acl.Result {
 	d.Txn.Rcpt = strings.TrimSpace(rcpt)
+	d.Txn.RcptParams = params
 	return d.envelope(ctx, acl.Rcpt)
 }
 
@@ -189,15 +192,17 @@ func (d *Driver) envelope(ctx context.Context, st acl.Stage) acl.Result {
 		switch res.Verb {
 		case acl.Accept:
 			d.Txn.Recipients = append(d.Txn.Recipients, d.Txn.Rcpt)
+			d.Txn.RecipientParams = append(d.Txn.RecipientParams, d.Txn.RcptParams)
 		case acl.Discard:
 			d.Txn.Recipients = append(d.Txn.Recipients, d.Txn.Rcpt)
+			d.Txn.RecipientParams = append(d.Txn.RecipientParams, d.Txn.RcptParams)
 			d.Msg.Discarded = append(d.Msg.Discarded, d.Txn.Rcpt)
 		default:
 			if len(d.Msg.Rejected) < maxRejectedLogged {
 				d.Msg.Rejected = append(d.Msg.Rejected, RcptVerdict{d.Txn.Rcpt, res})
 			}
 		}
-		d.Txn.Rcpt = ""
+		d.Txn.Rcpt, d.Txn.RcptParams = "", nil
 	}
 	return res
 }

@@ -55,7 +55,7 @@ func TestBuild(t *testing.T) {
 	if rt.Milter.AuthservID != host || rt.Services.PrimaryHostname != host {
 		t.Errorf("authserv-id %q, primary host %q, want the host name %q", rt.Milter.AuthservID, rt.Services.PrimaryHostname, host)
 	}
-	if len(rt.Program.BodyHooks()) != 2 || rt.Policy == nil || rt.Resolver == nil {
+	if len(rt.Program.BodyHooks()) != 3 || rt.Policy == nil || rt.Resolver == nil {
 		t.Errorf("runtime not wired: %+v", rt)
 	}
 
