@@ -437,3 +437,36 @@ func TestChunking(t *testing.T) {
 		}
 	}
 }
+
+// TestRealSamples parses the notices real MTAs wrote in the end-to-end
+// tests (Postfix 3.7: milter/postfix_dsn_test.go with DSN_SAMPLES=1).
+func TestRealSamples(t *testing.T) {
+	for _, tc := range []struct {
+		file      string
+		action    Action
+		rcpt      string
+		status    string
+		diagStart string
+	}{
+		{"postfix-failed.eml", Failed, "gone@example.org", "5.1.1", "550 5.1.1 <gone@example.org>: Recipient address rejected"},
+		{"postfix-delayed.eml", Delayed, "slow@example.org", "4.2.1", "450 4.2.1 <slow@example.org>: mailbox busy"},
+		{"postfix-relayed.eml", Relayed, "ok@example.org", "2.0.0", "250 2.0.0 queued"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := os.ReadFile("testdata/" + tc.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := parseString(t, string(b))
+			if r.Kind != DSN || len(r.Recipients) != 1 || r.OriginalEnvelopeID != "ENV+7" || r.Original.MessageID != "orig-dsn-1@example.com" ||
+				r.ReportingMTA != (Typed{"dns", "mx.example.net"}) {
+				t.Fatalf("%+v", r)
+			}
+			rc := r.Recipients[0]
+			if rc.Action != tc.action || rc.Address() != tc.rcpt || rc.Status.String() != tc.status ||
+				!strings.HasPrefix(rc.DiagnosticCode.Value, tc.diagStart) || rc.RemoteMTA.Value != "127.0.0.1" {
+				t.Errorf("%+v", rc)
+			}
+		})
+	}
+}

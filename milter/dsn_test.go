@@ -38,15 +38,20 @@ const dsnBody = "This is a MIME-encapsulated message.\r\n\r\n--B1\r\nContent-Typ
 	"Final-Recipient: rfc822; carol@example.org\r\nAction: delayed\r\nStatus: 4.4.1\r\nRemote-MTA: dns; mx2.example.org\r\n\r\n" +
 	"--B1\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <orig-7@example.com>\r\nFrom: alice@example.com\r\nSubject: hi\r\n\r\n--B1--\r\n"
 
+// dsnHarness is a milter with the features registered and dsnConf.
+func dsnHarness(t *testing.T) *harness {
+	reg := acl.NewRegistry()
+	quarantineControl(reg)
+	checks.Register(reg)
+	return newHarnessProgram(t, compileProgram(t, dsnConf, reg))
+}
+
 // dsnSession runs one message through a milter with dsnConf: envelope
 // sends MAIL and RCPT, then the header fields and body go. It returns
 // the harness, whose log holds the message's lines, and the message's
 // transaction line.
 func dsnSession(t *testing.T, envelope func(m *mta), headers []string, body string) (*harness, map[string]any) {
-	reg := acl.NewRegistry()
-	quarantineControl(reg)
-	checks.Register(reg)
-	h := newHarnessProgram(t, compileProgram(t, dsnConf, reg))
+	h := dsnHarness(t)
 	m := h.mta()
 	m.connect("localhost", gomilter.FamilyInet, "127.0.0.1")
 	m.helo("relay.example.net")
