@@ -90,7 +90,8 @@ type Txn struct {
 	// MailParams are the ESMTP parameters of MAIL FROM ("RET=HDRS",
 	// "ENVID=x"), RcptParams those of the RCPT being checked, and
 	// RecipientParams those of each accepted recipient, in the order of
-	// Recipients.
+	// Recipients (nil while no recipient gave any; shorter than
+	// Recipients when the last ones gave none).
 	MailParams      []string
 	RcptParams      []string
 	RecipientParams [][]string

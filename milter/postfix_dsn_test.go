@@ -166,6 +166,7 @@ func TestPostfixBounceThroughMilter(t *testing.T) {
 			t.Errorf("bounce line: %s = %v, want %v", k, bounce[k], v)
 		}
 	}
+	t.Logf("bounce line: %v", bounce)
 	if bounce["queue_id"] == nil || bounce["queue_id"] == "" {
 		t.Errorf("bounce line without queue_id: %v", bounce)
 	}

@@ -192,10 +192,10 @@ func (d *Driver) envelope(ctx context.Context, st acl.Stage) acl.Result {
 		switch res.Verb {
 		case acl.Accept:
 			d.Txn.Recipients = append(d.Txn.Recipients, d.Txn.Rcpt)
-			d.Txn.RecipientParams = append(d.Txn.RecipientParams, d.Txn.RcptParams)
+			d.keepRcptParams()
 		case acl.Discard:
 			d.Txn.Recipients = append(d.Txn.Recipients, d.Txn.Rcpt)
-			d.Txn.RecipientParams = append(d.Txn.RecipientParams, d.Txn.RcptParams)
+			d.keepRcptParams()
 			d.Msg.Discarded = append(d.Msg.Discarded, d.Txn.Rcpt)
 		default:
 			if len(d.Msg.Rejected) < maxRejectedLogged {
@@ -205,6 +205,20 @@ func (d *Driver) envelope(ctx context.Context, st acl.Stage) acl.Result {
 		d.Txn.Rcpt, d.Txn.RcptParams = "", nil
 	}
 	return res
+}
+
+// keepRcptParams records the ESMTP parameters of the recipient just
+// accepted in RecipientParams, which stays nil (no allocation) until a
+// recipient has some.
+func (d *Driver) keepRcptParams() {
+	t := d.Txn
+	if len(t.RcptParams) == 0 && len(t.RecipientParams) == 0 {
+		return
+	}
+	for len(t.RecipientParams) < len(t.Recipients)-1 {
+		t.RecipientParams = append(t.RecipientParams, nil)
+	}
+	t.RecipientParams = append(t.RecipientParams, t.RcptParams)
 }
 
 // DiscardsAll reports whether a discard at connect or HELO discards every
