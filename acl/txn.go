@@ -79,17 +79,25 @@ type LogLine struct {
 // Txn is the environment of ACL runs for one message (and the connection it
 // arrives on). It implements expand.Env.
 type Txn struct {
-	Conn        *Conn
-	Services    *Services
-	Stage       Stage
-	HasSender   bool   // MAIL FROM seen
-	Sender      string // "" for the null sender <>
-	Recipients  []string
-	Rcpt        string // the recipient being checked at RCPT
-	Headers     []Header
-	MessageSize int64
-	QueueID     string
-	Vars        []string // acl_m variables
+	Conn       *Conn
+	Services   *Services
+	Stage      Stage
+	HasSender  bool   // MAIL FROM seen
+	Sender     string // "" for the null sender <>
+	Recipients []string
+	Rcpt       string // the recipient being checked at RCPT
+	// MailParams are the ESMTP parameters of MAIL FROM ("RET=HDRS",
+	// "ENVID=x"), RcptParams those of the RCPT being checked, and
+	// RecipientParams those of each accepted recipient, in the order of
+	// Recipients (nil while no recipient gave any; shorter than
+	// Recipients when the last ones gave none).
+	MailParams      []string
+	RcptParams      []string
+	RecipientParams [][]string
+	Headers         []Header
+	MessageSize     int64
+	QueueID         string
+	Vars            []string // acl_m variables
 
 	Controls      map[string]string
 	AddHeaders    []AddedHeader

@@ -26,6 +26,7 @@ func Register(reg *acl.Registry) {
 	registerDMARC(reg)
 	registerARC(reg)
 	registerDKIMSign(reg)
+	registerDSN(reg)
 	reg.AddHook(acl.Hook{Name: "authentication", Stages: acl.OnlyData, Run: authenticate})
 	reg.AddBodyHook(acl.BodyHook{Name: "dkim", Start: func(t *acl.Txn) acl.BodyWriter {
 		if w := StartDKIM(t); w != nil {

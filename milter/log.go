@@ -48,6 +48,7 @@ func (s *session) logTxn(override string) {
 		slog.String("verdict", verdict),
 	)
 	attrs = append(attrs, resultAttrs(t)...)
+	attrs = append(attrs, dsnAttrs(t)...)
 	if d != nil && d.Result.Verb != acl.Accept {
 		attrs = append(attrs, decisionAttrs(d)...)
 		if d.Result.Err != nil {

@@ -58,6 +58,7 @@ func (s *session) packet(code byte, p []byte) (pass bool, err error) {
 		resp, err := s.Helo(name, nil)
 		s.unanswered("helo", resp, err)
 	case 'M':
+		s.esmtpArgs = esmtpArgs(p)
 		if !s.neg.has(gomilter.OptNoMailReply) {
 			return true, nil
 		}
@@ -65,6 +66,7 @@ func (s *session) packet(code byte, p []byte) (pass bool, err error) {
 		resp, err := s.MailFrom(from, nil)
 		s.unanswered("mail", resp, err)
 	case 'R':
+		s.esmtpArgs = esmtpArgs(p)
 		if !s.neg.has(gomilter.OptNoRcptReply) {
 			return true, nil
 		}

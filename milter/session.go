@@ -31,6 +31,8 @@ type session struct {
 	neg    negotiation
 	macros macros
 	peer   peerInfo // from the last SMFIC_CONNECT
+	// esmtpArgs are the ESMTP parameters of the last MAIL or RCPT packet.
+	esmtpArgs []string
 
 	drv *stage.Driver // the SMTP connection and its transaction
 	// txnOpen: a transaction was started (MAIL) and not yet logged.

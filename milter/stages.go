@@ -60,7 +60,7 @@ func (s *session) MailFrom(from string, _ *gomilter.Modifier) (resp gomilter.Res
 	}
 	s.updateTLS()
 	s.txnOpen, s.edits, s.quarantine = true, nil, ""
-	return s.reply(acl.Mail, s.drv.Mail(s.ctx, from, s.macros.get("i"))), nil
+	return s.reply(acl.Mail, s.drv.Mail(s.ctx, from, s.macros.get("i"), s.esmtpArgs...)), nil
 }
 
 // RcptTo runs the RCPT ACL for one recipient. A rejection answers for this
@@ -68,7 +68,7 @@ func (s *session) MailFrom(from string, _ *gomilter.Modifier) (resp gomilter.Res
 func (s *session) RcptTo(rcpt string, _ *gomilter.Modifier) (resp gomilter.Response, err error) {
 	defer s.recoverReply("rcpt", &resp)
 	s.drv.SetQueueID(s.macros.get("i"))
-	return s.reply(acl.Rcpt, s.drv.Rcpt(s.ctx, rcpt)), nil
+	return s.reply(acl.Rcpt, s.drv.Rcpt(s.ctx, rcpt, s.esmtpArgs...)), nil
 }
 
 // Header is never called: header packets are handled before go-milter.
@@ -101,6 +101,10 @@ func (s *session) Body(m *gomilter.Modifier) (resp gomilter.Response, err error)
 		s.applyEdits(m, end.Edits)
 	}
 	s.logTxn(verdict)
+	if verdict == "" {
+		verdict = string(end.Result.Verb)
+	}
+	s.logBounces(verdict)
 	s.closing = s.closing || closeAfter
 	return r, nil
 }

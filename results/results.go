@@ -4,6 +4,7 @@ import (
 	"github.com/mailsidecar/sidecar/arc"
 	"github.com/mailsidecar/sidecar/dkim"
 	"github.com/mailsidecar/sidecar/dmarc"
+	"github.com/mailsidecar/sidecar/dsninfo"
 	"github.com/mailsidecar/sidecar/spf"
 )
 
@@ -20,6 +21,9 @@ type Message struct {
 	ARC   ARC
 	// DKIMSign is the DKIM signing of an outbound message.
 	DKIMSign DKIMSign
+	// DSN is what the message's delivery status notification said, for
+	// a message that looked like one.
+	DSN DSN
 
 	closers []func()
 	closed  bool
@@ -76,6 +80,17 @@ type ARC struct {
 	// Sealed are the indexes in acl.Txn.AddHeaders of the ARC Set sidecar
 	// added, so that control = no_arc_sign can blank them.
 	Sealed []int
+}
+
+// DSN is the delivery status notification a message carried.
+type DSN struct {
+	// Report is nil for a message that was not parsed (it did not look
+	// like a DSN: neither a null sender nor a multipart/report).
+	Report *dsninfo.Report
+	// Current is the index in Report.Recipients of the recipient the
+	// $dsn_ variables show: the one the last dsn_action condition
+	// matched, else the first.
+	Current int
 }
 
 // New starts the state of a message.

@@ -144,8 +144,9 @@ func (d *Driver) Helo(ctx context.Context, name string) acl.Result {
 
 // Mail starts a transaction: the previous message is closed (Sendmail
 // sends no ABORT between messages), the sender recorded and the MAIL ACL
-// run. queueID is the MTA's queue ID if it has one yet.
-func (d *Driver) Mail(ctx context.Context, from, queueID string) acl.Result {
+// run. queueID is the MTA's queue ID if it has one yet; params are the
+// command's ESMTP parameters.
+func (d *Driver) Mail(ctx context.Context, from, queueID string, params ...string) acl.Result {
 	d.EndOpen()
 	// What was logged since the last written line (at connect and HELO,
 	// say) stays with the message.
@@ -156,6 +157,7 @@ func (d *Driver) Mail(ctx context.Context, from, queueID string) acl.Result {
 	d.Txn.HasSender = true
 	d.Txn.Sender = strings.TrimSpace(from)
 	d.Txn.QueueID = queueID
+	d.Txn.MailParams = params
 	if d.discardAll {
 		res := acl.Result{Verb: acl.Discard}
 		if d.ConnVerdict != nil {
@@ -171,8 +173,9 @@ func (d *Driver) Mail(ctx context.Context, from, queueID string) acl.Result {
 // recipient only. Exim's discard at RCPT drops this recipient only (a
 // milter's discard would drop the whole message): the recipient is
 // accepted now, and removed at the end of the message (Edits.RemoveRcpts).
-func (d *Driver) Rcpt(ctx context.Context, rcpt string) acl.Result {
+func (d *Driver) Rcpt(ctx context.Context, rcpt string, params ...string) acl.Result {
 	d.Txn.Rcpt = strings.TrimSpace(rcpt)
+	d.Txn.RcptParams = params
 	return d.envelope(ctx, acl.Rcpt)
 }
 
@@ -210,17 +213,33 @@ func (d *Driver) envelope(ctx context.Context, st acl.Stage) acl.Result {
 		switch res.Verb {
 		case acl.Accept:
 			d.Txn.Recipients = append(d.Txn.Recipients, d.Txn.Rcpt)
+			d.keepRcptParams()
 		case acl.Discard:
 			d.Txn.Recipients = append(d.Txn.Recipients, d.Txn.Rcpt)
+			d.keepRcptParams()
 			d.Msg.Discarded = append(d.Msg.Discarded, d.Txn.Rcpt)
 		default:
 			if len(d.Msg.Rejected) < maxRejectedLogged {
 				d.Msg.Rejected = append(d.Msg.Rejected, RcptVerdict{d.Txn.Rcpt, res})
 			}
 		}
-		d.Txn.Rcpt = ""
+		d.Txn.Rcpt, d.Txn.RcptParams = "", nil
 	}
 	return res
+}
+
+// keepRcptParams records the ESMTP parameters of the recipient just
+// accepted in RecipientParams, which stays nil (no allocation) until a
+// recipient has some.
+func (d *Driver) keepRcptParams() {
+	t := d.Txn
+	if len(t.RcptParams) == 0 && len(t.RecipientParams) == 0 {
+		return
+	}
+	for len(t.RecipientParams) < len(t.Recipients)-1 {
+		t.RecipientParams = append(t.RecipientParams, nil)
+	}
+	t.RecipientParams = append(t.RecipientParams, t.RcptParams)
 }
 
 // DiscardsAll reports whether a discard at connect or HELO discards every

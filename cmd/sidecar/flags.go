@@ -33,6 +33,10 @@ func argsHint(name string) string {
 		return " [FILE]"
 	case "help":
 		return " [command | config | acl]"
+	case "dsn":
+		return " FILE"
+	case "report bounces":
+		return " [LOGFILE...]"
 	}
 	return ""
 }

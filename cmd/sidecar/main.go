@@ -39,6 +39,8 @@ func commands() []command {
 		{"dkim-sign", "DKIM-sign a message file as the daemon signs outbound mail", cmdDKIMSign},
 		{"arc-sign", "seal a message with an ARC Set (RFC 8617), as a forwarder does", cmdARCSign},
 		{"dane", "show the DANE/OCSP policy of a next hop, as the policy socket answers it", cmdDane},
+		{"dsn", "show what a delivery status notification (bounce) in a message file says", cmdDSN},
+		{"report", "summarise the log: report bounces", cmdReport},
 		{"help", "show help on commands, options, ACL conditions and variables", cmdHelp},
 		{"version", "print the version", cmdVersion},
 	}
