@@ -331,10 +331,11 @@ func (s *Server) decide(ctx context.Context, env *Env, client, proto, key string
 	d = env.Decider.decideMiss(ctx, key, h)
 	switch {
 	case d.Level == LevelTemp:
-		env.Logger.Warn("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(), "reason", d.Reason)
+		env.Logger.Warn("policy", append([]any{"proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String()},
+			append(d.reportAttrs(), "reason", d.Reason)...)...)
 	case env.Decider.lookups.Load() != before:
-		env.Logger.Info("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(),
-			"ocsp", d.OCSP.String(), "tlsa_usage", d.UsageBits, "reason", d.Reason)
+		env.Logger.Info("policy", append([]any{"proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(),
+			"ocsp", d.OCSP.String(), "tlsa_usage", d.UsageBits}, append(d.reportAttrs(), "reason", d.Reason)...)...)
 	default:
 		env.Logger.Debug("policy", "proto", proto, "client", client, "nexthop", key, "policy", d.Level.String(), "shared", true)
 	}

