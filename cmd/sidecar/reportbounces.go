@@ -15,6 +15,9 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "bounces" {
 		return cmdReportBounces(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "tls" {
+		return cmdReportTLS(args[1:], stdout, stderr)
+	}
 	fs := newFlags("report", `Arguments: bounces [flags] [LOGFILE...]
 
 Reports from the daemon's log. "sidecar report bounces -h" for the bounce
