@@ -57,26 +57,7 @@ import (
 func TestPostfixDANE(t *testing.T) {
 	started := time.Now()
 	pfDaneNeeds(t)
-	nsName := fmt.Sprintf("sidecar-pfdane-%d", os.Getpid())
-	nsfd := pfDaneNetns(t, nsName)
-
-	// The DNSSEC test bed, rendered by its own setup.sh, inside the namespace:
-	// unbound on 127.0.0.1:53 (resolv.conf has no port), knot on 5301.
-	tbdir, err := filepath.Abs("testdata/dnssec-testbed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := t.TempDir()
-	setup := exec.Command("bash", filepath.Join(tbdir, "setup.sh"))
-	setup.Env = append(os.Environ(), "RUN="+run, "AUTH_ADDR=127.0.0.1", "RES_ADDR=127.0.0.1",
-		"AUTH_PORT=5301", "RES_PORT=53", "DEAD_PORT=5303", "SLOW_PORT=5304")
-	if out, err := setup.CombinedOutput(); err != nil {
-		t.Fatalf("setup.sh: %v\n%s", err, out)
-	}
-	pfDaneStart(t, run, nsName, "knotd", "knotd", "-c", filepath.Join(run, "knot.conf"))
-	pfDaneWaitDNS(t, nsfd, "127.0.0.1:5301", false)
-	pfDaneStart(t, run, nsName, "unbound", "unbound", "-d", "-c", filepath.Join(run, "unbound.conf"))
-	pfDaneWaitDNS(t, nsfd, "127.0.0.1:53", true)
+	nsName, nsfd, run := pfDaneBed(t)
 	t.Logf("namespace %s, knot and unbound up after %v", nsName, time.Since(started).Round(time.Millisecond))
 
 	// The policy server: this process, listening inside the namespace, its
@@ -89,26 +70,11 @@ func TestPostfixDANE(t *testing.T) {
 	var policyLog testmta.SyncBuffer
 	env := TestEnv(res, nil)
 	env.Logger = slog.New(slog.NewTextHandler(&policyLog, nil))
-	srv := NewServer(func() *Env { return env })
-	var policyLn net.Listener
-	pfDaneInNetns(t, nsfd, func() (err error) {
-		policyLn, err = net.Listen("tcp", "127.0.0.1:0")
-		return err
-	})
-	go srv.Serve(policyLn)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	policyLn := pfDanePolicyServer(t, nsfd, env)
 
 	// The destination: mail.example.test = 127.0.0.25 in the test bed zone,
 	// TLSA 3 1 1 of the key setup.sh generated in $RUN/tls.
-	good, err := tls.LoadX509KeyPair(filepath.Join(run, "tls/cert.pem"), filepath.Join(run, "tls/key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := pfDaneCert(t, "mail.example.test")
+	good, bad := pfDaneCerts(t, run)
 	var cert atomic.Pointer[tls.Certificate]
 	cert.Store(&good)
 	var mxLn net.Listener
@@ -487,11 +453,17 @@ type pfDanePostfix struct {
 // submit hands a message for rcpt@example.test to Postfix's smtpd.
 func (pf *pfDanePostfix) submit(t *testing.T, nsfd int, subject string) {
 	t.Helper()
+	pf.submitTo(t, nsfd, "rcpt@example.test", subject)
+}
+
+// submitTo hands a message for rcpt to Postfix's smtpd.
+func (pf *pfDanePostfix) submitTo(t *testing.T, nsfd int, rcpt, subject string) {
+	t.Helper()
 	err := testmta.Submit(pf.smtpd, testmta.Submission{
 		Helo: "submitter.example.net",
 		From: "sender@example.net",
-		To:   []string{"rcpt@example.test"},
-		Data: []byte("From: <sender@example.net>\r\nTo: <rcpt@example.test>\r\nSubject: " + subject + "\r\n\r\nHello.\r\n"),
+		To:   []string{rcpt},
+		Data: []byte("From: <sender@example.net>\r\nTo: <" + rcpt + ">\r\nSubject: " + subject + "\r\n\r\nHello.\r\n"),
 		Dial: func(network, addr string) (net.Conn, error) { return pfDaneDial(nsfd, network, addr) },
 	})
 	if err != nil {
@@ -499,13 +471,13 @@ func (pf *pfDanePostfix) submit(t *testing.T, nsfd int, subject string) {
 	}
 }
 
-func pfDaneStartPostfix(t *testing.T, nsName string, nsfd int, policyAddr string) *pfDanePostfix {
+func pfDaneStartPostfix(t *testing.T, nsName string, nsfd int, policyAddr string, extraMain ...string) *pfDanePostfix {
 	t.Helper()
 	const smtpdAddr = "127.0.0.1:2525"
 	pf := testmta.Start(t, testmta.Config{
 		Name:   "dane",
 		Listen: []string{smtpdAddr},
-		Main: []string{
+		Main: append([]string{
 			"myhostname = client.example.net",
 			"mydomain = example.net",
 			"myorigin = example.net",
@@ -524,11 +496,70 @@ func pfDaneStartPostfix(t *testing.T, nsName string, nsfd int, policyAddr string
 			"smtp_connection_cache_on_demand = no",
 			"smtpd_recipient_restrictions = permit_mynetworks, reject",
 			"minimal_backoff_time = 300s",
-		},
+		}, extraMain...),
 		Services: []string{"tlsmgr unix - - n 1000? 1 tlsmgr"},
 		// Postfix runs in the namespace; ip netns exec execs master.
 		Prefix: []string{"ip", "netns", "exec", nsName},
 		Dial:   func(network, addr string) (net.Conn, error) { return pfDaneDial(nsfd, network, addr) },
 	})
 	return &pfDanePostfix{Postfix: pf, smtpd: smtpdAddr}
+}
+
+// pfDaneBed creates the namespace and starts the DNSSEC test bed in it:
+// unbound on 127.0.0.1:53 (resolv.conf has no port), knot on 5301. It
+// returns the namespace's name and descriptor and the bed's run directory.
+func pfDaneBed(t *testing.T) (nsName string, nsfd int, run string) {
+	t.Helper()
+	nsName = fmt.Sprintf("sidecar-pfdane-%d", os.Getpid())
+	nsfd = pfDaneNetns(t, nsName)
+
+	// The DNSSEC test bed, rendered by its own setup.sh, inside the namespace:
+	// unbound on 127.0.0.1:53 (resolv.conf has no port), knot on 5301.
+	tbdir, err := filepath.Abs("testdata/dnssec-testbed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run = t.TempDir()
+	setup := exec.Command("bash", filepath.Join(tbdir, "setup.sh"))
+	setup.Env = append(os.Environ(), "RUN="+run, "AUTH_ADDR=127.0.0.1", "RES_ADDR=127.0.0.1",
+		"AUTH_PORT=5301", "RES_PORT=53", "DEAD_PORT=5303", "SLOW_PORT=5304")
+	if out, err := setup.CombinedOutput(); err != nil {
+		t.Fatalf("setup.sh: %v\n%s", err, out)
+	}
+	pfDaneStart(t, run, nsName, "knotd", "knotd", "-c", filepath.Join(run, "knot.conf"))
+	pfDaneWaitDNS(t, nsfd, "127.0.0.1:5301", false)
+	pfDaneStart(t, run, nsName, "unbound", "unbound", "-d", "-c", filepath.Join(run, "unbound.conf"))
+	pfDaneWaitDNS(t, nsfd, "127.0.0.1:53", true)
+	return nsName, nsfd, run
+}
+
+// pfDanePolicyServer serves env's policy socket inside the namespace
+// until the test ends, and returns its listener.
+func pfDanePolicyServer(t *testing.T, nsfd int, env *Env) net.Listener {
+	t.Helper()
+	srv := NewServer(func() *Env { return env })
+	var policyLn net.Listener
+	pfDaneInNetns(t, nsfd, func() (err error) {
+		policyLn, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	})
+	go srv.Serve(policyLn)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return policyLn
+}
+
+// pfDaneCerts returns the certificate of mail.example.test that the bed's
+// TLSA record names, and a self-signed one for the same name that it
+// does not.
+func pfDaneCerts(t *testing.T, run string) (good, bad tls.Certificate) {
+	t.Helper()
+	good, err := tls.LoadX509KeyPair(filepath.Join(run, "tls/cert.pem"), filepath.Join(run, "tls/key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return good, pfDaneCert(t, "mail.example.test")
 }

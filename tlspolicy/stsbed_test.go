@@ -45,14 +45,8 @@ func TestSTSTestbed(t *testing.T) {
 			http.NotFound(w, r)
 		}
 	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, "mta-sts.sts.example.test", "mta-sts.ststest.example.test", "mta-sts.example.test")}}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	srv.StartTLS()
+	client := startPolicyHTTPS(t, ca, srv, "mta-sts.sts.example.test", "mta-sts.ststest.example.test", "mta-sts.example.test")
 	defer srv.Close()
-	client := mtasts.NewHTTPClient(ca.Pool, 2*time.Second)
-	client.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
-	}
 	file := filepath.Join(t.TempDir(), "mta-sts.json")
 	newEnv := func(q resolver.Querier) *Env {
 		sts, err := NewSTS(&STSRules{Enabled: true, Options: mtasts.Options{HTTP: client, File: file}}, q)
@@ -99,4 +93,17 @@ func TestSTSTestbed(t *testing.T) {
 	if got := exchange(t, addr3, "sts ststest.example.test\n"); !strings.HasPrefix(got, "testing ") {
 		t.Errorf("after restart, HTTPS down, testing policy: %q", got)
 	}
+}
+
+// startPolicyHTTPS starts srv with a certificate of ca for names and
+// returns an MTA-STS HTTP client that reaches srv whatever host it asks.
+func startPolicyHTTPS(t *testing.T, ca *testpki.CA, srv *httptest.Server, names ...string) *http.Client {
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, names...)}}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	client := mtasts.NewHTTPClient(ca.Pool, 2*time.Second)
+	client.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	return client
 }

@@ -15,6 +15,16 @@ Dec 04 17:45:57 client postfix/smtp[10276]: Untrusted TLS connection established
 Dec 04 17:45:57 client postfix/smtp[10276]: AD01398C2E4: to=<rcpt@example.test>, relay=mail.example.test[127.0.0.25]:25, delay=0.02, delays=0.01/0.01/0/0, dsn=4.7.5, status=deferred (Server certificate not verified)
 `
 
+// From the same bed (tlspolicy.TestPostfixTLSReport): MTA-STS enforce,
+// Postfix "secure match=mx-notlsa.example.test", a CA-signed certificate
+// for the MX host, then one for another name.
+const bedSTS = `Dec 04 17:52:25 client postfix/smtp[25680]: Verified TLS connection established to mx-notlsa.example.test[127.0.0.29]:25: TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Dec 04 17:52:25 client postfix/smtp[25680]: 6A1B98A27D: to=<rcpt@sts.example.test>, relay=mx-notlsa.example.test[127.0.0.29]:25, delay=0.3, delays=0.2/0/0.04/0, dsn=2.0.0, status=sent (250 2.0.0 queued)
+Dec 04 17:52:26 client postfix/smtp[25680]: server certificate verification failed for mx-notlsa.example.test[127.0.0.29]:25: num=62:hostname mismatch
+Dec 04 17:52:26 client postfix/smtp[25680]: Untrusted TLS connection established to mx-notlsa.example.test[127.0.0.29]:25: TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits) key-exchange X25519 server-signature ECDSA (prime256v1) server-digest SHA256
+Dec 04 17:52:26 client postfix/smtp[25680]: 89D1B98A281: to=<rcpt@sts.example.test>, relay=mx-notlsa.example.test[127.0.0.29]:25, delay=0.08, delays=0.08/0/0/0, dsn=4.7.5, status=deferred (Server certificate not verified)
+`
+
 func readSessions(t *testing.T, log string) []Session {
 	t.Helper()
 	var got []Session
@@ -42,6 +52,10 @@ func TestPostfixSessions(t *testing.T) {
 		{"test bed: DANE verified, then TLSA mismatch", bedDANE, []string{
 			"example.test mail.example.test 127.0.0.25 Verified  ",
 			"example.test mail.example.test 127.0.0.25 Untrusted tlsa-invalid no matching DANE TLSA records",
+		}},
+		{"test bed: MTA-STS verified, then a certificate for another name", bedSTS, []string{
+			"sts.example.test mx-notlsa.example.test 127.0.0.29 Verified  ",
+			"sts.example.test mx-notlsa.example.test 127.0.0.29 Untrusted certificate-host-mismatch hostname mismatch",
 		}},
 		{"two recipients in one session count once",
 			"2025-12-04T10:00:00.000000+00:00 mx postfix/smtp[7]: Trusted TLS connection established to mx.example.org[192.0.2.1]:25: TLSv1.3\n" +

@@ -1,0 +1,158 @@
+//go:build linux
+
+package tlspolicy
+
+import (
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
+	"github.com/mailsidecar/sidecar/internal/testkit/testpki"
+	"github.com/mailsidecar/sidecar/mtasts"
+	"github.com/mailsidecar/sidecar/report/tlsrpt"
+	"github.com/mailsidecar/sidecar/resolver"
+)
+
+// TestPostfixTLSReport: real Postfix deliveries on the DANE/STS test bed
+// — a DANE delivery verified, a TLSA mismatch, an MTA-STS enforce
+// delivery verified, an MTA-STS certificate for the wrong name — then
+// the mail log and the policy socket's log through report/tlsrpt: the
+// reports count the sessions as they happened, with the RFC 8460 types.
+func TestPostfixTLSReport(t *testing.T) {
+	pfDaneNeeds(t)
+	nsName, nsfd, run := pfDaneBed(t)
+
+	// MTA-STS policy server (host loopback; the policy server dials it).
+	ca := testpki.NewCA(t)
+	hsrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if r.Host != "mta-sts.sts.example.test" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, "version: STSv1\nmode: enforce\nmx: mx-notlsa.example.test\nmax_age: 86400\n")
+	}))
+	client := startPolicyHTTPS(t, ca, hsrv, "mta-sts.sts.example.test")
+	defer hsrv.Close()
+
+	relay := pfDaneRelay(t, nsfd, "127.0.0.1:53")
+	res, err := resolver.New(resolver.Options{Servers: []string{relay}, Timeout: 2 * time.Second, Attempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts, err := NewSTS(&STSRules{Enabled: true, Options: mtasts.Options{HTTP: client}}, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policyLog testmta.SyncBuffer
+	env := TestEnv(res, nil)
+	env.Decider = NewDecider(res, DeciderOptions{STS: sts, LookupTimeout: 5 * time.Second})
+	env.Logger = slog.New(slog.NewTextHandler(&policyLog, nil))
+	policyLn := pfDanePolicyServer(t, nsfd, env)
+
+	// The two MX hosts: mail.example.test (TLSA 3 1 1 of the bed's key)
+	// and mx-notlsa.example.test (MTA-STS, a certificate of the test CA).
+	good, bad := pfDaneCerts(t, run)
+	stsGood, stsWrong := ca.Leaf(t, "mx-notlsa.example.test"), ca.Leaf(t, "other.example.test")
+	var daneCert, stsCert atomic.Pointer[tls.Certificate]
+	daneCert.Store(&good)
+	stsCert.Store(&stsGood)
+	sink := func(addr, name string, cert *atomic.Pointer[tls.Certificate]) *testmta.Sink {
+		var ln net.Listener
+		pfDaneInNetns(t, nsfd, func() (err error) {
+			ln, err = net.Listen("tcp", addr)
+			return err
+		})
+		return testmta.ServeSink(t, ln, testmta.SinkOptions{Name: name, Timeout: 30 * time.Second,
+			TLS: &tls.Config{SessionTicketsDisabled: true,
+				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.Load(), nil }}})
+	}
+	daneMX := sink("127.0.0.25:25", "mail.example.test", &daneCert)
+	stsMX := sink("127.0.0.29:25", "mx-notlsa.example.test", &stsCert)
+	caFile := filepath.Join(run, "testca.pem")
+	ca.WritePEM(t, caFile)
+	pf := pfDaneStartPostfix(t, nsName, nsfd, policyLn.Addr().String(), "smtp_tls_CAfile = "+caFile)
+
+	deferred := 0
+	deliver := func(rcpt, subject string, mx *testmta.Sink, wantSent bool) {
+		t.Helper()
+		pf.submitTo(t, nsfd, rcpt, subject)
+		if wantSent {
+			select {
+			case <-mx.Msgs:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("%s: not delivered\npolicy log:\n%s\nmaillog:\n%s", subject, policyLog.String(), pf.Log())
+			}
+			return
+		}
+		// Wait for the deferral of this message: count deferred lines.
+		deadline := time.Now().Add(20 * time.Second)
+		for strings.Count(pf.Log(), "status=deferred") < deferred+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not deferred\nmaillog:\n%s", subject, pf.Log())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		deferred++
+	}
+	deliver("rcpt@example.test", "dane match", daneMX, true)
+	pf.WaitLog(t, "status=sent", 10*time.Second)
+	daneCert.Store(&bad)
+	deliver("rcpt@example.test", "dane mismatch", nil, false)
+	deliver("rcpt@sts.example.test", "sts match", stsMX, true)
+	for strings.Count(pf.Log(), "status=sent") < 2 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stsCert.Store(&stsWrong)
+	deliver("rcpt@sts.example.test", "sts mismatch", nil, false)
+
+	maillog := pf.Log()
+	for _, l := range strings.Split(maillog, "\n") {
+		if strings.Contains(l, "postfix/smtp[") {
+			t.Log(l)
+		}
+	}
+	for _, l := range strings.Split(policyLog.String(), "\n") {
+		if strings.Contains(l, "msg=policy") {
+			t.Log(l)
+		}
+	}
+	a := &tlsrpt.Aggregator{}
+	if err := a.Read(strings.NewReader(policyLog.String())); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Read(strings.NewReader(maillog)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range a.Reports(tlsrpt.Reporter{OrgName: "client.example.net", Contact: "postmaster@example.net", Domain: "example.net"}) {
+		doc, _ := r.JSON()
+		t.Logf("%s:\n%s", r.FileName(), doc)
+		for _, p := range r.Policies {
+			var fails []string
+			for _, fd := range p.FailureDetails {
+				fails = append(fails, string(fd.ResultType)+"@"+fd.ReceivingMXHostname+"/"+fd.ReceivingIP)
+			}
+			got[p.Policy.Domain] = string(p.Policy.Type) + " " + strings.Join(p.Policy.String, ";") + " " +
+				itoa(int(p.Summary.Successful)) + "/" + itoa(int(p.Summary.Failure)) + " " + strings.Join(fails, ",")
+		}
+	}
+	if g := got["example.test"]; !strings.HasPrefix(g, "tlsa 3 1 1 ") || !strings.HasSuffix(g, " 1/1 tlsa-invalid@mail.example.test/127.0.0.25") {
+		t.Errorf("example.test: %q, want a tlsa policy with 1 success and 1 tlsa-invalid failure", g)
+	}
+	if g, want := got["sts.example.test"], "sts version: STSv1;mode: enforce;mx: mx-notlsa.example.test;max_age: 86400 1/1 certificate-host-mismatch@mx-notlsa.example.test/127.0.0.29"; g != want {
+		t.Errorf("sts.example.test: %q\nwant %q", g, want)
+	}
+	if len(got) != 2 {
+		t.Errorf("reports for %v, want example.test and sts.example.test", got)
+	}
+}
