@@ -205,6 +205,7 @@ func RulesFromConfig(cfg *config.Config) (*Rules, error) {
 		return nil, errs
 	}
 	r.RequestOCSPDefault = r.RequestOCSP.String() == "*"
+	warnOCSP(cfg, r)
 	return r, nil
 }
 
