@@ -454,22 +454,23 @@ func (c *Cache) Refresh(ctx context.Context) (int, []error) {
 	return n, errs
 }
 
-// Run refreshes the cache every interval until ctx ends, passing the
+// Run refreshes the cache at once (the policies of the cache file may be
+// due after a restart) and then every interval until ctx ends, passing the
 // failures to report (which may be nil).
 func (c *Cache) Run(ctx context.Context, interval time.Duration, report func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		_, errs := c.Refresh(ctx)
+		if report != nil && ctx.Err() == nil {
+			for _, err := range errs {
+				report(err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		_, errs := c.Refresh(ctx)
-		if report != nil {
-			for _, err := range errs {
-				report(err)
-			}
 		}
 	}
 }

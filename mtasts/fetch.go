@@ -105,6 +105,10 @@ func Fetch(ctx context.Context, client *http.Client, domain string) (*Policy, []
 		if errors.Is(err, ErrRedirect) {
 			return fail(false, "redirect refused (RFC 8461 §3.3)")
 		}
+		var de *net.DNSError
+		if errors.As(err, &de) && de.IsNotFound {
+			return fail(false, "policy host: %v", de)
+		}
 		var cv *tls.CertificateVerificationError
 		if errors.As(err, &cv) {
 			return fail(false, "certificate: %v", cv.Err)

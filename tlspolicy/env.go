@@ -1,12 +1,14 @@
 package tlspolicy
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/netip"
 	"time"
 
 	"github.com/mailsidecar/sidecar/config"
+	"github.com/mailsidecar/sidecar/mtasts"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -60,6 +62,27 @@ type Env struct {
 	// Observer, when set, hears of every decision the server answers
 	// with (the daemon's metrics).
 	Observer Observer
+	// STSCache holds the MTA-STS policies (nil: mta_sts is off); Run
+	// refreshes them.
+	STSCache *mtasts.Cache
+}
+
+// STSRefreshInterval is how often Run looks for cached MTA-STS policies
+// due for a refresh (half their max_age passed, at most a day).
+const STSRefreshInterval = time.Minute
+
+// Run refreshes the cached MTA-STS policies in the background until ctx
+// ends (the daemon cancels it on reload and shutdown): once at once, for
+// the policies of the cache file, then every STSRefreshInterval. A failed
+// refresh keeps the cached policy (RFC 8461 §5.1) and is logged. Without
+// MTA-STS it returns at once.
+func (e *Env) Run(ctx context.Context) {
+	if e.STSCache == nil {
+		return
+	}
+	e.STSCache.Run(ctx, STSRefreshInterval, func(err error) {
+		e.Logger.Warn("MTA-STS policy refresh failed; the cached policy stays in force", "error", err.Error())
+	})
 }
 
 // Observer hears of the policy server's answers. Its method runs on the
@@ -104,6 +127,10 @@ func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, 
 	if err != nil {
 		logger.Warn("mta_sts_cache_file: " + err.Error())
 	}
+	var stsCache *mtasts.Cache
+	if sts != nil {
+		stsCache = sts.Cache
+	}
 	size := int(cfg.Int("dane_cache_size"))
 	if size == 0 {
 		size = -1
@@ -122,6 +149,7 @@ func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, 
 		MaxConnsPerClient: int(cfg.Int("policy_max_connections_per_client")),
 		IdleTimeout:       cfg.Duration("policy_idle_timeout"),
 		RequestTimeout:    cfg.Duration("policy_request_timeout"),
+		STSCache:          stsCache,
 	}, nil
 }
 
@@ -177,6 +205,7 @@ func RulesFromConfig(cfg *config.Config) (*Rules, error) {
 		return nil, errs
 	}
 	r.RequestOCSPDefault = r.RequestOCSP.String() == "*"
+	warnOCSP(cfg, r)
 	return r, nil
 }
 

@@ -57,41 +57,31 @@ import (
 func TestPostfixDANE(t *testing.T) {
 	started := time.Now()
 	pfDaneNeeds(t)
-	nsName, nsfd, run := pfDaneBed(t)
+	bed := startNetnsBed(t, "pfdane")
+	nsName, nsfd, run := bed.name, bed.nsfd, bed.run
 	t.Logf("namespace %s, knot and unbound up after %v", nsName, time.Since(started).Round(time.Millisecond))
 
 	// The policy server: this process, listening inside the namespace, its
 	// resolver reaching unbound through a relay on the host's loopback.
-	relay := pfDaneRelay(t, nsfd, "127.0.0.1:53")
-	res, err := resolver.New(resolver.Options{Servers: []string{relay}, Timeout: 2 * time.Second, Attempts: 2})
+	res, err := resolver.New(resolver.Options{Servers: []string{bed.relay}, Timeout: 2 * time.Second, Attempts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var policyLog testmta.SyncBuffer
 	env := TestEnv(res, nil)
 	env.Logger = slog.New(slog.NewTextHandler(&policyLog, nil))
-	policyLn := pfDanePolicyServer(t, nsfd, env)
+	policyLn := servePolicyInNetns(t, nsfd, env)
 
 	// The destination: mail.example.test = 127.0.0.25 in the test bed zone,
 	// TLSA 3 1 1 of the key setup.sh generated in $RUN/tls.
-	good, bad := pfDaneCerts(t, run)
+	good, err := tls.LoadX509KeyPair(filepath.Join(run, "tls/cert.pem"), filepath.Join(run, "tls/key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := pfDaneCert(t, "mail.example.test")
 	var cert atomic.Pointer[tls.Certificate]
 	cert.Store(&good)
-	var mxLn net.Listener
-	pfDaneInNetns(t, nsfd, func() (err error) {
-		mxLn, err = net.Listen("tcp", "127.0.0.25:25")
-		return err
-	})
-	mx := testmta.ServeSink(t, mxLn, testmta.SinkOptions{
-		Name:    "mail.example.test",
-		Timeout: 30 * time.Second,
-		TLS: &tls.Config{
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-				return cert.Load(), nil
-			},
-			SessionTicketsDisabled: true,
-		},
-	})
+	mx := tlsSinkInNetns(t, nsfd, "127.0.0.25:25", "mail.example.test", &cert)
 
 	pf := pfDaneStartPostfix(t, nsName, nsfd, policyLn.Addr().String())
 	t.Logf("Postfix up after %v", time.Since(started).Round(time.Millisecond))
@@ -505,13 +495,23 @@ func pfDaneStartPostfix(t *testing.T, nsName string, nsfd int, policyAddr string
 	return &pfDanePostfix{Postfix: pf, smtpd: smtpdAddr}
 }
 
-// pfDaneBed creates the namespace and starts the DNSSEC test bed in it:
-// unbound on 127.0.0.1:53 (resolv.conf has no port), knot on 5301. It
-// returns the namespace's name and descriptor and the bed's run directory.
-func pfDaneBed(t *testing.T) (nsName string, nsfd int, run string) {
+// netnsBed is the DNSSEC test bed inside a network namespace of its own:
+// unbound on 127.0.0.1:53 there (the namespace's resolv.conf), knot on
+// 127.0.0.1:5301, and a relay to unbound on the host's loopback for this
+// process's resolver.
+type netnsBed struct {
+	name  string // the namespace
+	nsfd  int
+	run   string // the rendered test bed: zones, configurations, tls/
+	relay string // host:port on the host's loopback, forwarding to unbound
+}
+
+// startNetnsBed creates the namespace sidecar-LABEL-PID and starts knot
+// and unbound in it as the test's own processes.
+func startNetnsBed(t *testing.T, label string) *netnsBed {
 	t.Helper()
-	nsName = fmt.Sprintf("sidecar-pfdane-%d", os.Getpid())
-	nsfd = pfDaneNetns(t, nsName)
+	b := &netnsBed{name: fmt.Sprintf("sidecar-%s-%d", label, os.Getpid())}
+	b.nsfd = pfDaneNetns(t, b.name)
 
 	// The DNSSEC test bed, rendered by its own setup.sh, inside the namespace:
 	// unbound on 127.0.0.1:53 (resolv.conf has no port), knot on 5301.
@@ -519,47 +519,55 @@ func pfDaneBed(t *testing.T) (nsName string, nsfd int, run string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run = t.TempDir()
+	b.run = t.TempDir()
 	setup := exec.Command("bash", filepath.Join(tbdir, "setup.sh"))
-	setup.Env = append(os.Environ(), "RUN="+run, "AUTH_ADDR=127.0.0.1", "RES_ADDR=127.0.0.1",
+	setup.Env = append(os.Environ(), "RUN="+b.run, "AUTH_ADDR=127.0.0.1", "RES_ADDR=127.0.0.1",
 		"AUTH_PORT=5301", "RES_PORT=53", "DEAD_PORT=5303", "SLOW_PORT=5304")
 	if out, err := setup.CombinedOutput(); err != nil {
 		t.Fatalf("setup.sh: %v\n%s", err, out)
 	}
-	pfDaneStart(t, run, nsName, "knotd", "knotd", "-c", filepath.Join(run, "knot.conf"))
-	pfDaneWaitDNS(t, nsfd, "127.0.0.1:5301", false)
-	pfDaneStart(t, run, nsName, "unbound", "unbound", "-d", "-c", filepath.Join(run, "unbound.conf"))
-	pfDaneWaitDNS(t, nsfd, "127.0.0.1:53", true)
-	return nsName, nsfd, run
+	pfDaneStart(t, b.run, b.name, "knotd", "knotd", "-c", filepath.Join(b.run, "knot.conf"))
+	pfDaneWaitDNS(t, b.nsfd, "127.0.0.1:5301", false)
+	pfDaneStart(t, b.run, b.name, "unbound", "unbound", "-d", "-c", filepath.Join(b.run, "unbound.conf"))
+	pfDaneWaitDNS(t, b.nsfd, "127.0.0.1:53", true)
+	b.relay = pfDaneRelay(t, b.nsfd, "127.0.0.1:53")
+	return b
 }
 
-// pfDanePolicyServer serves env's policy socket inside the namespace
-// until the test ends, and returns its listener.
-func pfDanePolicyServer(t *testing.T, nsfd int, env *Env) net.Listener {
+// servePolicyInNetns serves env's policy socket on a port of 127.0.0.1
+// inside the namespace until the test ends.
+func servePolicyInNetns(t *testing.T, nsfd int, env *Env) net.Listener {
 	t.Helper()
 	srv := NewServer(func() *Env { return env })
-	var policyLn net.Listener
+	var ln net.Listener
 	pfDaneInNetns(t, nsfd, func() (err error) {
-		policyLn, err = net.Listen("tcp", "127.0.0.1:0")
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
 		return err
 	})
-	go srv.Serve(policyLn)
+	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return policyLn
+	return ln
 }
 
-// pfDaneCerts returns the certificate of mail.example.test that the bed's
-// TLSA record names, and a self-signed one for the same name that it
-// does not.
-func pfDaneCerts(t *testing.T, run string) (good, bad tls.Certificate) {
+// tlsSinkInNetns serves an SMTP sink with STARTTLS on addr inside the
+// namespace, presenting the certificate cert holds at each handshake.
+func tlsSinkInNetns(t *testing.T, nsfd int, addr, name string, cert *atomic.Pointer[tls.Certificate]) *testmta.Sink {
 	t.Helper()
-	good, err := tls.LoadX509KeyPair(filepath.Join(run, "tls/cert.pem"), filepath.Join(run, "tls/key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return good, pfDaneCert(t, "mail.example.test")
+	var ln net.Listener
+	pfDaneInNetns(t, nsfd, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return testmta.ServeSink(t, ln, testmta.SinkOptions{
+		Name:    name,
+		Timeout: 30 * time.Second,
+		TLS: &tls.Config{
+			GetCertificate:         func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.Load(), nil },
+			SessionTicketsDisabled: true,
+		},
+	})
 }

@@ -422,7 +422,7 @@ func (s *Server) lineRequest(ctx context.Context, env *Env, client, line string)
 	case "dane":
 		tok = d.Level.Exim()
 	case "ocsp":
-		tok = d.OCSP.String()
+		return d.OCSP.String() + " " + oneLine(env.Decider.Rules().OCSPReason(d)) + "\n", true
 	case "policy":
 		tok = d.Level.String()
 	}

@@ -2,6 +2,7 @@ package tlspolicy
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"strings"
 	"time"
@@ -33,10 +34,13 @@ const stsCompilerName = "tlspolicy-mtasts"
 // STSRules are the compiled MTA-STS options.
 type STSRules struct {
 	Enabled   bool
-	Domains   *List // mta_sts_domains
-	Disable   *List // mta_sts_disable_domains
-	Options   mtasts.Options
+	Domains   *List          // mta_sts_domains
+	Disable   *List          // mta_sts_disable_domains
+	Options   mtasts.Options // Options.HTTP nil: a client from Roots and FetchTimeout
 	CacheFile string
+	// Roots are those of mta_sts_ca_file (nil: the system's).
+	Roots        *x509.CertPool
+	FetchTimeout time.Duration
 }
 
 // STSRulesFromConfig compiles the MTA-STS options: the domain lists, and
@@ -78,7 +82,8 @@ func STSRulesFromConfig(cfg *config.Config) (*STSRules, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	r.Options = mtasts.Options{HTTP: mtasts.NewHTTPClient(roots, cfg.Duration("mta_sts_fetch_timeout")), File: r.CacheFile}
+	r.Roots, r.FetchTimeout = roots, cfg.Duration("mta_sts_fetch_timeout")
+	r.Options = mtasts.Options{File: r.CacheFile}
 	return r, nil
 }
 
@@ -92,19 +97,27 @@ type STS struct {
 	Lookup  STSLookup
 	Domains *List // nil: every domain
 	Disable *List
+	// Cache is Lookup when it is an *mtasts.Cache (NewSTS), for the
+	// background refresh; nil otherwise.
+	Cache *mtasts.Cache
 }
 
 // NewSTS makes the MTA-STS side from compiled rules, asking q for the TXT
-// records. It returns nil when mta_sts is off. The error is about the
-// cache file; the STS side works all the same (starting empty).
+// records and, unless r.Options.HTTP is set, for the addresses of the
+// policy hosts: the system's resolver is never asked. It returns nil when
+// mta_sts is off. The error is about the cache file; the STS side works
+// all the same (starting empty).
 func NewSTS(r *STSRules, q resolver.Querier) (*STS, error) {
 	if r == nil || !r.Enabled {
 		return nil, nil
 	}
 	opts := r.Options
 	opts.DNS = q
+	if opts.HTTP == nil {
+		opts.HTTP = mtasts.NewResolvingHTTPClient(r.Roots, r.FetchTimeout, q)
+	}
 	c, err := mtasts.New(opts)
-	return &STS{Lookup: c, Domains: r.Domains, Disable: r.Disable}, err
+	return &STS{Lookup: c, Domains: r.Domains, Disable: r.Disable, Cache: c}, err
 }
 
 // STSDecision is the MTA-STS side of a Decision.

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -29,7 +28,8 @@ import (
 // reports count the sessions as they happened, with the RFC 8460 types.
 func TestPostfixTLSReport(t *testing.T) {
 	pfDaneNeeds(t)
-	nsName, nsfd, run := pfDaneBed(t)
+	bed := startNetnsBed(t, "tlsrpt")
+	nsName, nsfd, run := bed.name, bed.nsfd, bed.run
 
 	// MTA-STS policy server (host loopback; the policy server dials it).
 	ca := testpki.NewCA(t)
@@ -44,8 +44,7 @@ func TestPostfixTLSReport(t *testing.T) {
 	client := startPolicyHTTPS(t, ca, hsrv, "mta-sts.sts.example.test")
 	defer hsrv.Close()
 
-	relay := pfDaneRelay(t, nsfd, "127.0.0.1:53")
-	res, err := resolver.New(resolver.Options{Servers: []string{relay}, Timeout: 2 * time.Second, Attempts: 2})
+	res, err := resolver.New(resolver.Options{Servers: []string{bed.relay}, Timeout: 2 * time.Second, Attempts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,27 +56,21 @@ func TestPostfixTLSReport(t *testing.T) {
 	env := TestEnv(res, nil)
 	env.Decider = NewDecider(res, DeciderOptions{STS: sts, LookupTimeout: 5 * time.Second})
 	env.Logger = slog.New(slog.NewTextHandler(&policyLog, nil))
-	policyLn := pfDanePolicyServer(t, nsfd, env)
+	policyLn := servePolicyInNetns(t, nsfd, env)
 
 	// The two MX hosts: mail.example.test (TLSA 3 1 1 of the bed's key)
 	// and mx-notlsa.example.test (MTA-STS, a certificate of the test CA).
-	good, bad := pfDaneCerts(t, run)
+	good, err := tls.LoadX509KeyPair(filepath.Join(run, "tls/cert.pem"), filepath.Join(run, "tls/key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := pfDaneCert(t, "mail.example.test")
 	stsGood, stsWrong := ca.Leaf(t, "mx-notlsa.example.test"), ca.Leaf(t, "other.example.test")
 	var daneCert, stsCert atomic.Pointer[tls.Certificate]
 	daneCert.Store(&good)
 	stsCert.Store(&stsGood)
-	sink := func(addr, name string, cert *atomic.Pointer[tls.Certificate]) *testmta.Sink {
-		var ln net.Listener
-		pfDaneInNetns(t, nsfd, func() (err error) {
-			ln, err = net.Listen("tcp", addr)
-			return err
-		})
-		return testmta.ServeSink(t, ln, testmta.SinkOptions{Name: name, Timeout: 30 * time.Second,
-			TLS: &tls.Config{SessionTicketsDisabled: true,
-				GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert.Load(), nil }}})
-	}
-	daneMX := sink("127.0.0.25:25", "mail.example.test", &daneCert)
-	stsMX := sink("127.0.0.29:25", "mx-notlsa.example.test", &stsCert)
+	daneMX := tlsSinkInNetns(t, nsfd, "127.0.0.25:25", "mail.example.test", &daneCert)
+	stsMX := tlsSinkInNetns(t, nsfd, "127.0.0.29:25", "mx-notlsa.example.test", &stsCert)
 	caFile := filepath.Join(run, "testca.pem")
 	ca.WritePEM(t, caFile)
 	pf := pfDaneStartPostfix(t, nsName, nsfd, policyLn.Addr().String(), "smtp_tls_CAfile = "+caFile)

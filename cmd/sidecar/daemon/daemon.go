@@ -34,6 +34,31 @@ type Runtime struct {
 	Services *acl.Services
 	Milter   *milter.Env
 	Policy   *tlspolicy.Env
+
+	// stopBackground ends the background work started for this
+	// configuration (the MTA-STS refresh) and waits for it; nil when none
+	// was started.
+	stopBackground func()
+}
+
+// startBackground starts the work rt does while it is in force: the
+// refresh of the cached MTA-STS policies.
+func (rt *Runtime) startBackground() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rt.Policy.Run(ctx)
+	}()
+	rt.stopBackground = func() { cancel(); <-done }
+}
+
+// stop ends rt's background work, if any was started.
+func (rt *Runtime) stop() {
+	if rt.stopBackground != nil {
+		rt.stopBackground()
+		rt.stopBackground = nil
+	}
 }
 
 // Load reads the configuration at path ("" for the embedded default) and
@@ -151,6 +176,7 @@ type Daemon struct {
 	milter  *milter.Server
 	policy  *tlspolicy.Server
 	mu      sync.Mutex
+	started bool // Start ran: reloaded configurations start their background work
 	lis     []net.Listener
 	addrs   map[string][]net.Addr // option -> bound addresses
 	serveWG sync.WaitGroup
@@ -237,6 +263,10 @@ func (d *Daemon) Start() error {
 			}()
 		}
 	}
+	d.mu.Lock()
+	d.started = true
+	d.rt.Load().startBackground()
+	d.mu.Unlock()
 	if d.metrics != nil {
 		d.metrics.SetUp("")
 	}
@@ -295,7 +325,13 @@ func (d *Daemon) Reload() error {
 	for _, w := range cfg.Reporter.List.Warnings() {
 		d.logger.Warn("configuration: " + w.Error())
 	}
+	d.mu.Lock()
+	if d.started {
+		rt.startBackground()
+	}
 	prev := d.rt.Swap(rt)
+	prev.stop()
+	d.mu.Unlock()
 	// Sessions still running under the previous configuration keep
 	// writing: a history file the new one names too stays open, one it
 	// no longer names is opened for each of their records.
@@ -330,6 +366,10 @@ func (d *Daemon) Shutdown() error {
 	}
 	d.stopMetrics(ctx)
 	d.serveWG.Wait()
+	d.mu.Lock()
+	d.started = false
+	d.rt.Load().stop()
+	d.mu.Unlock()
 	if err := d.rt.Load().Program.Detach(); err != nil {
 		errs = append(errs, err)
 	}
