@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/mailsidecar/sidecar/acl"
 )
 
 // MaxFrame is the largest milter packet accepted (command byte and payload,
@@ -51,6 +53,14 @@ type frameConn struct {
 	readDeadline       time.Time
 	order              protocolOrder
 	quickAck           func() // sends a pending TCP ACK now (Linux); may be nil
+
+	// The stage packet being answered (connect, HELO, MAIL, RCPT, end of
+	// message) and when it was read, for the stage latency metric: from
+	// the packet to the reply written (or, for a stage the MTA does not
+	// wait for, to the end of its handling).
+	stageAt   time.Time
+	stage     acl.Stage
+	stageOpen bool
 
 	counted bool       // admitted by Server.admit: Close uncounts it
 	client  netip.Addr // the TCP client's address, for the per-client count
@@ -122,6 +132,12 @@ func (c *frameConn) next() (err error) {
 			c.sess.connError("write", err)
 			return io.EOF
 		}
+		if c.stageOpen {
+			c.stageOpen = false
+			if obs := c.sess.env.Observer; obs != nil {
+				obs.StageDone(c.stage, time.Since(c.stageAt))
+			}
+		}
 		if c.ended || c.sess.closing {
 			return io.EOF
 		}
@@ -133,6 +149,9 @@ func (c *frameConn) next() (err error) {
 		if err := c.order.step(code); err != nil {
 			c.refuseOutOfOrder(err)
 			return io.EOF
+		}
+		if st, ok := stageOfPacket(code); ok {
+			c.stage, c.stageAt, c.stageOpen = st, time.Now(), true
 		}
 		pass, err := c.sess.packet(code, payload)
 		if err != nil {
@@ -298,4 +317,21 @@ func (c *frameConn) Close() error {
 		}
 	})
 	return err
+}
+
+// stageOfPacket names the stage a packet asks a verdict for.
+func stageOfPacket(code byte) (acl.Stage, bool) {
+	switch code {
+	case 'C':
+		return acl.Connect, true
+	case 'H':
+		return acl.Helo, true
+	case 'M':
+		return acl.Mail, true
+	case 'R':
+		return acl.Rcpt, true
+	case 'E':
+		return acl.Data, true
+	}
+	return 0, false
 }

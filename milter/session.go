@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/stage"
@@ -134,7 +135,7 @@ func (s *session) stageEnv() *stage.Env {
 	}
 	st := s.srv.StageTimeout
 	return &stage.Env{Program: e.Program, Services: e.Services, AuthservID: e.AuthservID, StripIDs: e.StripIDs,
-		StageTimeout: st, BodyHooks: hooks, Panic: s.internalPanic, Observer: e.Observer}
+		StageTimeout: st, BodyHooks: hooks, Panic: s.internalPanic, Observer: wireTimed(e.Observer)}
 }
 
 func (s *session) internalPanic(where string, v any) {
@@ -168,3 +169,17 @@ func (s *session) queueID() string {
 	}
 	return s.drv.Txn.QueueID
 }
+
+// wireTimed passes the driver's observations on, but for the stage
+// timings: the milter times stages itself, from the packet to the reply
+// on the wire (frameConn.next).
+func wireTimed(o stage.Observer) stage.Observer {
+	if o == nil {
+		return nil
+	}
+	return wireTimedObserver{o}
+}
+
+type wireTimedObserver struct{ stage.Observer }
+
+func (wireTimedObserver) StageDone(acl.Stage, time.Duration) {}
