@@ -61,16 +61,22 @@ func TestSoak(t *testing.T) {
 	}
 	defer srv.Close()
 	var dnsQueries, dnsTimeouts, dnsDead atomic.Int64
-	srv.Mangle(func(req, _ *dns.Msg) {
+	srv.Mangle(func(req, resp *dns.Msg) {
 		dnsQueries.Add(1)
-		q := req.Question[0].Name
-		dead := strings.HasPrefix(q, "dead")
-		if dead || rand.Float64() < soakDNSTimeoutFraction {
+		switch {
+		case strings.HasPrefix(req.Question[0].Name, "dead"):
+			// Dead next hops: a reply with another ID, which the resolver
+			// discards as not its own; the query is never answered
+			// however late the daemon gets to read its socket.
 			dnsTimeouts.Add(1)
-			if dead {
-				dnsDead.Add(1)
-			}
-			time.Sleep(soakDNSHold) // the answer comes after the resolver gave up
+			dnsDead.Add(1)
+			resp.Id ^= 0x5a5a
+		case rand.Float64() < soakDNSTimeoutFraction:
+			// The answer comes after the resolver gave up. On a starved
+			// machine the daemon may still read it (its deadline fires
+			// late): the data is then true, and the policy it gives too.
+			dnsTimeouts.Add(1)
+			time.Sleep(soakDNSHold)
 		}
 	})
 	// The zone's query log would grow for the whole run.
@@ -226,6 +232,7 @@ func TestSoak(t *testing.T) {
 	probeEOMs := 0
 	var reloads []reloadRecord
 	inForce := "a"
+	nextReport := time.Minute
 	for n := 0; time.Since(loadStart) < loadFor; n++ {
 		select {
 		case <-time.After(reloadEvery):
@@ -246,6 +253,16 @@ func TestSoak(t *testing.T) {
 		ok, g := d.reload(conf, text)
 		if ok {
 			inForce = name
+		}
+		if loadFor >= 2*time.Minute && at >= nextReport {
+			// The course of a long run, a line a minute.
+			nextReport += time.Minute
+			rss, threads, _ := procStatus(pid)
+			wires.mu.Lock()
+			answered, open := wires.eomOnce, wires.open
+			wires.mu.Unlock()
+			t.Logf("at %v: RSS %s, %d goroutines at this SIGHUP, %d OS threads, %d sessions open, %d messages answered so far, %d DNS timeouts injected",
+				at.Round(time.Second), mib(rss), g, threads, open, answered, dnsTimeouts.Load())
 		}
 		id, eoms := soakProbe(tgt, corpus, n)
 		probeEOMs += eoms
@@ -353,8 +370,14 @@ func TestSoak(t *testing.T) {
 	if goIdleEnd > goIdleStart+soakGoroutineSlack {
 		t.Errorf("goroutines idle: %d at the start, %d at the end: a leak", goIdleStart, goIdleEnd)
 	}
-	if early == 0 || late > early+early/4+16<<20 {
-		t.Errorf("RSS under load: max %s early, %s late (more than a quarter and 16 MiB more): a leak", mib(early), mib(late))
+	// A short run's second fifth may not have reached the steady state
+	// yet (the heap still grows towards its GOGC target): a looser bound.
+	frac, slack := int64(4), int64(16<<20)
+	if loadFor < 2*time.Minute {
+		frac, slack = 2, 32<<20
+	}
+	if early == 0 || late > early+early/frac+slack {
+		t.Errorf("RSS under load: max %s early, %s late (more than 1/%d and %s more): a leak", mib(early), mib(late), frac, mib(slack))
 	}
 	if code != 0 {
 		t.Errorf("exit status %d after SIGTERM, want 0", code)
@@ -409,7 +432,8 @@ acl_check_data:
 
 // soakZone is the load generator's zone (the corpus' senders) and the
 // policy next hops: 100 with a secure MX and a DANE-EE TLSA record
-// (dane-only), 100 insecure (no policy), 20 whose every query times out.
+// (dane-only), 100 insecure (no policy), 20 like the first whose MX
+// queries are never answered (TEMP).
 func soakZone() (*dnstest.Zone, []policyQuery) {
 	z := dnstest.NewZone().Add(loadZone(50)...)
 	tlsa := strings.Repeat("3f", 32)
@@ -425,8 +449,11 @@ func soakZone() (*dnstest.Zone, []policyQuery) {
 		qs = append(qs, policyQuery{p, wantNoPolicy})
 	}
 	for i := range 20 {
+		// Were any of their answers taken, the policy would be dane-only.
 		d := fmt.Sprintf("dead%d.pol.example", i)
-		z.Add(d + ". 300 IN MX 10 mx." + d + ".")
+		z.Add(d+". 300 IN MX 10 mx."+d+".",
+			fmt.Sprintf("mx.%s. 300 IN A 192.0.2.%d", d, 201+i),
+			"_25._tcp.mx."+d+". 300 IN TLSA 3 1 1 "+tlsa)
 		qs = append(qs, policyQuery{d, wantTemp})
 	}
 	z.SetSecure("pol.example", true)
