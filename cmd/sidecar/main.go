@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -129,7 +130,9 @@ func runDaemon(path string, reg *acl.Registry, stderr io.Writer, ready chan<- *d
 	}
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			log.Info("SIGHUP: reloading the configuration")
+			// The goroutine count lets a soak test or an operator watch
+			// for leaks (cmd/sidecar-load/soak_test.go reads it).
+			log.Info("SIGHUP: reloading the configuration", "goroutines", runtime.NumGoroutine())
 			_ = d.Reload()
 			continue
 		}
