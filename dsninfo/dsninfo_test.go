@@ -439,18 +439,23 @@ func TestChunking(t *testing.T) {
 }
 
 // TestRealSamples parses the notices real MTAs wrote in the end-to-end
-// tests (Postfix 3.7: milter/postfix_dsn_test.go with DSN_SAMPLES=1).
+// tests, refreshed with DSN_SAMPLES=1: Postfix 3.7
+// (milter/postfix_dsn_test.go), Exim 4.96 (milter/exim_dsn_test.go).
 func TestRealSamples(t *testing.T) {
+	const postfixEnvID, postfixMsgID = "ENV+7", "orig-dsn-1@example.com"
 	for _, tc := range []struct {
-		file      string
-		action    Action
-		rcpt      string
-		status    string
-		diagStart string
+		file         string
+		action       Action
+		rcpt         string
+		status       string
+		diagStart    string
+		envid, msgid string
 	}{
-		{"postfix-failed.eml", Failed, "gone@example.org", "5.1.1", "550 5.1.1 <gone@example.org>: Recipient address rejected"},
-		{"postfix-delayed.eml", Delayed, "slow@example.org", "4.2.1", "450 4.2.1 <slow@example.org>: mailbox busy"},
-		{"postfix-relayed.eml", Relayed, "ok@example.org", "2.0.0", "250 2.0.0 queued"},
+		{"postfix-failed.eml", Failed, "gone@example.org", "5.1.1", "550 5.1.1 <gone@example.org>: Recipient address rejected", postfixEnvID, postfixMsgID},
+		{"postfix-delayed.eml", Delayed, "slow@example.org", "4.2.1", "450 4.2.1 <slow@example.org>: mailbox busy", postfixEnvID, postfixMsgID},
+		{"postfix-relayed.eml", Relayed, "ok@example.org", "2.0.0", "250 2.0.0 queued", postfixEnvID, postfixMsgID},
+		// Exim writes ENVID in xtext, and Status 5.0.0 whatever the reply.
+		{"exim-failed.eml", Failed, "gone@example.org", "5.0.0", "550 5.1.1 <gone@example.org>: Recipient address rejected", "EXIM+2B1", "orig-exim-1@example.com"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			b, err := os.ReadFile("testdata/" + tc.file)
@@ -458,7 +463,7 @@ func TestRealSamples(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := parseString(t, string(b))
-			if r.Kind != DSN || len(r.Recipients) != 1 || r.OriginalEnvelopeID != "ENV+7" || r.Original.MessageID != "orig-dsn-1@example.com" ||
+			if r.Kind != DSN || len(r.Recipients) != 1 || r.OriginalEnvelopeID != tc.envid || r.Original.MessageID != tc.msgid ||
 				r.ReportingMTA != (Typed{"dns", "mx.example.net"}) {
 				t.Fatalf("%+v", r)
 			}

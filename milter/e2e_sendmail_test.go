@@ -172,12 +172,7 @@ MAILER(` + "`" + `smtp')dnl
 
 func startSendmail(t *testing.T, root, milterAddr, sinkAddr string) *sendmailInstance {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sidecar-sendmail-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	dir := openTempDir(t, "sidecar-sendmail-")
 	for _, d := range []string{"mqueue", "clientmqueue"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
