@@ -105,20 +105,11 @@ func TestPostfixBounceThroughMilter(t *testing.T) {
 	)
 	testmta.Start(t, testmta.Config{Name: "dsn", Listen: []string{smtpAddr}, Main: main})
 
-	c := dialSMTP(t, smtpAddr)
-	c.must(250, "EHLO client.example.com")
-	c.must(250, "MAIL FROM:<alice@example.com> RET=HDRS ENVID=ENV+2B7")
-	c.must(250, "RCPT TO:<gone@example.org> NOTIFY=FAILURE ORCPT=rfc822;gone+40example.org")
-	c.must(250, "RCPT TO:<ok@example.org> NOTIFY=SUCCESS,FAILURE")
-	c.must(250, "RCPT TO:<slow@example.org> NOTIFY=DELAY,FAILURE")
-	c.must(354, "DATA")
-	w := c.tp.DotWriter()
-	fmt.Fprintf(w, "From: alice@example.com\r\nTo: gone@example.org\r\nSubject: will bounce\r\nMessage-ID: <orig-dsn-1@example.com>\r\n\r\nhello\r\n")
-	w.Close()
-	if code, text, err := c.tp.ReadResponse(250); err != nil {
-		t.Fatalf("end of data: %d %s: %v", code, text, err)
-	}
-	c.cmd("QUIT")
+	sendWithDSNParams(t, smtpAddr, "MAIL FROM:<alice@example.com> RET=HDRS ENVID=ENV+2B7", []string{
+		"RCPT TO:<gone@example.org> NOTIFY=FAILURE ORCPT=rfc822;gone+40example.org",
+		"RCPT TO:<ok@example.org> NOTIFY=SUCCESS,FAILURE",
+		"RCPT TO:<slow@example.org> NOTIFY=DELAY,FAILURE",
+	}, "will bounce", "orig-dsn-1@example.com")
 
 	// What the sink gets for alice: the original for ok@, and the notices.
 	var notices []*dsninfo.Report
@@ -287,18 +278,8 @@ func eximBounce(t *testing.T) (bounce, version string) {
 // arrives: the milter logs its msg=bounce line.
 func TestEximBounce(t *testing.T) {
 	m, version := eximBounce(t)
-	if os.Getenv("DSN_SAMPLES") != "" { // refresh dsninfo/testdata from real Exim
-		os.WriteFile(filepath.Join("..", "dsninfo", "testdata", "exim-failed.eml"), []byte(m), 0o644)
-	}
-	r, err := dsninfo.Parse(strings.NewReader(m), dsninfo.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Kind != dsninfo.DSN || len(r.Recipients) != 1 {
-		t.Fatalf("Exim's bounce read as %s with %d recipients:\n%s", r.Kind, len(r.Recipients), m)
-	}
-	rc := r.Recipients[0]
-	for _, c := range []struct{ what, got, want string }{
+	r, rc := readRealBounce(t, m, "exim-failed.eml")
+	for _, c := range []fieldCheck{
 		{"Reporting-MTA", r.ReportingMTA.Value, "mx.example.net"},
 		// Exim writes ENVID as it came, in xtext (Postfix decodes it).
 		{"Original-Envelope-Id", r.OriginalEnvelopeID, "EXIM+2B1"},
@@ -373,4 +354,45 @@ func submitBounce(t *testing.T, h *harness, addr, bounce, rcpt string) map[strin
 	}
 	t.Fatalf("no bounce line for %s; log:\n%s", rcpt, h.logs.String())
 	return nil
+}
+
+// readRealBounce parses a bounce a real MTA wrote for one recipient,
+// keeping it as dsninfo/testdata/sample when DSN_SAMPLES is set.
+func readRealBounce(t *testing.T, m, sample string) (*dsninfo.Report, dsninfo.Recipient) {
+	t.Helper()
+	if os.Getenv("DSN_SAMPLES") != "" { // refresh dsninfo/testdata from a real MTA
+		os.WriteFile(filepath.Join("..", "dsninfo", "testdata", sample), []byte(m), 0o644)
+	}
+	r, err := dsninfo.Parse(strings.NewReader(m), dsninfo.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != dsninfo.DSN || len(r.Recipients) != 1 {
+		t.Fatalf("bounce read as %s with %d recipients:\n%s", r.Kind, len(r.Recipients), m)
+	}
+	return r, r.Recipients[0]
+}
+
+// fieldCheck is a field of a parsed report and the value it should have.
+type fieldCheck struct{ what, got, want string }
+
+// sendWithDSNParams sends a message from alice@example.com to
+// gone@example.org with the MAIL and RCPT commands given (their RFC 3461
+// parameters), the subject and Message-ID given.
+func sendWithDSNParams(t *testing.T, addr, mail string, rcpts []string, subject, msgID string) {
+	t.Helper()
+	c := dialSMTP(t, addr)
+	c.must(250, "EHLO client.example.com")
+	c.must(250, "%s", mail)
+	for _, r := range rcpts {
+		c.must(250, "%s", r)
+	}
+	c.must(354, "DATA")
+	w := c.tp.DotWriter()
+	fmt.Fprintf(w, "From: alice@example.com\r\nTo: gone@example.org\r\nSubject: %s\r\nMessage-ID: <%s>\r\n\r\nhello\r\n", subject, msgID)
+	w.Close()
+	if code, text, err := c.tp.ReadResponse(250); err != nil {
+		t.Fatalf("end of data: %d %s: %v", code, text, err)
+	}
+	c.cmd("QUIT")
 }
