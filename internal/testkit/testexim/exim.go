@@ -121,7 +121,8 @@ func ExecPath(bin, dir string) string {
 // for a private unpack, the binary is at ExecPath and the unpacked
 // libraries are laid over the system's library directories (an
 // overlay), since Exim re-executes itself with another effective user,
-// when the loader ignores LD_LIBRARY_PATH. Processes Exim leaves in the
+// when the loader ignores LD_LIBRARY_PATH (which serves the first
+// process, and all of them where overlayfs is missing). Processes Exim leaves in the
 // background (deliveries) keep the namespace.
 func Run(t testing.TB, bin, dir, stdin string, args ...string) string {
 	t.Helper()
@@ -130,15 +131,17 @@ func Run(t testing.TB, bin, dir, stdin string, args ...string) string {
 		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 	}
 	mounts := []string{"mount --bind " + dir + "/passwd /etc/passwd", "mount --bind " + dir + "/group /etc/group"}
+	var libs []string
 	if root := unpackRoot(bin); root != "" {
 		mnt := filepath.Join(dir, "exim-root")
 		if err := os.MkdirAll(mnt, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		mounts = append(mounts, "mount --bind "+root+" "+mnt)
+		libs = libraryDirs(root)
 		var laid []string
 	dirs:
-		for _, lib := range libraryDirs(root) {
+		for _, lib := range libs {
 			for _, l := range laid {
 				if strings.HasPrefix(lib, l+"/") {
 					continue dirs
@@ -149,11 +152,14 @@ func Run(t testing.TB, bin, dir, stdin string, args ...string) string {
 			if _, err := os.Stat(sys); err != nil {
 				t.Fatalf("Exim test: no %s to lay the unpacked libraries over", sys)
 			}
-			mounts = append(mounts, fmt.Sprintf("mount -t overlay overlay -o lowerdir=%s:%s %s", lib, sys, sys))
+			mounts = append(mounts, fmt.Sprintf("{ mount -t overlay overlay -o lowerdir=%s:%s %s || true; }", lib, sys, sys))
 		}
 	}
 	script := fmt.Sprintf("%s && exec %s -C %s/exim.conf %s", strings.Join(mounts, " && "), ExecPath(bin, dir), dir, strings.Join(quoted, " "))
 	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
+	if libs != nil {
+		cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+strings.Join(libs, ":"))
+	}
 	cmd.Stdin = strings.NewReader(stdin)
 	out, _ := cmd.CombinedOutput()
 	return string(out)
