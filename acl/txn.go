@@ -86,18 +86,14 @@ type Txn struct {
 	Sender     string // "" for the null sender <>
 	Recipients []string
 	Rcpt       string // the recipient being checked at RCPT
-	// MailParams are the ESMTP parameters of MAIL FROM ("RET=HDRS",
-	// "ENVID=x"), RcptParams those of the RCPT being checked, and
-	// RecipientParams those of each accepted recipient, in the order of
-	// Recipients (nil while no recipient gave any; shorter than
-	// Recipients when the last ones gave none).
-	MailParams      []string
-	RcptParams      []string
-	RecipientParams [][]string
-	Headers         []Header
-	MessageSize     int64
-	QueueID         string
-	Vars            []string // acl_m variables
+	// Params are the ESMTP parameters of MAIL and RCPT; nil while no
+	// command of the transaction gave any, so that ordinary mail pays
+	// one pointer for them (Txn stays in its allocation size class).
+	Params      *ESMTPParams
+	Headers     []Header
+	MessageSize int64
+	QueueID     string
+	Vars        []string // acl_m variables
 
 	Controls      map[string]string
 	AddHeaders    []AddedHeader
@@ -111,6 +107,41 @@ type Txn struct {
 
 	depth int
 	prog  *Program
+}
+
+// ESMTPParams are the ESMTP parameters of a transaction's commands.
+type ESMTPParams struct {
+	// Mail are those of MAIL FROM ("RET=HDRS", "ENVID=x"), Rcpt those of
+	// the RCPT being checked, and Recipients those of each accepted
+	// recipient, in the order of Txn.Recipients (nil while no recipient
+	// gave any; shorter than Recipients when the last ones gave none).
+	Mail, Rcpt []string
+	Recipients [][]string
+}
+
+// MailParams returns the ESMTP parameters of MAIL FROM.
+func (t *Txn) MailParams() []string {
+	if t.Params == nil {
+		return nil
+	}
+	return t.Params.Mail
+}
+
+// RcptParams returns the ESMTP parameters of the RCPT being checked.
+func (t *Txn) RcptParams() []string {
+	if t.Params == nil {
+		return nil
+	}
+	return t.Params.Rcpt
+}
+
+// RecipientParams returns the ESMTP parameters of each accepted
+// recipient (see ESMTPParams.Recipients).
+func (t *Txn) RecipientParams() [][]string {
+	if t.Params == nil {
+		return nil
+	}
+	return t.Params.Recipients
 }
 
 // Feature returns the value a feature's Configurer produced for the

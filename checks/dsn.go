@@ -33,8 +33,8 @@ func registerDSN(reg *acl.Registry) {
 				return nil, err
 			}
 			return func(ctx context.Context, t *acl.Txn) (bool, error) {
-				d := &t.Results.DSN
-				if !d.Report.IsReport() || len(d.Report.Recipients) == 0 {
+				d := t.Results.DSN
+				if d == nil || !d.Report.IsReport() || len(d.Report.Recipients) == 0 {
 					return match(ctx, t, "none")
 				}
 				for i, rc := range d.Report.Recipients {
@@ -60,7 +60,7 @@ func registerDSN(reg *acl.Registry) {
 	}
 	reportVar := func(f func(r *dsninfo.Report) string) func(_ context.Context, t *acl.Txn) (string, error) {
 		return func(_ context.Context, t *acl.Txn) (string, error) {
-			if r := t.Results.DSN.Report; r.IsReport() {
+			if r := t.Results.DSNReport(); r.IsReport() {
 				return f(r), nil
 			}
 			return "", nil
@@ -93,19 +93,19 @@ func registerDSN(reg *acl.Registry) {
 	}
 	reg.Variable(acl.VarDef{Name: "dsn_ret", Stages: acl.FromMail, Doc: "RET of MAIL FROM (RFC 3461): FULL, HDRS or empty",
 		Get: func(_ context.Context, t *acl.Txn) (string, error) {
-			return dsninfo.ParseEnvelope(t.MailParams).Ret, nil
+			return dsninfo.ParseEnvelope(t.MailParams()).Ret, nil
 		}})
 	reg.Variable(acl.VarDef{Name: "dsn_envid", Stages: acl.FromMail, Doc: "ENVID of MAIL FROM (RFC 3461), decoded",
 		Get: func(_ context.Context, t *acl.Txn) (string, error) {
-			return dsninfo.ParseEnvelope(t.MailParams).EnvID, nil
+			return dsninfo.ParseEnvelope(t.MailParams()).EnvID, nil
 		}})
 	reg.Variable(acl.VarDef{Name: "dsn_notify", Stages: acl.OnlyRcpt, Doc: "NOTIFY of the recipient being checked (RFC 3461): NEVER, or SUCCESS,FAILURE,DELAY",
 		Get: func(_ context.Context, t *acl.Txn) (string, error) {
-			return dsninfo.ParseRcptRequest(t.RcptParams).NotifyString(), nil
+			return dsninfo.ParseRcptRequest(t.RcptParams()).NotifyString(), nil
 		}})
 	reg.Variable(acl.VarDef{Name: "dsn_orcpt", Stages: acl.OnlyRcpt, Doc: "ORCPT of the recipient being checked (RFC 3461), decoded: rfc822;bob@example.org",
 		Get: func(_ context.Context, t *acl.Txn) (string, error) {
-			o := dsninfo.ParseRcptRequest(t.RcptParams).ORCPT
+			o := dsninfo.ParseRcptRequest(t.RcptParams()).ORCPT
 			if o.Type == "" {
 				return o.Value, nil
 			}
@@ -123,7 +123,10 @@ func remoteMTA(rc *dsninfo.Recipient) string {
 // ShownDSN returns the report of the message and the recipient the $dsn_
 // variables show, or nils.
 func ShownDSN(t *acl.Txn) (*dsninfo.Report, *dsninfo.Recipient) {
-	d := &t.Results.DSN
+	d := t.Results.DSN
+	if d == nil {
+		return nil, nil
+	}
 	if !d.Report.IsReport() || d.Current < 0 || d.Current >= len(d.Report.Recipients) {
 		return d.Report, nil
 	}
@@ -177,7 +180,7 @@ func (b *DSNBody) Write(p []byte) (int, error) { return b.p.Write(p) }
 // End implements acl.BodyWriter: the report is kept for the DATA ACL and
 // the log.
 func (b *DSNBody) End() error {
-	b.res.DSN = results.DSN{Report: b.p.Close()}
+	b.res.DSN = &results.DSN{Report: b.p.Close()}
 	return nil
 }
 

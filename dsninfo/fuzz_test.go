@@ -3,6 +3,7 @@ package dsninfo
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -10,8 +11,12 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(crlf(postfixStyle)))
 	f.Add([]byte(crlf(missingBlanks)))
 	f.Add([]byte(globalSuccess()))
-	if b, err := os.ReadFile("testdata/exim-seed.eml"); err == nil {
-		f.Add(b)
+	// The seed-built Exim sample and the notices real MTAs wrote.
+	samples, _ := filepath.Glob("testdata/*.eml")
+	for _, name := range samples {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
 	}
 	for _, name := range []string{"wrong charset", "no boundary", "nested reports", "ARF report"} {
 		f.Add([]byte(hostile(name)))

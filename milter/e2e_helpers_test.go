@@ -318,3 +318,16 @@ func stopProcessGroup(cmd *exec.Cmd, sig func(pid int), d time.Duration) {
 		<-done
 	}
 }
+
+// openTempDir makes a directory removed at cleanup that an MTA's own
+// users may enter (mode 0755; t.TempDir's parent is private to root).
+func openTempDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	return dir
+}

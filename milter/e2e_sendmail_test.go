@@ -172,12 +172,7 @@ MAILER(` + "`" + `smtp')dnl
 
 func startSendmail(t *testing.T, root, milterAddr, sinkAddr string) *sendmailInstance {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sidecar-sendmail-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	dir := openTempDir(t, "sidecar-sendmail-")
 	for _, d := range []string{"mqueue", "clientmqueue"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
 			t.Fatal(err)
@@ -288,4 +283,72 @@ func TestE2ESendmail(t *testing.T) {
 	sink := startE2ESink(t)
 	sm := startSendmail(t, root, m.addr, sink.l.Addr().String())
 	runE2EScenarios(t, e2eMTA{name: "sendmail", swaks: swaks, smtp: sm.smtp, smtp6: sm.smtp6, sendmail: true}, m, sink)
+}
+
+// TestSendmailBounce is the proof with real Sendmail: a private Sendmail
+// relays a message to a next hop that refuses it (550 5.1.1) and bounces
+// it; dsninfo reads Sendmail's DSN format. Sendmail passes the RFC 3461
+// parameters of MAIL and RCPT to the milter (the original's transaction
+// line), and its milter sees a bounce arriving from another host: the
+// bounce handed back to it with the null sender gets a msg=bounce line.
+func TestSendmailBounce(t *testing.T) {
+	root := sendmailRoot(t)
+	h := dsnHarness(t)
+	sinkAddr, msgs := refusingSink(t)
+	sm := startSendmail(t, root, h.addr, sinkAddr)
+
+	sendWithDSNParams(t, sm.smtp, "MAIL FROM:<alice@example.com> RET=HDRS ENVID=SM+2B3",
+		[]string{"RCPT TO:<gone@example.org> NOTIFY=FAILURE ORCPT=rfc822;gone+40example.org"}, "will bounce at Sendmail", "orig-sm-1@example.com")
+
+	var m string
+	select {
+	case m = <-msgs:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no bounce at the sink after 60s; log:\n%s", h.logs.String())
+	}
+	r, rc := readRealBounce(t, m, "sendmail-failed.eml")
+	for _, c := range []fieldCheck{
+		{"Reporting-MTA", r.ReportingMTA.Value, "mx.example.net"},
+		{"Received-From-MTA", r.ReceivedFromMTA.String(), "DNS; localhost"},
+		// Sendmail, like Postfix, writes ENVID decoded from xtext.
+		{"Original-Envelope-Id", r.OriginalEnvelopeID, "SM+3"},
+		{"Final-Recipient", rc.FinalRecipient.String(), "RFC822; gone@example.org"},
+		{"Original-Recipient", rc.OriginalRecipient.Value, "gone@example.org"},
+		{"Action", string(rc.Action), "failed"},
+		{"Status", rc.Status.String(), "5.1.1"},
+		{"Remote-MTA", rc.RemoteMTA.Value, "[127.0.0.1]"},
+		{"Diagnostic-Code", rc.DiagnosticCode.String(), "SMTP; 550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown"},
+		{"original Message-ID", r.Original.MessageID, "orig-sm-1@example.com"},
+		{"original Subject", r.Original.Subject, "will bounce at Sendmail"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
+		}
+	}
+	if rc.LastAttemptDate == "" || r.ArrivalDate == "" {
+		t.Errorf("no Last-Attempt-Date or Arrival-Date: %+v", r)
+	}
+
+	// The original's transaction line: the RFC 3461 parameters Sendmail
+	// passed to the milter.
+	var orig map[string]any
+	for _, tx := range h.logs.records("transaction") {
+		if tx["sender"] == "alice@example.com" {
+			orig = tx
+		}
+	}
+	if d, _ := orig["dsn"].(map[string]any); d["ret"] != "HDRS" || d["envid"] != "SM+3" ||
+		fmt.Sprint(d["notify"]) != "[gone@example.org FAILURE]" || fmt.Sprint(d["orcpt"]) != "[gone@example.org rfc822;gone@example.org]" {
+		t.Errorf("original's transaction line: dsn = %v", orig["dsn"])
+	}
+
+	// The bounce arriving from another host, through Sendmail's milter.
+	b := submitBounce(t, h, sm.smtp, m, "gone@example.org")
+	for k, v := range map[string]any{"kind": "dsn", "action": "failed", "status": "5.1.1", "remote_mta": "[127.0.0.1]",
+		"original_message_id": "orig-sm-1@example.com", "original_envid": "SM+3", "reporting_mta": "mx.example.net",
+		"diagnostic": "550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown"} {
+		if b[k] != v {
+			t.Errorf("bounce line: %s = %v, want %v", k, b[k], v)
+		}
+	}
 }

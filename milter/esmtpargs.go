@@ -7,10 +7,16 @@ import "bytes"
 // bytes, an extension (RFC 3461 ORCPT) to 500 more.
 const maxESMTPArgs = 16
 
-// esmtpArgs reads the ESMTP parameters of a MAIL or RCPT packet
+// dsnKeywords are the parameters kept: those of RFC 3461 (RET and ENVID
+// of MAIL, NOTIFY and ORCPT of RCPT). The others (SIZE, BODY, SMTPUTF8,
+// AUTH…) are read past without a copy, so that ordinary mail costs no
+// allocation here.
+var dsnKeywords = [][]byte{[]byte("RET"), []byte("ENVID"), []byte("NOTIFY"), []byte("ORCPT")}
+
+// esmtpArgs reads the RFC 3461 parameters of a MAIL or RCPT packet
 // (SMFIC_MAIL, SMFIC_RCPT): the address, then each argument, every one
-// NUL-terminated. Empty arguments are skipped; at most maxESMTPArgs are
-// kept.
+// NUL-terminated. Other and empty arguments are skipped; at most
+// maxESMTPArgs are kept; nil when there are none.
 func esmtpArgs(p []byte) []string {
 	_, rest, ok := bytes.Cut(p, []byte{0})
 	if !ok {
@@ -20,9 +26,21 @@ func esmtpArgs(p []byte) []string {
 	for len(rest) > 0 && len(args) < maxESMTPArgs {
 		var a []byte
 		a, rest, _ = bytes.Cut(rest, []byte{0})
-		if len(a) > 0 {
+		if isDSNParam(a) {
 			args = append(args, string(a))
 		}
 	}
 	return args
+}
+
+// isDSNParam reports whether an ESMTP argument (KEYWORD=value) is one
+// of dsnKeywords, in any case.
+func isDSNParam(a []byte) bool {
+	kw, _, _ := bytes.Cut(a, []byte("="))
+	for _, k := range dsnKeywords {
+		if bytes.EqualFold(kw, k) {
+			return true
+		}
+	}
+	return false
 }

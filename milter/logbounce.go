@@ -29,7 +29,7 @@ const (
 // dsnAttrs returns the dsn group of the transaction line.
 func dsnAttrs(t *acl.Txn) []slog.Attr {
 	var g []any
-	env := dsninfo.ParseEnvelope(t.MailParams)
+	env := dsninfo.ParseEnvelope(t.MailParams())
 	if env.Ret != "" {
 		g = append(g, slog.String("ret", env.Ret))
 	}
@@ -37,7 +37,7 @@ func dsnAttrs(t *acl.Txn) []slog.Attr {
 		g = append(g, slog.String("envid", clipLog(env.EnvID, maxBounceValue)))
 	}
 	var notify, orcpt []string
-	for i, params := range t.RecipientParams {
+	for i, params := range t.RecipientParams() {
 		if i >= len(t.Recipients) || len(params) == 0 {
 			continue
 		}
@@ -55,7 +55,7 @@ func dsnAttrs(t *acl.Txn) []slog.Attr {
 	if orcpt != nil {
 		g = append(g, slog.Any("orcpt", orcpt))
 	}
-	if r := t.Results.DSN.Report; r.IsReport() {
+	if r := t.Results.DSNReport(); r.IsReport() {
 		g = append(g, slog.String("kind", string(r.Kind)), slog.Int("bounced", len(r.Bounced())))
 	}
 	if g == nil {
@@ -69,7 +69,7 @@ func dsnAttrs(t *acl.Txn) []slog.Attr {
 // bounce complaint arrives.
 func (s *session) logBounces(verdict string) {
 	t := s.drv.Txn
-	r := t.Results.DSN.Report
+	r := t.Results.DSNReport()
 	if !r.IsReport() {
 		return
 	}

@@ -21,9 +21,10 @@ type Message struct {
 	ARC   ARC
 	// DKIMSign is the DKIM signing of an outbound message.
 	DKIMSign DKIMSign
-	// DSN is what the message's delivery status notification said, for
-	// a message that looked like one.
-	DSN DSN
+	// DSN is what the message's delivery status notification said; nil
+	// for a message that did not look like one, so that ordinary mail
+	// carries one pointer and no more.
+	DSN *DSN
 
 	closers []func()
 	closed  bool
@@ -38,23 +39,25 @@ type From struct {
 
 // DKIM is the verification of every DKIM-Signature of the message.
 type DKIM struct {
-	// Examined: the message's header and body went through verification
-	// (an unsigned message is examined and has no Results).
-	Examined bool
 	// Stream verifies the signatures as the body passes; nil once
 	// finished, and for an unsigned message.
 	Stream *dkim.Stream
 	// Cancel cancels the verification's key lookups.
-	Cancel func()
-	// Finished: Results are final.
-	Finished bool
-	// Aborted: the message ended before verification finished.
-	Aborted bool
+	Cancel  func()
 	Results []dkim.Result
 	Err     error
 	// Current is the index in Results of the signature the $dkim_
 	// variables show; -1 for none.
 	Current int
+	// Examined: the message's header and body went through verification
+	// (an unsigned message is examined and has no Results). The flags
+	// are kept together so that Message stays in its allocation size
+	// class.
+	Examined bool
+	// Finished: Results are final.
+	Finished bool
+	// Aborted: the message ended before verification finished.
+	Aborted bool
 }
 
 // DMARC is the DMARC evaluation of the message.
@@ -84,13 +87,21 @@ type ARC struct {
 
 // DSN is the delivery status notification a message carried.
 type DSN struct {
-	// Report is nil for a message that was not parsed (it did not look
-	// like a DSN: neither a null sender nor a multipart/report).
+	// Report is what dsninfo read from the message (never nil).
 	Report *dsninfo.Report
 	// Current is the index in Report.Recipients of the recipient the
 	// $dsn_ variables show: the one the last dsn_action condition
 	// matched, else the first.
 	Current int
+}
+
+// DSNReport returns the report the message was read as, or nil for a
+// message that did not look like a delivery status notification.
+func (m *Message) DSNReport() *dsninfo.Report {
+	if m.DSN == nil {
+		return nil
+	}
+	return m.DSN.Report
 }
 
 // New starts the state of a message.

@@ -157,7 +157,9 @@ func (d *Driver) Mail(ctx context.Context, from, queueID string, params ...strin
 	d.Txn.HasSender = true
 	d.Txn.Sender = strings.TrimSpace(from)
 	d.Txn.QueueID = queueID
-	d.Txn.MailParams = params
+	if len(params) > 0 {
+		d.Txn.Params = &acl.ESMTPParams{Mail: params}
+	}
 	if d.discardAll {
 		res := acl.Result{Verb: acl.Discard}
 		if d.ConnVerdict != nil {
@@ -175,7 +177,11 @@ func (d *Driver) Mail(ctx context.Context, from, queueID string, params ...strin
 // accepted now, and removed at the end of the message (Edits.RemoveRcpts).
 func (d *Driver) Rcpt(ctx context.Context, rcpt string, params ...string) acl.Result {
 	d.Txn.Rcpt = strings.TrimSpace(rcpt)
-	d.Txn.RcptParams = params
+	if p := d.Txn.Params; p != nil {
+		p.Rcpt = params
+	} else if len(params) > 0 {
+		d.Txn.Params = &acl.ESMTPParams{Rcpt: params}
+	}
 	return d.envelope(ctx, acl.Rcpt)
 }
 
@@ -223,23 +229,26 @@ func (d *Driver) envelope(ctx context.Context, st acl.Stage) acl.Result {
 				d.Msg.Rejected = append(d.Msg.Rejected, RcptVerdict{d.Txn.Rcpt, res})
 			}
 		}
-		d.Txn.Rcpt, d.Txn.RcptParams = "", nil
+		d.Txn.Rcpt = ""
+		if d.Txn.Params != nil {
+			d.Txn.Params.Rcpt = nil
+		}
 	}
 	return res
 }
 
 // keepRcptParams records the ESMTP parameters of the recipient just
-// accepted in RecipientParams, which stays nil (no allocation) until a
+// accepted in Params.Recipients, which stays nil (no allocation) until a
 // recipient has some.
 func (d *Driver) keepRcptParams() {
-	t := d.Txn
-	if len(t.RcptParams) == 0 && len(t.RecipientParams) == 0 {
+	p := d.Txn.Params
+	if p == nil || (len(p.Rcpt) == 0 && len(p.Recipients) == 0) {
 		return
 	}
-	for len(t.RecipientParams) < len(t.Recipients)-1 {
-		t.RecipientParams = append(t.RecipientParams, nil)
+	for len(p.Recipients) < len(d.Txn.Recipients)-1 {
+		p.Recipients = append(p.Recipients, nil)
 	}
-	t.RecipientParams = append(t.RecipientParams, t.RcptParams)
+	p.Recipients = append(p.Recipients, p.Rcpt)
 }
 
 // DiscardsAll reports whether a discard at connect or HELO discards every
@@ -302,9 +311,14 @@ func (d *Driver) panicked(where string, v any) {
 // failure of the message: tempfail at its end.
 func (d *Driver) recoverMessage(where string) {
 	if v := recover(); v != nil {
-		d.panicked(where, v)
-		if d.Msg.Failure == nil {
-			d.Msg.Failure = fmt.Errorf("internal error in %s: %v", where, v)
-		}
+		d.messagePanicked(where, v)
+	}
+}
+
+// messagePanicked records a panic in where, which fails the message.
+func (d *Driver) messagePanicked(where string, v any) {
+	d.panicked(where, v)
+	if d.Msg.Failure == nil {
+		d.Msg.Failure = fmt.Errorf("internal error in %s: %v", where, v)
 	}
 }

@@ -71,7 +71,14 @@ func (d *Driver) EndOfHeader() {
 }
 
 func (d *Driver) startWriter(h acl.BodyHook) (w acl.BodyWriter) {
-	defer d.recoverMessage("body hook " + h.Name)
+	// The hook's name is joined to the text only after a panic: joined in
+	// the deferred call, it would cost every message an allocation per
+	// hook.
+	defer func() {
+		if v := recover(); v != nil {
+			d.messagePanicked("body hook "+h.Name, v)
+		}
+	}()
 	return h.Start(d.Txn)
 }
 

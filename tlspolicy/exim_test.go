@@ -4,90 +4,18 @@ package tlspolicy
 
 import (
 	"bufio"
-	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/mailsidecar/sidecar/internal/testkit/testexim"
 )
 
-// eximBinary finds exim4: $SIDECAR_EXIM, then PATH, then a private unpack
-// of Debian's exim4-daemon-heavy (testdata/exim/unpack.sh) in the user's
-// cache directory. It skips the test when none can be had (fails under
-// CI=true).
-func eximBinary(t *testing.T) string {
-	t.Helper()
-	skip := func(msg string) {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		fmt.Println("SKIP:", msg)
-		t.Skip(msg)
-	}
-	if os.Geteuid() != 0 {
-		skip("Exim test: needs root (a private mount namespace provides Exim's Debian-exim user)")
-	}
-	if p := os.Getenv("SIDECAR_EXIM"); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath("exim4"); err == nil {
-		return p
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "sidecar-exim")
-	bin := filepath.Join(dir, "root/usr/sbin/exim4")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		skip("Exim test: exim4 not found and no apt-get to unpack exim4-daemon-heavy")
-	}
-	out, err := exec.Command("sh", "testdata/exim/unpack.sh", dir).CombinedOutput()
-	if err != nil {
-		skip(fmt.Sprintf("Exim test: cannot unpack exim4-daemon-heavy: %v\n%s", err, out))
-	}
-	return bin
-}
-
-// exim runs exim4 with conf in a mount namespace whose /etc/passwd and
-// /etc/group have the Debian-exim user that Debian's build requires.
-func exim(t *testing.T, bin, dir, stdin string, args ...string) string {
-	t.Helper()
-	// The unpacked libraries: every directory under the unpack root with a .so file.
-	var libs []string
-	root := filepath.Dir(filepath.Dir(filepath.Dir(bin)))
-	seen := map[string]bool{}
-	filepath.WalkDir(filepath.Join(root, "usr/lib"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.Contains(d.Name(), ".so") && !seen[filepath.Dir(p)] {
-			seen[filepath.Dir(p)] = true
-			libs = append(libs, filepath.Dir(p))
-		}
-		return nil
-	})
-	quoted := make([]string, len(args))
-	for i, a := range args {
-		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	script := fmt.Sprintf("mount --bind %s/passwd /etc/passwd && mount --bind %s/group /etc/group && exec %s -C %s/exim.conf %s",
-		dir, dir, bin, dir, strings.Join(quoted, " "))
-	cmd := exec.Command("unshare", "-m", "sh", "-c", script)
-	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+strings.Join(libs, ":"))
-	cmd.Stdin = strings.NewReader(stdin)
-	out, _ := cmd.CombinedOutput()
-	return string(out)
-}
-
 func TestEximReadsocket(t *testing.T) {
-	bin := eximBinary(t)
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("no unshare")
-	}
+	bin := testexim.Binary(t)
 	_, addr := startServer(t, testServerEnv())
 	_, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
@@ -100,10 +28,7 @@ func TestEximReadsocket(t *testing.T) {
 	}
 	conf := strings.NewReplacer("@DIR@", dir, "@PORT@", port).Replace(string(tmpl))
 	os.WriteFile(filepath.Join(dir, "exim.conf"), []byte(conf), 0o644)
-	passwd, _ := os.ReadFile("/etc/passwd")
-	group, _ := os.ReadFile("/etc/group")
-	os.WriteFile(filepath.Join(dir, "passwd"), append(passwd, "Debian-exim:x:64321:64321::/nonexistent:/usr/sbin/nologin\n"...), 0o644)
-	os.WriteFile(filepath.Join(dir, "group"), append(group, "Debian-exim:x:64321:\n"...), 0o644)
+	testexim.WriteUsers(t, dir)
 
 	// transportOption returns the README's expansion of a transport option,
 	// with $domain or $host made literal (-be has neither).
@@ -123,7 +48,7 @@ func TestEximReadsocket(t *testing.T) {
 		expr = strings.ReplaceAll(expr, "$host", host)
 		// On stdin, as arguments are limited to 256 octets; Exim answers
 		// "> RESULT\n> ".
-		out := strings.TrimPrefix(exim(t, bin, dir, expr+"\n", "-be"), "> ")
+		out := strings.TrimPrefix(testexim.Run(t, bin, dir, expr+"\n", "-be"), "> ")
 		out, _, _ = strings.Cut(out, "\n")
 		return out
 	}
@@ -146,7 +71,7 @@ func TestEximReadsocket(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.domain, func(t *testing.T) {
-			bt := exim(t, bin, dir, "", "-bt", "user@"+tt.domain)
+			bt := testexim.Run(t, bin, dir, "", "-bt", "user@"+tt.domain)
 			if !strings.Contains(bt, tt.route) {
 				t.Errorf("exim -bt user@%s:\n%s\nwant %q", tt.domain, bt, tt.route)
 			}
@@ -175,7 +100,7 @@ func TestEximReadsocket(t *testing.T) {
 	// The sidecar unreachable: Exim defers rather than skipping DANE.
 	conf2 := strings.ReplaceAll(conf, "inet:127.0.0.1:"+port, "inet:127.0.0.1:1")
 	os.WriteFile(filepath.Join(dir, "exim.conf"), []byte(conf2), 0o644)
-	if bt := exim(t, bin, dir, "", "-bt", "user@dane.example.com"); !strings.Contains(bt, "DANE policy lookup failed: defer sidecar unreachable") {
+	if bt := testexim.Run(t, bin, dir, "", "-bt", "user@dane.example.com"); !strings.Contains(bt, "DANE policy lookup failed: defer sidecar unreachable") {
 		t.Errorf("sidecar down: exim -bt:\n%s", bt)
 	}
 }

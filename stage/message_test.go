@@ -1,0 +1,63 @@
+package stage
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/mailsidecar/sidecar/acl"
+)
+
+func declining(name string) acl.BodyHook {
+	return acl.BodyHook{Name: name, Start: func(*acl.Txn) acl.BodyWriter { return nil }}
+}
+
+// Ordinary mail goes past every body hook (DKIM, ARC, DSN…); a hook with
+// nothing to do for the message costs it no allocation.
+func TestDecliningBodyHooksAllocateNothing(t *testing.T) {
+	d := New(&Env{BodyHooks: []acl.BodyHook{declining("dkim"), declining("arc"), declining("dsn")}})
+	if n := testing.AllocsPerRun(100, func() {
+		d.Msg.bodyStarted = false
+		d.EndOfHeader()
+	}); n != 0 {
+		t.Errorf("%v allocations to start three declining body hooks, want 0", n)
+	}
+	if d.Msg.writers != nil || d.Msg.Failure != nil {
+		t.Errorf("writers %v, failure %v", d.Msg.writers, d.Msg.Failure)
+	}
+}
+
+// A hook that panics fails the message, named in the failure; the others
+// still start.
+func TestBodyHookPanicNamed(t *testing.T) {
+	started := false
+	d := New(&Env{BodyHooks: []acl.BodyHook{
+		{Name: "dsn", Start: func(*acl.Txn) acl.BodyWriter { panic("boom") }},
+		{Name: "after", Start: func(*acl.Txn) acl.BodyWriter { started = true; return nil }},
+	}})
+	d.EndOfHeader()
+	if d.Msg.Failure == nil || !strings.Contains(d.Msg.Failure.Error(), "body hook dsn: boom") || !started {
+		t.Errorf("failure %v, next hook started %v", d.Msg.Failure, started)
+	}
+}
+
+// A transaction whose commands give no ESMTP parameters has no Params
+// (nothing allocated for them); one that does keeps them per recipient.
+func TestESMTPParamsKept(t *testing.T) {
+	ctx := context.Background()
+	d := New(nil)
+	d.Mail(ctx, "alice@example.com", "Q1")
+	d.Rcpt(ctx, "bob@example.org")
+	if d.Txn.Params != nil {
+		t.Fatalf("Params %+v for a transaction without parameters", d.Txn.Params)
+	}
+	d.Mail(ctx, "alice@example.com", "Q2", "RET=HDRS")
+	d.Rcpt(ctx, "bob@example.org")
+	d.Rcpt(ctx, "carol@example.org", "NOTIFY=NEVER")
+	d.Rcpt(ctx, "dave@example.org")
+	got := d.Txn.RecipientParams()
+	if strings.Join(d.Txn.MailParams(), " ") != "RET=HDRS" || len(got) != 3 || got[0] != nil || strings.Join(got[1], " ") != "NOTIFY=NEVER" || got[2] != nil ||
+		d.Txn.RcptParams() != nil {
+		t.Errorf("mail %q, recipients %q, rcpt %q", d.Txn.MailParams(), got, d.Txn.RcptParams())
+	}
+}
