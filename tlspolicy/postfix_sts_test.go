@@ -46,6 +46,7 @@ var stsBedPolicies = map[string]string{
 	"mta-sts.example.test":            "version: STSv1\nmode: enforce\nmx: nothing.example.test\nmax_age: 86400\n",
 	"mta-sts.stsnone.example.test":    "version: STSv1\nmode: none\nmx: mx-notlsa.example.test\nmax_age: 86400\n",
 	"mta-sts.stsbadcert.example.test": "version: STSv1\nmode: enforce\nmx: mx-notlsa.example.test\nmax_age: 86400\n",
+	"mta-sts.stsnomatch.example.test": "version: STSv1\nmode: enforce\nmx: mx.other.example.test\nmx: *.mx-notlsa.example.test\nmax_age: 86400\n",
 }
 
 func startSTSNetnsBed(t *testing.T, label string) *stsNetnsBed {
@@ -92,6 +93,12 @@ func startSTSNetnsBed(t *testing.T, label string) *stsNetnsBed {
 // resolver (mtasts.DialVia) and dialled inside the namespace.
 func (b *stsNetnsBed) stsEnv(t *testing.T, logw io.Writer) *Env {
 	t.Helper()
+	return b.stsEnvRules(t, logw, nil)
+}
+
+// stsEnvRules is stsEnv with rules (nil: the defaults).
+func (b *stsNetnsBed) stsEnvRules(t *testing.T, logw io.Writer, rules *Rules) *Env {
+	t.Helper()
 	client := mtasts.NewHTTPClient(b.ca.Pool, 3*time.Second)
 	client.Transport.(*http.Transport).DialContext = mtasts.DialVia(b.res, func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return pfDaneDial(b.nsfd, network, addr)
@@ -100,9 +107,9 @@ func (b *stsNetnsBed) stsEnv(t *testing.T, logw io.Writer) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := TestEnv(b.res, nil)
+	env := TestEnv(b.res, rules)
 	env.Logger = slog.New(slog.NewTextHandler(logw, nil))
-	env.Decider = NewDecider(b.res, DeciderOptions{STS: sts, LookupTimeout: 8 * time.Second})
+	env.Decider = NewDecider(b.res, DeciderOptions{Rules: rules, STS: sts, LookupTimeout: 8 * time.Second})
 	return env
 }
 

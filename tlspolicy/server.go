@@ -24,8 +24,8 @@ import (
 //     answered "200 value", "500 reason" or "400 reason"; the connection
 //     stays open;
 //   - the line protocol for Exim's ${readsocket}: "dane NEXTHOP",
-//     "ocsp HOST", "sts NEXTHOP" or "policy NEXTHOP", answered with one line, after
-//     which the server closes the connection.
+//     "ocsp HOST", "sts NEXTHOP", "stsignore NEXTHOP" or "policy NEXTHOP",
+//     answered with one line, after which the server closes the connection.
 type Server struct {
 	env func() *Env
 
@@ -400,9 +400,9 @@ func (s *Server) lineRequest(ctx context.Context, env *Env, client, line string)
 		return s.tcpTable(ctx, env, client, arg), false
 	case "put":
 		return "500 the policy table is read-only\n", false
-	case "dane", "ocsp", "policy", "sts":
+	case "dane", "ocsp", "policy", "sts", "stsignore":
 	default:
-		return "defer unknown request: use dane NEXTHOP, ocsp HOST, sts NEXTHOP or policy NEXTHOP\n", true
+		return "defer unknown request: use dane NEXTHOP, ocsp HOST, sts NEXTHOP, stsignore NEXTHOP or policy NEXTHOP\n", true
 	}
 	key := strings.ToLower(strings.TrimSpace(arg))
 	if verb == "ocsp" && !strings.HasPrefix(key, "[") {
@@ -419,6 +419,8 @@ func (s *Server) lineRequest(ctx context.Context, env *Env, client, line string)
 	switch verb {
 	case "sts":
 		return d.EximSTS() + "\n", true
+	case "stsignore":
+		return d.EximIgnoreHosts() + "\n", true
 	case "dane":
 		tok = d.Level.Exim()
 	case "ocsp":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -238,6 +239,33 @@ func (d *Decision) EximSTS() string {
 		return "enforce " + strings.Join(patterns(d.STS.Policy), ":")
 	}
 	return string(d.STS.Policy.Mode) + " " + oneLine(d.Reason)
+}
+
+// EximIgnoreHosts is the answer of the line protocol's "stsignore
+// NEXTHOP": for an enforce policy, "enforce" and an Exim host list for a
+// dnslookup router's ignore_target_hosts that leaves only the MX hosts
+// matching one of the policy's mx patterns. Each pattern becomes a
+// negated regular expression on the host name, anchored at both ends, a
+// wildcard standing for exactly one label (RFC 8461 §4.1), which Exim's
+// own "*.example.net" items would not; "*" at the end ignores the rest.
+// Other decisions answer as EximSTS does.
+func (d *Decision) EximIgnoreHosts() string {
+	if d.Level != LevelSecure || d.STS == nil || d.STS.Policy == nil {
+		return d.EximSTS()
+	}
+	var b strings.Builder
+	b.WriteString("enforce <;")
+	for _, m := range d.STS.Policy.MX {
+		b.WriteString("!^")
+		if m.Wildcard() {
+			b.WriteString(`[^.]+` + regexp.QuoteMeta(string(m)[1:]))
+		} else {
+			b.WriteString(regexp.QuoteMeta(string(m)))
+		}
+		b.WriteString("$;")
+	}
+	b.WriteString("*")
+	return b.String()
 }
 
 // explainSTS writes the MTA-STS lines of Explain: the policy, and which

@@ -2,6 +2,7 @@ package tlspolicy
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -71,6 +72,9 @@ func TestSTSDecisions(t *testing.T) {
 		{"dane notlsa.example.com\n", "verify MTA-STS policy id1 in enforce mode"},
 		{"sts notlsa.example.com\n", "enforce mx.example.org:*.example.net\n"},
 		{ns("sts notlsa.example.com"), "OK enforce mx.example.org:*.example.net"},
+		{"stsignore notlsa.example.com\n", `enforce <;!^mx\.example\.org$;!^[^.]+\.example\.net$;*` + "\n"},
+		{"stsignore plain.example.com\n", "testing "},
+		{"stsignore mxfail.example.com\n", "defer "},
 		{ns("dane notlsa.example.com"), "OK verify"},
 		{ns("policy unusable.example.com"), "OK encrypt"},
 		{"dane unusable.example.com\n", "encrypt "},
@@ -140,5 +144,36 @@ func BenchmarkSocketmapLoadSTS(b *testing.B) {
 			env.Decider = NewDecider(testZone(), DeciderOptions{STS: sts})
 			socketmapLoad(b, conns, env, "notlsa.example.com", "OK secure match=mx.example.org:.example.net servername=hostname")
 		})
+	}
+}
+
+// TestEximIgnoreHostsAgreesWithPolicy: the host list of "stsignore", read
+// as Exim reads ignore_target_hosts (first match wins, "!" keeps the
+// host), keeps exactly the MX hosts the policy's own matcher allows.
+func TestEximIgnoreHostsAgreesWithPolicy(t *testing.T) {
+	p, err := mtasts.ParsePolicy([]byte("version: STSv1\nmode: enforce\nmx: mx.example.org\nmx: *.example.net\nmax_age: 86400\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Decision{Level: LevelSecure, STS: &STSDecision{Policy: p}}
+	list, ok := strings.CutPrefix(d.EximIgnoreHosts(), "enforce <;")
+	if !ok {
+		t.Fatalf("answer %q", d.EximIgnoreHosts())
+	}
+	ignored := func(host string) bool {
+		for _, item := range strings.Split(list, ";") {
+			neg := strings.HasPrefix(item, "!")
+			item = strings.TrimPrefix(item, "!")
+			if item == "*" || regexp.MustCompile(item).MatchString(host) {
+				return !neg
+			}
+		}
+		return false
+	}
+	for _, host := range []string{"mx.example.org", "a.example.net", "a.b.example.net", "example.net", "xmx.example.org", "mx.example.org.evil.test", "mx-example.org"} {
+		_, allowed := p.MatchMX(host)
+		if ignored(host) == allowed {
+			t.Errorf("%s: ignored %v, but the policy allows it: %v", host, ignored(host), allowed)
+		}
 	}
 }
