@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/mailsidecar/sidecar/internal/testkit/testexim"
 	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 )
 
@@ -44,7 +45,7 @@ import (
 // tls_verify_certificates, naming the bed's CA instead of the system's.
 func TestEximDelivery(t *testing.T) {
 	started := time.Now()
-	bin := eximBinary(t)
+	bin := testexim.Binary(t)
 	eximBedNeeds(t)
 	b := startSTSNetnsBed(t, "exim")
 	t.Logf("namespace %s, knot, unbound and the policy server up after %v", b.name, time.Since(started).Round(time.Millisecond))
@@ -166,7 +167,7 @@ func TestEximDelivery(t *testing.T) {
 }
 
 // eximBedNeeds skips (or fails under CI=true) when the namespace bed
-// cannot run; eximBinary has checked for root and Exim.
+// cannot run; testexim.Binary has checked for root and Exim.
 func eximBedNeeds(t *testing.T) {
 	t.Helper()
 	var missing []string
