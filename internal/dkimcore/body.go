@@ -3,7 +3,6 @@ package dkimcore
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"hash"
 	"sync"
 )
@@ -120,21 +119,6 @@ func (b *BodyHasher) writeSimple(p []byte) {
 // flag, dropped at the end of a line.
 func (b *BodyHasher) writeRelaxed(p []byte) {
 	for i := 0; i < len(p); {
-		if !b.cr && !b.wsp {
-			// The common line, which relaxed canonicalisation leaves as
-			// it is: no tab, no CR but its CRLF, no two spaces in a row,
-			// no space at its end. It is found with a few vectorised
-			// searches and hashed whole; any other line takes the byte
-			// loop below.
-			if n := plainLine(p[i:]); n >= 0 {
-				if n > 0 {
-					b.content(p[i : i+n])
-				}
-				b.crlfs++
-				i += bytes.IndexByte(p[i+n:], '\n') + n + 1
-				continue
-			}
-		}
 		if b.cr {
 			b.cr = false
 			if p[i] == '\n' {
@@ -174,55 +158,6 @@ func (b *BodyHasher) writeRelaxed(p []byte) {
 			i++
 		}
 	}
-}
-
-// plainLine looks at the line that starts p. When it ends in p (LF or
-// CRLF) and relaxed body canonicalisation leaves its text unchanged, it
-// returns the length of that text; otherwise -1. The text may start with
-// one space: the byte loop keeps a single leading space too.
-func plainLine(p []byte) int {
-	lf := bytes.IndexByte(p, '\n')
-	if lf < 0 {
-		return -1
-	}
-	line := p[:lf]
-	if lf > 0 && line[lf-1] == '\r' {
-		line = line[:lf-1]
-	}
-	n := len(line)
-	if n > 0 && line[n-1] == ' ' {
-		return -1
-	}
-	// Eight bytes at a time: no tab, no CR, no space after a space.
-	var prev uint64 // the high bit: the byte before is a space
-	i := 0
-	for ; i+8 <= n; i += 8 {
-		x := binary.LittleEndian.Uint64(line[i:])
-		sp := bytesEqual(x, ' ')
-		if bytesEqual(x, '\t')|bytesEqual(x, '\r')|sp&(sp<<8|prev) != 0 {
-			return -1
-		}
-		prev = sp >> 56
-	}
-	for ; i < n; i++ {
-		c := line[i]
-		if c == '\t' || c == '\r' || c == ' ' && prev != 0 {
-			return -1
-		}
-		prev = 0
-		if c == ' ' {
-			prev = 0x80
-		}
-	}
-	return n
-}
-
-// bytesEqual returns the high bit of each byte of x that equals c, and no
-// other bit: the carries of the addition stay within each byte.
-func bytesEqual(x uint64, c byte) uint64 {
-	const low7 = 0x7f7f7f7f7f7f7f7f
-	t := x ^ 0x0101010101010101*uint64(c)
-	return ^((t&low7 + low7) | t) &^ low7
 }
 
 var crlfBlock = bytes.Repeat([]byte("\r\n"), 256)

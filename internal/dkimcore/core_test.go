@@ -135,9 +135,9 @@ func TestHashSelectedPaths(t *testing.T) {
 	}
 }
 
-// The relaxed body's fast path for plain lines (plainLine, eight bytes at
-// a time) against the reference, with a tab, a bare CR, two spaces or a
-// final space at every offset of lines of every length up to 40.
+// Relaxed body canonicalisation against the reference on plain lines
+// with a tab, a bare CR, two spaces or a final space at every offset of
+// lines of every length up to 40, in one write.
 func TestRelaxedPlainLines(t *testing.T) {
 	for n := 0; n <= 40; n++ {
 		base := []byte(strings.Repeat("ab c", 10)[:n])
