@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 )
 
 // headerFieldName is the name of the signature header field (RFC 6376 §3.5).
@@ -141,34 +143,65 @@ func stripFWS(s string) string {
 // parseSignature reads the tags a Result reports and the ones this
 // package checks itself (x=, t=, l=) from a DKIM-Signature value.
 func parseSignature(value string) signature {
-	var sig signature
 	tags, err := parseTagList(value)
-	sig.domain = strings.ToLower(stripFWS(tags["d"]))
-	sig.selector = stripFWS(tags["s"])
-	sig.algorithm = strings.ToLower(stripFWS(tags["a"]))
-	sig.identifier = stripFWS(tags["i"])
-	if _, ok := tags["i"]; !ok && sig.domain != "" {
-		sig.identifier = "@" + sig.domain
+	get := func(name string) (string, bool) {
+		v, ok := tags[name]
+		return v, ok
 	}
-	sig.bprefix = firstNonFWS(tags["b"], 8)
-	_, sig.hasLength = tags["l"]
+	sig := readSignature(get)
 	if err != nil {
 		sig.err = err
 		return sig
 	}
-	if v, ok := tags["x"]; ok {
+	sig.readTimes(get)
+	return sig
+}
+
+// signatureOf is parseSignature for a value whose strict parse (RFC 6376
+// §3.2) succeeded: a valid list is read alike by both parsers (same tags,
+// values trimmed of the same white space), so the tag map need not be
+// built again.
+func signatureOf(tags dkimcore.TagList) signature {
+	sig := readSignature(tags.Get)
+	sig.readTimes(tags.Get)
+	return sig
+}
+
+// readSignature reads the tags a Result reports through get.
+func readSignature(get func(name string) (string, bool)) signature {
+	var sig signature
+	d, _ := get("d")
+	sig.domain = strings.ToLower(stripFWS(d))
+	sv, _ := get("s")
+	sig.selector = stripFWS(sv)
+	a, _ := get("a")
+	sig.algorithm = strings.ToLower(stripFWS(a))
+	i, hasI := get("i")
+	sig.identifier = stripFWS(i)
+	if !hasI && sig.domain != "" {
+		sig.identifier = "@" + sig.domain
+	}
+	b, _ := get("b")
+	sig.bprefix = firstNonFWS(b, 8)
+	_, sig.hasLength = get("l")
+	return sig
+}
+
+// readTimes reads x= and t= through get.
+func (sig *signature) readTimes(get func(name string) (string, bool)) {
+	if v, ok := get("x"); ok {
 		t, err := parseUnixTime(v)
 		if err != nil {
 			sig.err = fmt.Errorf("malformed x= (expiration): %w", err)
-			return sig
+			return
 		}
 		sig.hasExpiry, sig.expiry = true, t
 	}
-	if v, ok := tags["t"]; ok {
+	if v, ok := get("t"); ok {
 		t, err := parseUnixTime(v)
 		if err != nil {
 			sig.err = fmt.Errorf("malformed t= (timestamp): %w", err)
-			return sig
+			return
 		}
 		sig.hasTime, sig.timestamp = true, t
 	}
@@ -176,7 +209,6 @@ func parseSignature(value string) signature {
 		// RFC 6376 §3.5: x= MUST be greater than t=.
 		sig.err = errors.New("x= (expiration) is not after t= (timestamp)")
 	}
-	return sig
 }
 
 // firstNonFWS returns the first n characters of s that are not white

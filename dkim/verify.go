@@ -304,13 +304,19 @@ func (s *Stream) endHeader(end, _ int) {
 		if f.LName != "dkim-signature" {
 			continue
 		}
-		s.sigs = append(s.sigs, parseSignature(f.Value()))
-		if len(s.checks) < limit {
-			c, bk := prepare(f, now)
-			if bk != nil {
-				c.body = s.bodies.Add(*bk)
-			}
-			s.checks = append(s.checks, c)
+		if len(s.checks) >= limit {
+			s.sigs = append(s.sigs, parseSignature(f.Value()))
+			continue
+		}
+		c, bk := prepare(f, now)
+		if bk != nil {
+			c.body = s.bodies.Add(*bk)
+		}
+		s.checks = append(s.checks, c)
+		if c.tags != nil {
+			s.sigs = append(s.sigs, signatureOf(c.tags))
+		} else {
+			s.sigs = append(s.sigs, parseSignature(f.Value()))
 		}
 	}
 	if len(s.sigs) == 0 {
@@ -393,6 +399,7 @@ func (s *Stream) End() error {
 	}
 	s.results = s.buildResults()
 	s.fields, s.checks = nil, nil
+	s.bodies.Release()
 	return s.err
 }
 
@@ -414,6 +421,7 @@ func (s *Stream) Abort() {
 	}
 	s.st = stEnded
 	s.hdr, s.fields, s.checks = nil, nil, nil
+	s.bodies.Release()
 }
 
 // buildResults turns the checks and the signature tags into Results.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"hash"
+	"sync"
 )
 
 // Body canonicalisation (RFC 6376 §3.4.3 and §3.4.4) and body hash
@@ -254,15 +255,40 @@ type BodyHashes struct {
 	list []*BodyHasher
 }
 
+// hasherPool keeps the hashers Release gives back: each holds a 4 KiB
+// buffer that would otherwise be allocated and cleared per message.
+var hasherPool = sync.Pool{New: func() any { return &BodyHasher{h: sha256.New()} }}
+
 // Add asks for the hash of key and returns its hasher, shared with the
 // earlier requests for the same key.
 func (s *BodyHashes) Add(key BodyKey) *BodyHasher {
 	if h := s.Get(key); h != nil {
 		return h
 	}
-	h := NewBodyHasher(key)
+	h := hasherPool.Get().(*BodyHasher)
+	h.reset(key)
 	s.list = append(s.list, h)
 	return h
+}
+
+// reset makes b a new hasher for key; the buffer keeps its old bytes,
+// which are never read before they are written.
+func (b *BodyHasher) reset(key BodyKey) {
+	b.key = key
+	b.h.Reset()
+	b.total, b.crlfs, b.n = 0, 0, 0
+	b.wsp, b.cr, b.any, b.done = false, false, false, false
+	b.sum = nil
+}
+
+// Release gives the hashers back for other messages. Neither they, nor
+// the sums Finish returned, may be used afterwards; s is empty again.
+func (s *BodyHashes) Release() {
+	for _, h := range s.list {
+		hasherPool.Put(h)
+	}
+	clear(s.list)
+	s.list = s.list[:0]
 }
 
 // Get returns the hasher of key, or nil when it was not asked for.

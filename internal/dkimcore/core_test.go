@@ -1,6 +1,7 @@
 package dkimcore
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -131,5 +132,27 @@ func TestHashSelectedPaths(t *testing.T) {
 	want.Write([]byte("a:3\r\nb:2\r\na:2\r\n"))
 	if hex.EncodeToString(h.Sum(nil)) != hex.EncodeToString(want.Sum(nil)) {
 		t.Error("selection order")
+	}
+}
+
+// Relaxed body canonicalisation against the reference on plain lines
+// with a tab, a bare CR, two spaces or a final space at every offset of
+// lines of every length up to 40, in one write.
+func TestRelaxedPlainLines(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		base := []byte(strings.Repeat("ab c", 10)[:n])
+		for at := 0; at <= n; at++ {
+			for _, ins := range []string{"\t", "\r", "  ", " ", "x"} {
+				line := append(append(append([]byte(nil), base[:at]...), ins...), base[at:]...)
+				body := append(append(append([]byte(nil), line...), "\r\n"...), line...)
+				body = append(body, '\n')
+				h := NewBodyHasher(BodyKey{Relaxed: true, Limit: -1})
+				h.Write(body)
+				want := sha256.Sum256(referenceCanon(body, true))
+				if !bytes.Equal(h.Finish(), want[:]) {
+					t.Fatalf("%q: hash differs from the reference %q", body, referenceCanon(body, true))
+				}
+			}
+		}
 	}
 }
