@@ -54,3 +54,29 @@ func FuzzPolicyLine(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRecord: the _smtp._tls record parser never panics, and what
+// it accepts has 1 to MaxRUA mailto:/https: destinations that print back
+// to URIs it accepts again.
+func FuzzParseRecord(f *testing.F) {
+	f.Add("v=TLSRPTv1; rua=mailto:tlsrpt@example.net")
+	f.Add("v=TLSRPTv1 ; rua=mailto:a@example.net , https://r.example.net/x?d=1 ; ext=1;")
+	f.Add("v=TLSRPTv1; rua=mailto:%zz@x")
+	f.Fuzz(func(t *testing.T, txt string) {
+		rec, err := ParseRecord(txt)
+		if err != nil {
+			return
+		}
+		if len(rec.RUA) == 0 || len(rec.RUA) > MaxRUA {
+			t.Fatalf("%d destinations", len(rec.RUA))
+		}
+		for _, u := range rec.RUA {
+			if u.Scheme != "mailto" && u.Scheme != "https" {
+				t.Errorf("scheme %q", u.Scheme)
+			}
+			if _, err := ParseRecord("v=TLSRPTv1; rua=" + u.String()); err != nil {
+				t.Errorf("%s does not parse again: %v", u, err)
+			}
+		}
+	})
+}
