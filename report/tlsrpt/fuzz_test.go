@@ -1,6 +1,8 @@
 package tlsrpt
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,34 @@ func FuzzParseRecord(f *testing.F) {
 			if _, err := ParseRecord("v=TLSRPTv1; rua=" + u.String()); err != nil {
 				t.Errorf("%s does not parse again: %v", u, err)
 			}
+		}
+	})
+}
+
+// FuzzLoadState: any state file is read or refused without panicking;
+// what is read can be recorded into and read back.
+func FuzzLoadState(f *testing.F) {
+	f.Add([]byte(`{"done":{"r.json.gz mailto:a@example.net":{"time":"2025-12-05T01:10:00Z","status":"sent"}}}`))
+	f.Add([]byte(`{"done":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "state")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Date(2025, 12, 5, 0, 0, 0, 0, time.UTC)
+		st, err := LoadState(path, now)
+		if err != nil {
+			return
+		}
+		if err := st.Record("x", "", StateEntry{Time: now, Status: NoRecord}); err != nil {
+			t.Fatal(err)
+		}
+		st2, err := LoadState(path, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, ok := st2.Lookup("x", ""); !ok || e.Status != NoRecord {
+			t.Fatalf("recorded entry lost: %v %v", e, ok)
 		}
 	})
 }
