@@ -67,6 +67,9 @@ type Result struct {
 	Expires time.Time
 	Source  Source
 	Reason  string
+	// FetchErr is the permanent failure to fetch the policy a TXT record
+	// announced (nil otherwise): Reason without a policy says why.
+	FetchErr error
 	// TTL is the TXT answer's TTL: how long the result may be reused
 	// without asking again (0 when unknown).
 	TTL time.Duration
@@ -301,7 +304,7 @@ func (c *Cache) Lookup(ctx context.Context, domain string) (Result, error) {
 	if errors.Is(err, ErrTemporary) {
 		return Result{Domain: domain}, err
 	}
-	return Result{Domain: domain, Source: SourceNone, Reason: err.Error(), TTL: ans.TTL}, nil
+	return Result{Domain: domain, Source: SourceNone, Reason: err.Error(), FetchErr: err, TTL: ans.TTL}, nil
 }
 
 // fetch gets domain's policy and caches it under id, sharing the work

@@ -49,10 +49,14 @@ func FuzzPolicyLine(f *testing.F) {
 	f.Add(`time=2025-12-04T17:45:57.1Z level=INFO msg=policy nexthop=example.test type=tlsa tlsa="3 1 1 ab"`)
 	f.Add(`{"time":"x","msg":"policy","nexthop":"a","type":"no-policy-found"}`)
 	f.Add(`msg=policy nexthop="\x" type=sts`)
+	f.Add(`msg=policy nexthop=a.example type=no-policy-found sts_error="x y" sts_result=sts-webpki-invalid`)
 	f.Fuzz(func(t *testing.T, line string) {
 		pl, ok := parsePolicyLine(line, time.Time{})
 		if ok && (pl.Type != PolicyTLSA && pl.Type != PolicySTS && pl.Type != PolicyNotFound) {
 			t.Errorf("type %q", pl.Type)
+		}
+		if ok && (pl.STSError == "") != (pl.STSResult == "") {
+			t.Errorf("sts_error %q with result %q", pl.STSError, pl.STSResult)
 		}
 	})
 }
