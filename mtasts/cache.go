@@ -8,12 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mailsidecar/sidecar/internal/atomicfile"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -67,6 +67,9 @@ type Result struct {
 	Expires time.Time
 	Source  Source
 	Reason  string
+	// FetchErr is the permanent failure to fetch the policy a TXT record
+	// announced (nil otherwise): Reason without a policy says why.
+	FetchErr error
 	// TTL is the TXT answer's TTL: how long the result may be reused
 	// without asking again (0 when unknown).
 	TTL time.Duration
@@ -212,24 +215,7 @@ func (c *Cache) save() error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(c.file), ".mta-sts-cache-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(append(data, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), c.file)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.WriteFile(c.file, ".mta-sts-cache-*", append(data, '\n'))
 }
 
 // Entries returns the cached policies, sorted by domain.
@@ -318,7 +304,7 @@ func (c *Cache) Lookup(ctx context.Context, domain string) (Result, error) {
 	if errors.Is(err, ErrTemporary) {
 		return Result{Domain: domain}, err
 	}
-	return Result{Domain: domain, Source: SourceNone, Reason: err.Error(), TTL: ans.TTL}, nil
+	return Result{Domain: domain, Source: SourceNone, Reason: err.Error(), FetchErr: err, TTL: ans.TTL}, nil
 }
 
 // fetch gets domain's policy and caches it under id, sharing the work

@@ -24,6 +24,12 @@ var (
 	ErrFetch     = errors.New("MTA-STS policy fetch failed")
 	ErrTemporary = errors.New("temporary failure")
 	ErrRedirect  = errors.New("redirect refused (RFC 8461 §3.3)")
+	// A permanent fetch error wraps ErrWebPKI when the policy host's
+	// certificate did not validate, ErrPolicyInvalid when the answer was
+	// no valid policy (media type, size, syntax): RFC 8460's
+	// sts-webpki-invalid and sts-policy-invalid.
+	ErrWebPKI        = errors.New("PKIX validation failed")
+	ErrPolicyInvalid = errors.New("invalid policy")
 )
 
 // PolicyURL is where a domain's policy is published (RFC 8461 §3.3).
@@ -82,6 +88,10 @@ func Fetch(ctx context.Context, client *http.Client, domain string) (*Policy, []
 		}
 		return nil, nil, err
 	}
+	failAs := func(kind error, format string, a ...any) (*Policy, []byte, error) {
+		_, _, err := fail(false, format, a...)
+		return nil, nil, fmt.Errorf("%w (%w)", err, kind)
+	}
 	if client.Timeout > 0 {
 		// A deadline of our own, started before the client's: a body cut
 		// short by the client's timeout can end as if complete (an
@@ -111,7 +121,7 @@ func Fetch(ctx context.Context, client *http.Client, domain string) (*Policy, []
 		}
 		var cv *tls.CertificateVerificationError
 		if errors.As(err, &cv) {
-			return fail(false, "certificate: %v", cv.Err)
+			return failAs(ErrWebPKI, "certificate: %v", cv.Err)
 		}
 		var ne net.Error
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
@@ -128,10 +138,10 @@ func Fetch(ctx context.Context, client *http.Client, domain string) (*Policy, []
 	}
 	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || mt != "text/plain" {
-		return fail(false, "media type %q, want text/plain", resp.Header.Get("Content-Type"))
+		return failAs(ErrPolicyInvalid, "media type %q, want text/plain", resp.Header.Get("Content-Type"))
 	}
 	if resp.ContentLength > MaxPolicySize {
-		return fail(false, "policy of %d octets, above %d", resp.ContentLength, MaxPolicySize)
+		return failAs(ErrPolicyInvalid, "policy of %d octets, above %d", resp.ContentLength, MaxPolicySize)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPolicySize+1))
 	if err == nil && ctx.Err() != nil {
@@ -141,11 +151,11 @@ func Fetch(ctx context.Context, client *http.Client, domain string) (*Policy, []
 		return fail(true, "reading the body: %v", err)
 	}
 	if len(body) > MaxPolicySize {
-		return fail(false, "policy larger than %d octets", MaxPolicySize)
+		return failAs(ErrPolicyInvalid, "policy larger than %d octets", MaxPolicySize)
 	}
 	p, err := ParsePolicy(body)
 	if err != nil {
-		return fail(false, "%v", err)
+		return failAs(ErrPolicyInvalid, "%v", err)
 	}
 	return p, body, nil
 }

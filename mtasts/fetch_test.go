@@ -126,4 +126,23 @@ func TestFetchHostile(t *testing.T) {
 	if _, _, err := Fetch(context.Background(), &c2, "redirect.test"); err == nil || !strings.Contains(err.Error(), "redirect") {
 		t.Errorf("redirect with a default client: %v", err)
 	}
+	// The kind of each permanent failure, for TLS reports (RFC 8460
+	// sts-webpki-invalid, sts-policy-invalid, or neither: a fetch error).
+	kinds := []struct {
+		domain string
+		client *http.Client
+		kind   error
+	}{
+		{"noname.test", client, ErrWebPKI}, {"good.test", ps.client(other.Pool, timeout), ErrWebPKI},
+		{"type.test", client, ErrPolicyInvalid}, {"huge.test", client, ErrPolicyInvalid}, {"hugecl.test", client, ErrPolicyInvalid},
+		{"badage.test", client, ErrPolicyInvalid}, {"wild.test", client, ErrPolicyInvalid}, {"html.test", client, ErrPolicyInvalid},
+		{"missing.test", client, nil}, {"redirect.test", client, nil}, {"error.test", client, nil},
+	}
+	for _, k := range kinds {
+		_, _, err := Fetch(context.Background(), k.client, k.domain)
+		webpki, invalid := errors.Is(err, ErrWebPKI), errors.Is(err, ErrPolicyInvalid)
+		if err == nil || webpki != (k.kind == ErrWebPKI) || invalid != (k.kind == ErrPolicyInvalid) {
+			t.Errorf("%s: %v: webpki %v, invalid policy %v; want %v", k.domain, err, webpki, invalid, k.kind)
+		}
+	}
 }

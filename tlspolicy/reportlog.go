@@ -1,6 +1,7 @@
 package tlspolicy
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -50,11 +51,25 @@ func (d *Decision) reportAttrs() []any {
 		attrs = append(attrs, "sts_id", d.STS.ID, "sts_mode", string(p.Mode), "sts_mx", strings.Join(mx, ","),
 			"sts_max_age", strconv.FormatInt(int64(p.MaxAge.Seconds()), 10))
 	default:
-		if d.STS != nil && d.STS.Err != nil {
-			// A temporary failure to fetch the policy (RFC 8460
-			// sts-policy-fetch-error).
-			attrs = append(attrs, "sts_error", d.STS.Reason)
+		if d.STS != nil && (d.STS.Err != nil || d.STS.FetchErr != nil) {
+			// A failure to fetch the policy, with its RFC 8460 result type.
+			attrs = append(attrs, "sts_error", d.STS.Reason, "sts_result", d.STS.reportResult())
 		}
 	}
 	return attrs
+}
+
+// reportResult is the RFC 8460 §4.3.2.2 result type of a failed fetch:
+// sts-webpki-invalid for a certificate that did not validate,
+// sts-policy-invalid for an answer that was no valid policy, and
+// sts-policy-fetch-error for the rest (temporary failures, no policy
+// host, HTTP status, redirect).
+func (s *STSDecision) reportResult() string {
+	switch {
+	case errors.Is(s.FetchErr, mtasts.ErrWebPKI):
+		return "sts-webpki-invalid"
+	case errors.Is(s.FetchErr, mtasts.ErrPolicyInvalid):
+		return "sts-policy-invalid"
+	}
+	return "sts-policy-fetch-error"
 }

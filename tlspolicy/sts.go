@@ -129,6 +129,9 @@ type STSDecision struct {
 	Expires time.Time
 	Reason  string
 	Err     error // a temporary failure
+	// FetchErr is a permanent failure to fetch an announced policy
+	// (mtasts.Result.FetchErr), for TLS reports.
+	FetchErr error
 }
 
 // Mode is the policy's mode, "" without a policy.
@@ -156,7 +159,7 @@ func (e *engine) applySTS(ctx context.Context, tt *ttlTracker, d *Decision) {
 		return
 	}
 	r, err := s.Lookup.Lookup(ctx, h.Name)
-	sd := &STSDecision{Policy: r.Policy, ID: r.ID, Source: r.Source, Expires: r.Expires, Reason: r.Reason}
+	sd := &STSDecision{Policy: r.Policy, ID: r.ID, Source: r.Source, Expires: r.Expires, Reason: r.Reason, FetchErr: r.FetchErr}
 	d.STS = sd
 	if err != nil {
 		sd.Err, sd.Reason = err, err.Error()

@@ -2,6 +2,7 @@ package tlspolicy
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -27,6 +28,17 @@ func (f *fakeSTS) Lookup(ctx context.Context, domain string) (mtasts.Result, err
 		return mtasts.Result{Domain: domain, Source: mtasts.SourceNone, Reason: "no MTA-STS TXT record", TTL: time.Minute}, nil
 	case text == "temp":
 		return mtasts.Result{Domain: domain}, &resolver.QueryError{Name: "_mta-sts." + domain, Type: resolver.TypeTXT, Kind: resolver.ErrServFail}
+	case strings.HasPrefix(text, "fail:"):
+		// A permanent fetch failure: "fail:webpki", "fail:invalid" or
+		// "fail:404".
+		err := fmt.Errorf("%w: %s", mtasts.ErrFetch, text)
+		switch text {
+		case "fail:webpki":
+			err = fmt.Errorf("%w (%w)", err, mtasts.ErrWebPKI)
+		case "fail:invalid":
+			err = fmt.Errorf("%w (%w)", err, mtasts.ErrPolicyInvalid)
+		}
+		return mtasts.Result{Domain: domain, Source: mtasts.SourceNone, Reason: err.Error(), FetchErr: err, TTL: time.Minute}, nil
 	}
 	p, err := mtasts.ParsePolicy([]byte(text))
 	if err != nil {

@@ -53,6 +53,7 @@ var badString = map[string]badOption{
 	"policy_socket_mode":    {"0999", 0},
 	"policy_socket_owner":   {"no-such-user-sidecar", 0},
 	"primary_hostname":      {"mx..example", 0},
+	"report_smtp":           {"localhost", 0},
 	"spf_guess":             {"v=spf1 bogus", 0},
 }
 

@@ -71,6 +71,12 @@ func (a *Aggregator) Read(r io.Reader) error {
 		}
 		if pl, ok := parsePolicyLine(line, t); ok {
 			a.AddPolicy(pl)
+			if pl.STSError != "" {
+				// The policy socket could not fetch the announced
+				// MTA-STS policy: one failed session under the policy
+				// the MTA was given (RFC 8460 §4.3.2.2).
+				a.Add(Session{Time: pl.Time, Domain: pl.Domain, Result: pl.STSResult, Reason: pl.STSError})
+			}
 		}
 	})
 }

@@ -1,6 +1,8 @@
 package tlsrpt
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,10 +49,68 @@ func FuzzPolicyLine(f *testing.F) {
 	f.Add(`time=2025-12-04T17:45:57.1Z level=INFO msg=policy nexthop=example.test type=tlsa tlsa="3 1 1 ab"`)
 	f.Add(`{"time":"x","msg":"policy","nexthop":"a","type":"no-policy-found"}`)
 	f.Add(`msg=policy nexthop="\x" type=sts`)
+	f.Add(`msg=policy nexthop=a.example type=no-policy-found sts_error="x y" sts_result=sts-webpki-invalid`)
 	f.Fuzz(func(t *testing.T, line string) {
 		pl, ok := parsePolicyLine(line, time.Time{})
 		if ok && (pl.Type != PolicyTLSA && pl.Type != PolicySTS && pl.Type != PolicyNotFound) {
 			t.Errorf("type %q", pl.Type)
+		}
+		if ok && (pl.STSError == "") != (pl.STSResult == "") {
+			t.Errorf("sts_error %q with result %q", pl.STSError, pl.STSResult)
+		}
+	})
+}
+
+// FuzzParseRecord: the _smtp._tls record parser never panics, and what
+// it accepts has 1 to MaxRUA mailto:/https: destinations that print back
+// to URIs it accepts again.
+func FuzzParseRecord(f *testing.F) {
+	f.Add("v=TLSRPTv1; rua=mailto:tlsrpt@example.net")
+	f.Add("v=TLSRPTv1 ; rua=mailto:a@example.net , https://r.example.net/x?d=1 ; ext=1;")
+	f.Add("v=TLSRPTv1; rua=mailto:%zz@x")
+	f.Fuzz(func(t *testing.T, txt string) {
+		rec, err := ParseRecord(txt)
+		if err != nil {
+			return
+		}
+		if len(rec.RUA) == 0 || len(rec.RUA) > MaxRUA {
+			t.Fatalf("%d destinations", len(rec.RUA))
+		}
+		for _, u := range rec.RUA {
+			if u.Scheme != "mailto" && u.Scheme != "https" {
+				t.Errorf("scheme %q", u.Scheme)
+			}
+			if _, err := ParseRecord("v=TLSRPTv1; rua=" + u.String()); err != nil {
+				t.Errorf("%s does not parse again: %v", u, err)
+			}
+		}
+	})
+}
+
+// FuzzLoadState: any state file is read or refused without panicking;
+// what is read can be recorded into and read back.
+func FuzzLoadState(f *testing.F) {
+	f.Add([]byte(`{"done":{"r.json.gz mailto:a@example.net":{"time":"2025-12-05T01:10:00Z","status":"sent"}}}`))
+	f.Add([]byte(`{"done":null}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "state")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Date(2025, 12, 5, 0, 0, 0, 0, time.UTC)
+		st, err := LoadState(path, now)
+		if err != nil {
+			return
+		}
+		if err := st.Record("x", "", StateEntry{Time: now, Status: NoRecord}); err != nil {
+			t.Fatal(err)
+		}
+		st2, err := LoadState(path, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, ok := st2.Lookup("x", ""); !ok || e.Status != NoRecord {
+			t.Fatalf("recorded entry lost: %v %v", e, ok)
 		}
 	})
 }

@@ -15,7 +15,10 @@ type PolicyLine struct {
 	Type     PolicyType
 	Strings  []string // policy-string
 	MXHost   []string // mx-host (MTA-STS)
-	STSError string   // a temporary MTA-STS fetch failure
+	STSError string   // a failure to fetch the MTA-STS policy
+	// STSResult is the failure's RFC 8460 result type: the line's
+	// sts_result, sts-policy-fetch-error for older lines without it.
+	STSResult ResultType
 }
 
 // parsePolicyLine reads a sidecar policy line; fallback is the time of
@@ -31,6 +34,14 @@ func parsePolicyLine(s string, fallback time.Time) (PolicyLine, bool) {
 		return PolicyLine{}, false
 	}
 	pl := PolicyLine{Time: fallback, Type: PolicyType(attrs["type"]), STSError: attrs["sts_error"]}
+	if pl.STSError != "" {
+		switch r := ResultType(attrs["sts_result"]); r {
+		case STSPolicyInvalid, STSWebPKIInvalid:
+			pl.STSResult = r
+		default:
+			pl.STSResult = STSPolicyFetchError
+		}
+	}
 	if t, err := time.Parse(time.RFC3339Nano, attrs["time"]); err == nil {
 		pl.Time = t
 	}

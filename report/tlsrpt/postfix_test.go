@@ -130,3 +130,21 @@ func TestLongLinesSkipped(t *testing.T) {
 		t.Errorf("%d sessions after a long line, want 2", len(got))
 	}
 }
+
+// TestPolicyLineSTSResult: a failed MTA-STS fetch keeps its result type;
+// a line without sts_result (before it was logged) or with an unknown one
+// is a fetch error.
+func TestPolicyLineSTSResult(t *testing.T) {
+	for _, tt := range []struct{ attrs, want string }{
+		{`sts_error="fetch failed (PKIX validation failed)" sts_result=sts-webpki-invalid`, "sts-webpki-invalid"},
+		{`sts_error="fetch failed (invalid policy)" sts_result=sts-policy-invalid`, "sts-policy-invalid"},
+		{`sts_error="lookup failed"`, "sts-policy-fetch-error"},
+		{`sts_error=x sts_result=tlsa-invalid`, "sts-policy-fetch-error"},
+		{`sts_result=sts-webpki-invalid`, ""},
+	} {
+		pl, ok := parsePolicyLine("level=INFO msg=policy nexthop=a.example type=no-policy-found "+tt.attrs, time.Time{})
+		if !ok || string(pl.STSResult) != tt.want {
+			t.Errorf("%s: %v %q, want %q", tt.attrs, ok, pl.STSResult, tt.want)
+		}
+	}
+}

@@ -44,6 +44,9 @@ type SinkOptions struct {
 	// TLS, when set, makes the sink offer STARTTLS and run the server
 	// side of the handshake with it.
 	TLS *tls.Config
+	// RcptReply, when set, is the sink's reply to every RCPT (such as
+	// "450 4.2.1 try later" or "550 5.1.1 no such user") instead of 250.
+	RcptReply string
 }
 
 // StartSink starts a plain Sink (zero SinkOptions) on a free port of
@@ -134,6 +137,8 @@ func (s *Sink) handle(c net.Conn) {
 			}
 			s.msgs <- strings.Join(lines, "\r\n") + "\r\n"
 			tp.PrintfLine("250 2.0.0 queued")
+		case cmd == "RCPT" && s.opts.RcptReply != "":
+			tp.PrintfLine("%s", s.opts.RcptReply)
 		case cmd == "QUIT":
 			tp.PrintfLine("221 bye")
 			return
