@@ -19,12 +19,10 @@ type List struct {
 // name of the transaction's services.
 func (l *List) Match(t *Txn, subject string) (bool, error) {
 	s := eximlist.Subject{Name: subject, Primary: t.Services.PrimaryHostname}
-	var addr [1]netip.Addr
 	if l.list.Kind() == config.HostList {
 		s.Name = t.Conn.ClientName
 		if ip := t.Conn.ClientIP; ip.IsValid() {
-			addr[0] = ip
-			s.Addrs = addr[:]
+			s.Addrs = []netip.Addr{ip} // only host lists pay for it
 		} else {
 			s.Local = true
 		}

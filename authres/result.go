@@ -75,6 +75,13 @@ const MaxReason = 200
 // non-ASCII octets become '?', and text beyond MaxReason is cut with
 // "...".
 func ReasonText(s string) string {
+	clean := len(s) <= MaxReason
+	for i := 0; clean && i < len(s); i++ {
+		clean = s[i] >= 0x20 && s[i] < 0x7f
+	}
+	if clean {
+		return s
+	}
 	b := []byte(s)
 	for i, c := range b {
 		if c < 0x20 || c >= 0x7f {

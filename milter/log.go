@@ -47,7 +47,9 @@ func (s *session) logTxn(override string) {
 		slog.Any("recipients", t.Recipients),
 		slog.String("verdict", verdict),
 	)
-	attrs = append(attrs, resultAttrs(t)...)
+	if s.logger.Enabled(context.Background(), slog.LevelInfo) {
+		attrs = append(attrs, resultAttrs(t)...)
+	}
 	attrs = append(attrs, dsnAttrs(t)...)
 	if d != nil && d.Result.Verb != acl.Accept {
 		attrs = append(attrs, decisionAttrs(d)...)

@@ -31,7 +31,9 @@ func resultAttrs(t *acl.Txn) []slog.Attr {
 	attrs := make([]slog.Attr, 0, 7)
 	m := t.Results
 	if ids := t.Header("Message-ID"); len(ids) > 0 {
-		if id := strings.Trim(strings.TrimSpace(strings.Join(strings.Fields(ids[0]), " ")), "<>"); id != "" {
+		// Folding and other controls become '?' in clipLog; a Message-ID
+		// has no business holding any.
+		if id := strings.Trim(strings.TrimSpace(ids[0]), "<>"); id != "" {
 			attrs = append(attrs, slog.String("message_id", clipLog(id, maxLoggedID)))
 		}
 	}

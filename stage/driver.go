@@ -128,9 +128,10 @@ func (d *Driver) Env() *Env { return d.env }
 // Connect starts the connection (again, for a new SMTP connection on the
 // same MTA link) and runs the connect ACL.
 func (d *Driver) Connect(ctx context.Context, c Client) acl.Result {
-	d.Txn.Close()
-	d.Conn = &acl.Conn{ClientIP: c.IP, ClientPort: c.Port, ClientName: c.Name, LocalIP: c.LocalIP, LocalPort: c.LocalPort}
-	d.Txn = acl.NewTxn(d.Conn, d.env.Services)
+	// The connection's structures are reused: Reset closes the message
+	// and starts the next with everything but the connection cleared.
+	*d.Conn = acl.Conn{ClientIP: c.IP, ClientPort: c.Port, ClientName: c.Name, LocalIP: c.LocalIP, LocalPort: c.LocalPort}
+	d.Txn.Reset()
 	d.ConnVerdict, d.discardAll, d.connFailure, d.logged = nil, false, nil, 0
 	d.Msg = Message{}
 	return d.envelope(ctx, acl.Connect)
