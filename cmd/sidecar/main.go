@@ -37,6 +37,7 @@ func commands() []command {
 		{"spf", "check SPF for a client address, HELO name and sender, as the daemon does", cmdSPF},
 		{"check", "evaluate a message file as the daemon would: verdicts, SPF, DKIM, DMARC, Authentication-Results", cmdCheck},
 		{"arc-sign", "seal a message with an ARC Set (RFC 8617), as a forwarder does", cmdARCSign},
+		{"report", "DMARC aggregate reports: import history files, build and send reports, summaries", cmdReport},
 		{"dane", "show the DANE/OCSP policy of a next hop, as the policy socket answers it", cmdDane},
 		{"help", "show help on commands, options, ACL conditions and variables", cmdHelp},
 		{"version", "print the version", cmdVersion},

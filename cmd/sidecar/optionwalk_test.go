@@ -46,11 +46,17 @@ var badString = map[string]badOption{
 	"policy_socket_mode":    {"0999", 0},
 	"policy_socket_owner":   {"no-such-user-sidecar", 0},
 	"primary_hostname":      {"mx..example", 0},
+	"report_database":       {"reports.db", 0},
+	"report_email":          {"dmarc reports at example", 0},
+	"report_smtp":           {"localhost", 0},
 	"spf_guess":             {"v=spf1 bogus", 0},
 }
 
 // exemptString are the string options with no wrong value to try, and why.
-var exemptString = map[string]string{}
+var exemptString = map[string]string{
+	"report_org_name": "free text: any name is a name",
+	"report_contact":  "free text: a URL, a telephone number or a sentence",
+}
 
 // TestCheckConfigRefusesEveryBadOption walks every registered option,
 // sets it to a wrong value on line 2 of a file, and runs check-config

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailsidecar/sidecar/internal/testkit/historygen"
+)
+
+// reportSetup writes a configuration naming a new SQLite report database
+// and the history file, and the history of spec.
+func reportSetup(t *testing.T, spec historygen.Spec, extra string) (conf, hist, db string) {
+	t.Helper()
+	dir := t.TempDir()
+	hist, db, conf = filepath.Join(dir, "dmarc.dat"), filepath.Join(dir, "reports.db"), filepath.Join(dir, "sidecar.conf")
+	var b bytes.Buffer
+	if err := spec.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hist, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := "primary_hostname = mx.example.net\ndmarc_history_file = " + hist + "\nreport_database = " + db + "\n" + extra
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return conf, hist, db
+}
+
+func TestReportImportCommand(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Second)
+	spec := historygen.Spec{Records: 40, Domains: 2, Start: now.Add(-40 * 24 * time.Hour), Step: 24 * time.Hour, Reporter: "mx1.example"}
+	conf, hist, _ := reportSetup(t, spec, "")
+	code, out, errs := runCmd("report", "import", "-config", conf)
+	if code != 0 || out != hist+": 40 records, 40 added, 0 already stored, 0 corrupt, 0 cut short\n" || errs != "" {
+		t.Fatalf("first import: %d\n%s\n%s", code, out, errs)
+	}
+	// The file again and its rotated copy with one more, corrupt, record:
+	// nothing twice, the corrupt one named with its line, exit status 1.
+	b, _ := os.ReadFile(hist)
+	rotated := hist + ".1"
+	os.WriteFile(rotated, append(b, strings.Replace(string(b[:bytes.Index(b[1:], []byte("\njob "))+2]), "ipaddr 192.0.2.1", "ipaddr x", 1)...), 0o600)
+	code, out, errs = runCmd("report", "import", "-config", conf, hist, rotated)
+	if code != 1 || !strings.Contains(out, rotated+": 40 records, 0 added, 40 already stored, 1 corrupt, 0 cut short\n") ||
+		!strings.Contains(out, "total: 80 records, 0 added, 80 already stored, 1 corrupt, 0 cut short") ||
+		!strings.HasPrefix(errs, rotated+":828: corrupt record: line 831: ipaddr: ") {
+		t.Fatalf("second import: %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = runCmd("report", "expire", "-config", conf, "-days", "10")
+	if code != 0 || !strings.HasPrefix(out, "30 records before ") {
+		t.Fatalf("expire: %d\n%s\n%s", code, out, errs)
+	}
+	if code, _, errs = runCmd("report", "expire", "-config", conf); code != 2 || !strings.Contains(errs, "-days N") {
+		t.Errorf("expire without -days: %d %s", code, errs)
+	}
+	// Faults: a missing file, an unusable database.
+	if code, _, errs = runCmd("report", "import", "-config", conf, filepath.Join(t.TempDir(), "nosuch")); code != 1 || !strings.Contains(errs, "no such file") {
+		t.Errorf("missing file: %d %s", code, errs)
+	}
+	if code, _, errs = runCmd("report", "import", "-config", conf, "-database", filepath.Join(t.TempDir(), "no", "dir.db"), hist); code != 1 || !strings.Contains(errs, "report database ") {
+		t.Errorf("bad database: %d %s", code, errs)
+	}
+	if code, _, errs = runCmd("report", "import", "-config", conf, "-database", "relative.db", hist); code != 2 || !strings.Contains(errs, "neither an absolute path") {
+		t.Errorf("relative database: %d %s", code, errs)
+	}
+	if code, _, _ = runCmd("report", "nosuch"); code != 2 {
+		t.Errorf("unknown report command: %d", code)
+	}
+}
