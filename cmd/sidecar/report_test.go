@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/internal/testkit/historygen"
+	"github.com/mailsidecar/sidecar/internal/testkit/xmlschema"
 )
 
 // reportSetup writes a configuration naming a new SQLite report database
@@ -70,4 +73,56 @@ func TestReportImportCommand(t *testing.T) {
 	if code, _, _ = runCmd("report", "nosuch"); code != 2 {
 		t.Errorf("unknown report command: %d", code)
 	}
+}
+
+func TestReportAggregateCommand(t *testing.T) {
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	spec := historygen.Spec{Records: 300, Domains: 3, Sources: 2, Start: day, Step: 5 * time.Minute, Reporter: "mx1.example"} // 25 hours
+	conf, _, _ := reportSetup(t, spec, "report_org_name = Example Mail\nreport_email = dmarc@mx.example.net\n")
+	if code, _, errs := runCmd("report", "import", "-q", "-config", conf); code != 0 {
+		t.Fatalf("import: %s", errs)
+	}
+	dir := t.TempDir()
+	code, out, errs := runCmd("report", "aggregate", "-config", conf, "-begin", "2026-03-01", "-out", dir)
+	if code != 0 || !strings.HasSuffix(out, "3 reports for 2026-03-01T00:00:00Z to 2026-03-02T00:00:00Z\n") {
+		t.Fatalf("aggregate: %d\n%s\n%s", code, out, errs)
+	}
+	for d := 0; d < 3; d++ {
+		gz, err := os.ReadFile(filepath.Join(dir, "mx.example.net!d"+string(rune('0'+d))+".example!1772323200!1772409599.xml.gz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		xmlschema.Validate(t, gz)
+		// 288 messages in the day, 96 per domain from two sources; the
+		// third domain's all fail and were rejected.
+		x := gunzip(t, gz)
+		if !strings.Contains(x, "<org_name>Example Mail</org_name>") || !strings.Contains(x, "<email>dmarc@mx.example.net</email>") ||
+			strings.Count(x, "<record>") != 2 || strings.Count(x, "<count>48</count>") != 2 ||
+			strings.Count(x, "<disposition>reject</disposition>") != map[int]int{0: 0, 1: 0, 2: 2}[d] {
+			t.Errorf("report:\n%s", x)
+		}
+	}
+	code, out, _ = runCmd("report", "aggregate", "-config", conf, "-begin", "2026-03-01", "-domain", "d1.example", "-out", t.TempDir())
+	if code != 0 || !strings.HasSuffix(out, "1 reports for 2026-03-01T00:00:00Z to 2026-03-02T00:00:00Z\n") {
+		t.Errorf("-domain: %s", out)
+	}
+	if code, _, errs = runCmd("report", "aggregate", "-config", conf, "-begin", "yesterday", "-out", dir); code != 2 || !strings.Contains(errs, "YYYY-MM-DD") {
+		t.Errorf("bad -begin: %d %s", code, errs)
+	}
+	if code, _, errs = runCmd("report", "aggregate", "-config", conf, "-out", filepath.Join(dir, "nosuch"), "-begin", "2026-03-01"); code != 1 || !strings.Contains(errs, "nosuch") {
+		t.Errorf("missing directory: %d %s", code, errs)
+	}
+}
+
+func gunzip(t *testing.T, gz []byte) string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
