@@ -53,8 +53,9 @@ func cmdReport(args []string, stdout, stderr io.Writer) int {
 // reportEnv is what every report command needs: the configuration and
 // the database.
 type reportEnv struct {
-	cfg *config.Config
-	db  string
+	cfg  *config.Config
+	prog *acl.Program
+	db   string
 }
 
 // reportFlags adds -config and -database to a report command's flags.
@@ -67,12 +68,12 @@ func reportFlags(fs interface {
 }
 
 func loadReportEnv(name, path, db string, stderr io.Writer) (*reportEnv, bool) {
-	cfg, _, err := daemon.Load(path, acl.Default)
+	cfg, prog, err := daemon.Load(path, acl.Default)
 	if err != nil {
 		printConfigError(stderr, err)
 		return nil, false
 	}
-	env := &reportEnv{cfg: cfg, db: cfg.String(report.OptReportDatabase)}
+	env := &reportEnv{cfg: cfg, prog: prog, db: cfg.String(report.OptReportDatabase)}
 	if db != "" {
 		if err := report.CheckDatabase(db); err != nil {
 			fmt.Fprintf(stderr, "sidecar report %s: -database: %v\n", name, err)

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/mailsidecar/sidecar/cmd/sidecar/daemon"
 	"github.com/mailsidecar/sidecar/report"
 	"github.com/mailsidecar/sidecar/report/aggregate"
 )
@@ -83,27 +85,39 @@ disposition, DMARC results, override reasons and identifiers, and every
 DKIM signature's result. -out writes each report, gzip-compressed, under
 its RFC 9990 file name (receiver!policy-domain!begin!end.xml.gz).
 
+-send mails each report to the policy domain's rua destinations through
+report_smtp, from report_email: a destination outside the policy domain
+must publish <policy-domain>._report._dmarc.<its domain> TXT "v=DMARC1"
+(RFC 9990 external destination verification), and a size limit
+(mailto:…!10m) is honoured. What became of each report is recorded in
+the database: a second run for the same period sends nothing again; a
+temporary failure (DNS, a 4xx reply, a server out of reach) is tried
+again by the next run; a 5xx reply, a failed verification or a report
+too large is recorded and not tried again.
+
 The period is [-begin, -end): YYYY-MM-DD (UTC midnight), RFC 3339 or Unix
 seconds; the default is the previous UTC day.
 
 Exit status 0 on success, 1 when the database or a file could not be
-used, 2 for usage or configuration errors.`, stderr)
+used or a report could not be delivered, 2 for usage or configuration
+errors.`, stderr)
 	path, db := reportFlags(fs)
 	var begin, end reportTime
 	fs.Var(&begin, "begin", "start of the period (`TIME`, included)")
 	fs.Var(&end, "end", "end of the period (`TIME`, excluded)")
 	domain := fs.String("domain", "", "only the report of this policy `domain`")
 	out := fs.String("out", "", "write the reports into `DIR`")
+	send := fs.Bool("send", false, "mail the reports to their rua destinations through report_smtp")
 	quiet := fs.Bool("q", false, "print nothing but problems")
 	if code, done := parse(fs, args); done {
 		return code
 	}
-	bad := usageError(stderr, "report aggregate", "sidecar report aggregate [-begin T] [-end T] [-domain D] -out DIR [-config FILE]")
+	bad := usageError(stderr, "report aggregate", "sidecar report aggregate [-begin T] [-end T] [-domain D] {-out DIR | -send} [-config FILE]")
 	if fs.NArg() != 0 {
 		return bad("unexpected arguments %q", fs.Args())
 	}
-	if *out == "" {
-		return bad("-out DIR is required")
+	if *out == "" && !*send {
+		return bad("-out DIR or -send is required")
 	}
 	b, e, err := period(begin, end, time.Now())
 	if err != nil {
@@ -120,22 +134,50 @@ used, 2 for usage or configuration errors.`, stderr)
 		return 1
 	}
 	defer st.Close()
-	n := 0
-	bl := &aggregate.Builder{Reporter: reporterOf(env), Begin: b, End: e, Generator: "sidecar " + versionString(),
+	var sender *aggregate.Sender
+	rep := reporterOf(env)
+	if *send {
+		rt, err := daemon.Build(env.cfg, env.prog, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			fmt.Fprintf(stderr, "sidecar report aggregate: %v\n", err)
+			return 2
+		}
+		sender = &aggregate.Sender{Store: st, DNS: rt.Resolver, From: rep.Email,
+			SMTP: &aggregate.SMTP{Addr: env.cfg.String(report.OptReportSMTP), Helo: rt.Services.PrimaryHostname}}
+	}
+	n, failed := 0, 0
+	bl := &aggregate.Builder{Reporter: rep, Begin: b, End: e, Generator: "sidecar " + versionString(),
 		Emit: func(r *aggregate.Report) error {
-			gz, err := r.Gzip()
-			if err != nil {
-				return err
-			}
-			name := filepath.Join(*out, r.FileName(""))
-			if err := os.WriteFile(name, gz, 0o644); err != nil {
-				return err
-			}
 			n++
-			if !*quiet {
-				fmt.Fprintf(stdout, "%s\n", name)
+			if *out != "" {
+				gz, err := r.Gzip()
+				if err != nil {
+					return err
+				}
+				name := filepath.Join(*out, r.FileName(""))
+				if err := os.WriteFile(name, gz, 0o644); err != nil {
+					return err
+				}
+				if !*quiet {
+					fmt.Fprintf(stdout, "%s\n", name)
+				}
 			}
-			return nil
+			if sender == nil {
+				return nil
+			}
+			outcomes, err := sender.Send(ctx, r, b, e)
+			for _, o := range outcomes {
+				switch {
+				case o.Status == "":
+					// done by an earlier run
+				case o.Err != nil:
+					failed++
+					fmt.Fprintf(stderr, "%s %s: %s: %v\n", o.Domain, o.URI, o.Status, o.Err)
+				case !*quiet:
+					fmt.Fprintf(stdout, "%s %s: %s\n", o.Domain, o.URI, o.Status)
+				}
+			}
+			return err
 		}}
 	err = st.Groups(ctx, b, e, *domain, bl.Add)
 	if err == nil {
@@ -147,6 +189,9 @@ used, 2 for usage or configuration errors.`, stderr)
 	}
 	if !*quiet {
 		fmt.Fprintf(stdout, "%d reports for %s to %s\n", n, b.UTC().Format(time.RFC3339), e.UTC().Format(time.RFC3339))
+	}
+	if failed > 0 {
+		return 1
 	}
 	return 0
 }

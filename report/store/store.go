@@ -81,7 +81,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// makes a second writer wait instead of failing.
 		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(30000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_txlock=immediate")
 		if err == nil {
-			s.db.SetMaxOpenConns(1)
+			// A reader (the groups of a report) and a writer (its delivery
+			// record) at once: WAL lets them.
+			s.db.SetMaxOpenConns(4)
 		}
 	}
 	if err != nil {
