@@ -24,6 +24,7 @@ func reportCommands() []command {
 	return []command{
 		{"import", "read history files into the report database", cmdReportImport},
 		{"expire", "delete records older than some days from the report database", cmdReportExpire},
+		{"summary", "a table per policy domain: DMARC pass and fail, alignment, dispositions, top failing sources", cmdReportSummary},
 		{"aggregate", "build the DMARC aggregate reports (RFC 9990) of a period: write them to a directory or send them", cmdReportAggregate},
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/internal/testkit/historygen"
 	"github.com/mailsidecar/sidecar/internal/testkit/xmlschema"
+	"github.com/mailsidecar/sidecar/report/store"
 )
 
 // reportSetup writes a configuration naming a new SQLite report database
@@ -125,4 +127,35 @@ func gunzip(t *testing.T, gz []byte) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+func TestReportSummaryCommand(t *testing.T) {
+	now := time.Now().UTC()
+	// 60 messages of two domains in the last hours; every third fails
+	// and was rejected.
+	spec := historygen.Spec{Records: 60, Domains: 2, Sources: 2, Start: now.Add(-2 * time.Hour), Step: time.Minute, Reporter: "mx1.example"}
+	conf, _, _ := reportSetup(t, spec, "")
+	if code, _, errs := runCmd("report", "import", "-q", "-config", conf); code != 0 {
+		t.Fatalf("import: %s", errs)
+	}
+	code, out, errs := runCmd("report", "summary", "-config", conf)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if code != 0 || len(lines) != 3 {
+		t.Fatalf("summary: %d\n%s\n%s", code, out, errs)
+	}
+	for i, want := range []string{"d0.example  30  20 (67%)  10  20 (67%)  20 (67%)  10  0  20    203.0.113.1 (5), 203.0.113.2 (5)",
+		"d1.example  30  20 (67%)  10  20 (67%)  20 (67%)  10  0  20    203.0.113.1 (5), 203.0.113.2 (5)"} {
+		if got := strings.Join(strings.Fields(lines[i+1]), "  "); got != strings.Join(strings.Fields(want), "  ") {
+			t.Errorf("line %d: %q\nwant %q", i+1, got, want)
+		}
+	}
+	code, out, _ = runCmd("report", "summary", "-config", conf, "-json", "-domain", "d1.example", "-top", "1")
+	var got []store.DomainSummary
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if len(got) != 1 || got[0].Domain != "d1.example" || got[0].Messages != 30 || got[0].DMARCFail != 10 || got[0].Rejected != 10 ||
+		len(got[0].TopFailing) != 1 || got[0].TopFailing[0].Count != 5 {
+		t.Errorf("json %+v", got)
+	}
 }
