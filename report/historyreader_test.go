@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -153,4 +154,37 @@ func FuzzHistoryReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkHistoryReader reads 100,000 records written by AppendFormat.
+func BenchmarkHistoryReader(b *testing.B) {
+	var text []byte
+	for i := 0; i < 100000; i++ {
+		r := &HistoryRecord{JobID: "Q" + string(rune('A'+i%26)) + time.Unix(int64(i), 0).Format("150405"), Reporter: "mx1.example",
+			Received: time.Unix(1700000000+int64(i), 0), IPAddr: "192.0.2.1", From: "d.example", MailFrom: "d.example",
+			PolicyDomain: "d.example", Policy: HistoryPolicyPass, RUA: []string{"mailto:dmarc@d.example"}, Pct: 100,
+			ADKIM: 'r', ASPF: 'r', P: 'r', AlignDKIM: 4, AlignSPF: 4, ARC: ARESFail, ARCPolicy: 2, Action: 2,
+			DKIM: []HistoryDKIM{{"d.example", "s1", ARESPass}}}
+		text = r.AppendFormat(text)
+	}
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := NewHistoryReader(bytes.NewReader(text), "bench")
+		n := 0
+		for {
+			_, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != 100000 {
+			b.Fatalf("%d records", n)
+		}
+	}
+	b.ReportMetric(float64(100000*b.N)/b.Elapsed().Seconds(), "records/s")
 }

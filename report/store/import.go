@@ -146,11 +146,11 @@ func readChunks(ctx context.Context, r io.Reader, file string, res *ImportResult
 func (s *Store) insert(ctx context.Context, recs []*report.HistoryRecord, args []any) (int64, error) {
 	sort.Slice(recs, func(i, j int) bool {
 		a, b := recs[i], recs[j]
-		if a.Reporter != b.Reporter {
-			return a.Reporter < b.Reporter
-		}
 		if !a.Received.Equal(b.Received) {
 			return a.Received.Before(b.Received)
+		}
+		if a.Reporter != b.Reporter {
+			return a.Reporter < b.Reporter
 		}
 		return a.JobID < b.JobID
 	})
@@ -207,7 +207,7 @@ func (s *Store) insertSQL(n int) string {
 		}
 		b.WriteByte(')')
 	}
-	b.WriteString(" ON CONFLICT (reporter, received, jobid) DO NOTHING")
+	b.WriteString(" ON CONFLICT (received, reporter, jobid) DO NOTHING")
 	return b.String()
 }
 

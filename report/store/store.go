@@ -106,10 +106,12 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // schema is the tables, in the common subset of SQLite and PostgreSQL;
-// %s is the type of an auto-increment key.
+// %s ends the messages table (SQLite: WITHOUT ROWID). The primary key
+// is the record's identity and, starting with the arrival time, the
+// index of the period queries: one B-tree per message, appended to in
+// arrival order.
 const schema = `
 CREATE TABLE IF NOT EXISTS messages (
-	id %s,
 	reporter TEXT NOT NULL,
 	received BIGINT NOT NULL,
 	jobid TEXT NOT NULL,
@@ -132,9 +134,8 @@ CREATE TABLE IF NOT EXISTS messages (
 	adkim INTEGER NOT NULL,
 	aspf INTEGER NOT NULL,
 	rua TEXT NOT NULL,
-	UNIQUE (reporter, received, jobid)
-);
-CREATE INDEX IF NOT EXISTS messages_received ON messages (received);
+	PRIMARY KEY (received, reporter, jobid)
+)%s;
 CREATE TABLE IF NOT EXISTS deliveries (
 	policy_domain TEXT NOT NULL,
 	range_begin BIGINT NOT NULL,
@@ -150,11 +151,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 `
 
 func (s *Store) init(ctx context.Context) error {
-	key := "INTEGER PRIMARY KEY"
+	end := " WITHOUT ROWID"
 	if s.dialect == Postgres {
-		key = "BIGSERIAL PRIMARY KEY"
+		end = ""
 	}
-	stmts := fmt.Sprintf(schema, key)
+	stmts := fmt.Sprintf(schema, end)
 	if s.dialect == Postgres {
 		// Several importers may start at once on an empty database:
 		// CREATE … IF NOT EXISTS is not safe against itself in
