@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
+	"net"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/internal/testkit/historygen"
 	"github.com/mailsidecar/sidecar/internal/testkit/xmlschema"
 	"github.com/mailsidecar/sidecar/report"
@@ -210,4 +213,34 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// An SMTP server out of reach is a temporary failure: recorded as such,
+// never as sent, and tried again by the next run.
+func TestSendUnreachable(t *testing.T) {
+	s := openStore(t)
+	spec := historygen.Spec{Records: 3, Domains: 1, Start: day.Add(time.Hour), Step: time.Minute, Reporter: "mx1.example"}
+	var recs []*report.HistoryRecord
+	for i := 0; i < 3; i++ {
+		recs = append(recs, spec.Record(i))
+	}
+	importRecords(t, s, recs...)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nobody listens there now
+	snd := &Sender{Store: s, DNS: dnstest.NewZone(), From: "r@mx.example.net", SMTP: &SMTP{Addr: addr, Timeout: 5 * time.Second}}
+	r := build(t, s, "")["d0.example"]
+	for run := 1; run <= 2; run++ {
+		out, err := snd.Send(context.Background(), r, day, day.Add(24*time.Hour))
+		if err != nil || len(out) != 1 || out[0].Status != store.DeliveryTemporary || !errors.Is(out[0].Err, ErrTemporary) {
+			t.Fatalf("run %d: %+v %v", run, out, err)
+		}
+		d, ok, err := s.LookupDelivery(context.Background(), "d0.example", day, "mailto:dmarc@d0.example")
+		if !ok || err != nil || d.Status != store.DeliveryTemporary || d.Attempts != run || !strings.Contains(d.Detail, "connection refused") {
+			t.Errorf("run %d: recorded %+v %v", run, d, err)
+		}
+	}
 }

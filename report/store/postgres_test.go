@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -102,5 +103,64 @@ func TestPostgresUnreachable(t *testing.T) {
 	_, err := Open(ctx, "postgres://nobody:secret@127.0.0.1:1/x?sslmode=disable&connect_timeout=3")
 	if err == nil || !strings.Contains(err.Error(), "report database postgres://nobody:xxxxx@127.0.0.1:1/") || strings.Contains(err.Error(), "secret") {
 		t.Errorf("err %v", err)
+	}
+}
+
+// The report queries and the delivery records work on PostgreSQL as on
+// SQLite: the same groups, summary and delivery history from the same
+// records.
+func TestPostgresQueriesMatchSQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	pg := pgtest.Start(t)
+	p, err := Open(context.Background(), pg.CreateDB(t, "queries"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	l := openSQLite(t)
+	spec := historygen.Spec{Records: 500, Domains: 7, Sources: 3, Start: t0, Step: time.Minute, Reporter: "mx1.example"}
+	b := history(t, spec)
+	for _, s := range []*Store{p, l} {
+		importBytes(t, s, "f", b)
+	}
+	dump := func(s *Store) string {
+		var out strings.Builder
+		err := s.Groups(context.Background(), t0, t0.Add(24*time.Hour), "", func(g *Group) error {
+			fmt.Fprintf(&out, "%+v\n", *g)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := s.Summary(context.Background(), t0, "", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&out, "%+v\n", sum)
+		d := Delivery{PolicyDomain: "d1.example", Begin: t0, End: t0.Add(24 * time.Hour), URI: "mailto:x@d1.example", ReportID: "r1",
+			Status: DeliveryTemporary, Detail: "450", Updated: t0}
+		s.RecordDelivery(context.Background(), d)
+		d.Status, d.Detail = DeliverySent, ""
+		if err := s.RecordDelivery(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.LookupDelivery(context.Background(), "d1.example", t0, "mailto:x@d1.example")
+		fmt.Fprintf(&out, "%v %v %+v\n", ok, err, got)
+		return out.String()
+	}
+	// Groups come ordered by domain only: compare them as sets.
+	sorted := func(s string) string {
+		lines := strings.Split(s, "\n")
+		sort.Strings(lines)
+		return strings.Join(lines, "\n")
+	}
+	pd, ld := sorted(dump(p)), sorted(dump(l))
+	if pd != ld {
+		t.Errorf("PostgreSQL:\n%s\nSQLite:\n%s", pd, ld)
+	}
+	if !strings.Contains(ld, "Status:sent Detail: Attempts:2") || strings.Count(ld, "PolicyDomain:") < 14 {
+		t.Errorf("SQLite:\n%s", ld)
 	}
 }
