@@ -39,9 +39,9 @@ func commands() []command {
 		{"check", "evaluate a message file as the daemon would: verdicts, SPF, DKIM, DMARC, Authentication-Results", cmdCheck},
 		{"dkim-sign", "DKIM-sign a message file as the daemon signs outbound mail", cmdDKIMSign},
 		{"arc-sign", "seal a message with an ARC Set (RFC 8617), as a forwarder does", cmdARCSign},
+		{"report", "reports: DMARC aggregate (import, aggregate, summary, expire), SMTP TLS (tls), bounces", cmdReport},
 		{"dane", "show the DANE/OCSP policy of a next hop, as the policy socket answers it", cmdDane},
 		{"dsn", "show what a delivery status notification (bounce) in a message file says", cmdDSN},
-		{"report", "summarise the log: report bounces", cmdReport},
 		{"help", "show help on commands, options, ACL conditions and variables", cmdHelp},
 		{"version", "print the version", cmdVersion},
 	}

@@ -53,6 +53,8 @@ var badString = map[string]badOption{
 	"policy_socket_mode":    {"0999", 0},
 	"policy_socket_owner":   {"no-such-user-sidecar", 0},
 	"primary_hostname":      {"mx..example", 0},
+	"report_database":       {"reports.db", 0},
+	"report_email":          {"dmarc reports at example", 0},
 	"report_smtp":           {"localhost", 0},
 	"spf_guess":             {"v=spf1 bogus", 0},
 }
@@ -61,6 +63,8 @@ var badString = map[string]badOption{
 var exemptString = map[string]string{
 	"tls_report_org_name": "free text: any organization name is valid (RFC 8460 organization-name)",
 	"tls_report_contact":  "free text: an address or a URI (RFC 8460 contact-info)",
+	"report_org_name":     "free text: any name is a name",
+	"report_contact":      "free text: a URL, a telephone number or a sentence",
 }
 
 // TestCheckConfigRefusesEveryBadOption walks every registered option,

@@ -11,24 +11,6 @@ import (
 	"time"
 )
 
-func cmdReport(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "bounces" {
-		return cmdReportBounces(args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "tls" {
-		return cmdReportTLS(args[1:], stdout, stderr)
-	}
-	fs := newFlags("report", `Arguments: bounces [flags] [LOGFILE...]
-
-Reports from the daemon's log. "sidecar report bounces -h" for the bounce
-summary.`, stderr)
-	if code, done := parse(fs, args); done {
-		return code
-	}
-	fs.Usage()
-	return 2
-}
-
 // Bounds of the bounce summary: the longest log line read, the distinct
 // values counted per table (the rest count as "(other)").
 const (

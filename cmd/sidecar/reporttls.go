@@ -16,6 +16,7 @@ import (
 	"github.com/mailsidecar/sidecar/cmd/sidecar/daemon"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/mtasts"
+	"github.com/mailsidecar/sidecar/report"
 	"github.com/mailsidecar/sidecar/report/mailout"
 	"github.com/mailsidecar/sidecar/report/tlsrpt"
 )
@@ -27,11 +28,6 @@ func init() {
 		{Name: "tls_report_contact", Kind: config.KindString, Doc: "contact-info of the TLS reports: an address or URI; default: postmaster@primary_hostname"},
 		{Name: "tls_report_state_file", Kind: config.KindPath, Default: "/var/lib/sidecar/tlsrpt-state.json",
 			Doc: "what sidecar report tls -send has done (sent, refused, no record), so that a run sends nothing twice"},
-		// report_smtp is shared with the DMARC report commands (the
-		// reports branch registers it in report/options.go: one
-		// registration stays at the merge, with this meaning).
-		{Name: "report_smtp", Kind: config.KindString, Default: "127.0.0.1:25", Check: checkSMTPHostPort,
-			Doc: "SMTP server (HOST:PORT) that delivers report mail; default: the local MTA"},
 	} {
 		config.RegisterOption(d)
 	}
@@ -166,7 +162,7 @@ func sendTLSReports(cfg *config.Config, prog *acl.Program, rep tlsrpt.Reporter, 
 	}
 	s := &tlsrpt.Sender{
 		DNS:   rt.Resolver,
-		SMTP:  &mailout.Client{Addr: cfg.String("report_smtp"), Helo: rep.Domain, Timeout: 2 * time.Minute},
+		SMTP:  &mailout.Client{Addr: cfg.String(report.OptReportSMTP), Helo: rep.Domain, Timeout: 2 * time.Minute},
 		HTTP:  mtasts.NewResolvingHTTPClient(roots, time.Minute, rt.Resolver),
 		From:  from,
 		State: st,

@@ -1,0 +1,7 @@
+// Package aggregate builds DMARC aggregate reports (RFC 9990) from the
+// groups of messages of a report store: the XML document (namespace
+// urn:ietf:params:xml:ns:dmarc-2.0), its gzip file and file name
+// (section 5), and the report mail (section 5 and RFC 9990's mail
+// layout), and sends them to the rua destinations after external
+// destination verification (RFC 9990 section 4).
+package aggregate

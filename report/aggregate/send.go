@@ -1,0 +1,250 @@
+package aggregate
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/smtp"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/mailsidecar/sidecar/report/store"
+	"github.com/mailsidecar/sidecar/resolver"
+)
+
+// Verify is RFC 9990 external destination verification: a report for
+// policyDomain may go to a mailbox in another organisation only when
+// "<policyDomain>._report._dmarc.<destDomain>" has a TXT record starting
+// with "v=DMARC1". Destinations in the policy domain or one of its
+// parent or child domains need none. The error wraps ErrTemporary for a
+// DNS failure (try again later), ErrNotVerified otherwise.
+func Verify(ctx context.Context, dns resolver.Querier, policyDomain, destDomain string) error {
+	p, d := strings.ToLower(strings.TrimSuffix(policyDomain, ".")), strings.ToLower(strings.TrimSuffix(destDomain, "."))
+	if p == d || strings.HasSuffix(p, "."+d) || strings.HasSuffix(d, "."+p) {
+		return nil
+	}
+	name := p + "._report._dmarc." + d
+	ans, err := dns.Query(ctx, name, resolver.TypeTXT)
+	if err != nil {
+		return fmt.Errorf("%w: %s TXT: %v", ErrTemporary, name, err)
+	}
+	for _, r := range ans.Records {
+		txt := strings.Join(r.TXT, "")
+		if len(txt) >= 8 && strings.EqualFold(txt[:8], "v=DMARC1") && (len(txt) == 8 || txt[8] == ';' || txt[8] == ' ') {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no v=DMARC1 TXT record at %s", ErrNotVerified, name)
+}
+
+// Errors of a delivery.
+var (
+	ErrTemporary   = errors.New("temporary failure")
+	ErrNotVerified = errors.New("destination not verified")
+	ErrTooLarge    = errors.New("report larger than the destination's size limit")
+	ErrRejected    = errors.New("rejected")
+)
+
+// Mail is the report mail (RFC 9990 section 5): From the reporter, To the
+// destination, the subject "Report Domain: … Submitter: … Report-ID: …",
+// a short text part and the gzip file as an application/gzip attachment.
+func Mail(r *Report, gz []byte, from, to string, now time.Time) []byte {
+	var b bytes.Buffer
+	_, submitter, _ := strings.Cut(from, "@")
+	boundary := randomToken()
+	name := r.FileName("")
+	h := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
+	h("From", "<"+from+">")
+	h("To", "<"+to+">")
+	h("Subject", mime.QEncoding.Encode("utf-8", fmt.Sprintf("Report Domain: %s Submitter: %s Report-ID: <%s>", r.Domain(), submitter, r.Metadata.ReportID)))
+	h("Date", now.Format(time.RFC1123Z))
+	h("Message-ID", "<"+r.Metadata.ReportID+"."+randomToken()[:8]+"@"+submitter+">")
+	h("Report-Domain", r.Domain())
+	h("Report-ID", "<"+r.Metadata.ReportID+">")
+	h("MIME-Version", "1.0")
+	h("Content-Type", `multipart/mixed; boundary="`+boundary+`"`)
+	b.WriteString("\r\nThis is a DMARC aggregate report (RFC 9990) in MIME format.\r\n")
+	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n", boundary)
+	fmt.Fprintf(&b, "DMARC aggregate report for %s from %s\r\nperiod %s to %s (UTC), %d records.\r\n",
+		r.Domain(), r.Metadata.OrgName, time.Unix(r.Metadata.DateRange.Begin, 0).UTC().Format(time.RFC3339),
+		time.Unix(r.Metadata.DateRange.End, 0).UTC().Format(time.RFC3339), len(r.Records))
+	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: application/gzip; name=\"%s\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"%s\"\r\n\r\n", boundary, name, name)
+	enc := base64.StdEncoding.EncodeToString(gz)
+	for len(enc) > 76 {
+		b.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(enc + "\r\n")
+	fmt.Fprintf(&b, "--%s--\r\n", boundary)
+	return b.Bytes()
+}
+
+func randomToken() string {
+	var r [12]byte
+	rand.Read(r[:])
+	return hex.EncodeToString(r[:])
+}
+
+// SMTP sends mail through one server: STARTTLS when it offers it (the
+// certificate is checked unless the server is on loopback, the local
+// MTA), no authentication.
+type SMTP struct {
+	Addr    string // host:port
+	Helo    string
+	Timeout time.Duration // for the whole transaction; default 2 minutes
+}
+
+// Send sends one message. A 4xx reply, a connection or TLS failure wrap
+// ErrTemporary; a 5xx reply wraps ErrRejected.
+func (c *SMTP) Send(ctx context.Context, from, to string, msg []byte) error {
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrTemporary, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	host, _, _ := net.SplitHostPort(c.Addr)
+	cl, err := smtp.NewClient(conn, host)
+	if err != nil {
+		return classify(err)
+	}
+	defer cl.Close()
+	helo := c.Helo
+	if helo == "" {
+		helo = "localhost"
+	}
+	if err := cl.Hello(helo); err != nil {
+		return classify(err)
+	}
+	if ok, _ := cl.Extension("STARTTLS"); ok {
+		ip := net.ParseIP(host)
+		cfg := &tls.Config{ServerName: host, InsecureSkipVerify: ip != nil && ip.IsLoopback()}
+		if err := cl.StartTLS(cfg); err != nil {
+			return classify(err)
+		}
+	}
+	if err := cl.Mail(from); err != nil {
+		return classify(err)
+	}
+	if err := cl.Rcpt(to); err != nil {
+		return classify(err)
+	}
+	w, err := cl.Data()
+	if err != nil {
+		return classify(err)
+	}
+	if _, err := w.Write(msg); err != nil {
+		return classify(err)
+	}
+	if err := w.Close(); err != nil {
+		return classify(err)
+	}
+	cl.Quit()
+	return nil
+}
+
+func classify(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		if te.Code >= 500 {
+			return fmt.Errorf("%w: %d %s", ErrRejected, te.Code, te.Msg)
+		}
+		return fmt.Errorf("%w: %d %s", ErrTemporary, te.Code, te.Msg)
+	}
+	return fmt.Errorf("%w: %v", ErrTemporary, err)
+}
+
+// Sender delivers reports to their rua destinations and records what
+// became of each in the store: a report sent, rejected (5xx), too large
+// or to an unverified destination is not tried again; a temporary
+// failure is tried by the next run.
+type Sender struct {
+	Store *store.Store
+	DNS   resolver.Querier
+	SMTP  *SMTP
+	From  string
+	Now   func() time.Time
+}
+
+// Outcome is what Send did for one destination.
+type Outcome struct {
+	Domain, URI string
+	Status      store.DeliveryStatus // "" when nothing was done (already final)
+	Err         error
+}
+
+// Send delivers r to each of its rua destinations not yet done.
+func (s *Sender) Send(ctx context.Context, r *Report, begin, end time.Time) ([]Outcome, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	var gz []byte
+	var out []Outcome
+	for _, uri := range r.RUA {
+		prev, ok, err := s.Store.LookupDelivery(ctx, r.Domain(), begin, uri)
+		if err != nil {
+			return out, err
+		}
+		if ok && prev.Status != store.DeliveryTemporary {
+			out = append(out, Outcome{Domain: r.Domain(), URI: uri})
+			continue
+		}
+		if gz == nil {
+			if gz, err = r.Gzip(); err != nil {
+				return out, err
+			}
+		}
+		err = s.deliver(ctx, r, gz, uri, now())
+		status := store.DeliverySent
+		switch {
+		case errors.Is(err, ErrTemporary):
+			status = store.DeliveryTemporary
+		case err != nil:
+			status = store.DeliveryFailed
+		}
+		detail := ""
+		if err != nil {
+			detail = err.Error()
+		}
+		if rerr := s.Store.RecordDelivery(ctx, store.Delivery{PolicyDomain: r.Domain(), Begin: begin, End: end, URI: uri,
+			ReportID: r.Metadata.ReportID, Status: status, Detail: detail, Updated: now()}); rerr != nil {
+			// A sent report that could not be recorded will be sent
+			// again; say so rather than hide it.
+			return append(out, Outcome{Domain: r.Domain(), URI: uri, Status: status, Err: err}), rerr
+		}
+		out = append(out, Outcome{Domain: r.Domain(), URI: uri, Status: status, Err: err})
+	}
+	return out, nil
+}
+
+func (s *Sender) deliver(ctx context.Context, r *Report, gz []byte, uri string, now time.Time) error {
+	d, err := ParseDestination(uri)
+	if err != nil {
+		return err
+	}
+	if err := Verify(ctx, s.DNS, r.Domain(), d.Domain); err != nil {
+		return err
+	}
+	msg := Mail(r, gz, s.From, d.Address, now)
+	if d.MaxSize > 0 && int64(len(msg)) > d.MaxSize {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), d.MaxSize)
+	}
+	return s.SMTP.Send(ctx, s.From, d.Address, msg)
+}

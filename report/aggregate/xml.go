@@ -1,0 +1,358 @@
+package aggregate
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailsidecar/sidecar/report"
+	"github.com/mailsidecar/sidecar/report/store"
+)
+
+// Namespace is the RFC 9990 XML namespace.
+const Namespace = "urn:ietf:params:xml:ns:dmarc-2.0"
+
+// Reporter is who sends the reports (report_org_name, report_email,
+// report_contact).
+type Reporter struct {
+	OrgName string
+	Email   string
+	Contact string
+	// Domain names the receiver in file names; default: Email's domain.
+	Domain string
+}
+
+func (r Reporter) domain() string {
+	if r.Domain != "" {
+		return r.Domain
+	}
+	_, d, _ := strings.Cut(r.Email, "@")
+	return d
+}
+
+// Feedback is the report document.
+type Feedback struct {
+	XMLName  xml.Name  `xml:"feedback"`
+	XMLNS    string    `xml:"xmlns,attr"`
+	Version  string    `xml:"version"`
+	Metadata Metadata  `xml:"report_metadata"`
+	Policy   Published `xml:"policy_published"`
+	Records  []Record  `xml:"record"`
+}
+
+// Metadata is report_metadata.
+type Metadata struct {
+	OrgName   string    `xml:"org_name"`
+	Email     string    `xml:"email"`
+	Contact   string    `xml:"extra_contact_info,omitempty"`
+	ReportID  string    `xml:"report_id"`
+	DateRange DateRange `xml:"date_range"`
+	Generator string    `xml:"generator,omitempty"`
+}
+
+// DateRange is the period, in Unix seconds.
+type DateRange struct {
+	Begin int64 `xml:"begin"`
+	End   int64 `xml:"end"`
+}
+
+// Published is policy_published: the record as it was seen.
+type Published struct {
+	Domain string `xml:"domain"`
+	P      string `xml:"p"`
+	SP     string `xml:"sp,omitempty"`
+	ADKIM  string `xml:"adkim,omitempty"`
+	ASPF   string `xml:"aspf,omitempty"`
+}
+
+// Record is one group of messages.
+type Record struct {
+	Row         Row         `xml:"row"`
+	Identifiers Identifiers `xml:"identifiers"`
+	AuthResults AuthResults `xml:"auth_results"`
+}
+
+// Row is a record's row.
+type Row struct {
+	SourceIP  string    `xml:"source_ip"`
+	Count     int64     `xml:"count"`
+	Evaluated Evaluated `xml:"policy_evaluated"`
+}
+
+// Evaluated is policy_evaluated.
+type Evaluated struct {
+	Disposition string   `xml:"disposition"`
+	DKIM        string   `xml:"dkim"`
+	SPF         string   `xml:"spf"`
+	Reasons     []Reason `xml:"reason"`
+}
+
+// Reason is a policy override reason.
+type Reason struct {
+	Type    string `xml:"type"`
+	Comment string `xml:"comment,omitempty"`
+}
+
+// Identifiers are the record's domains.
+type Identifiers struct {
+	HeaderFrom   string `xml:"header_from"`
+	EnvelopeFrom string `xml:"envelope_from,omitempty"`
+}
+
+// AuthResults are the raw results.
+type AuthResults struct {
+	DKIM []DKIMResult `xml:"dkim"`
+	SPF  *SPFResult   `xml:"spf"`
+}
+
+// DKIMResult is one signature's result.
+type DKIMResult struct {
+	Domain   string `xml:"domain"`
+	Selector string `xml:"selector"`
+	Result   string `xml:"result"`
+}
+
+// SPFResult is the SPF result.
+type SPFResult struct {
+	Domain string `xml:"domain"`
+	Scope  string `xml:"scope"`
+	Result string `xml:"result"`
+}
+
+// Report is the report of one policy domain for one period.
+type Report struct {
+	Feedback
+	RUA []string // the rua URIs of the latest record seen
+}
+
+// Domain is the policy domain.
+func (r *Report) Domain() string { return r.Policy.Domain }
+
+// Builder collects the groups of one domain after another (as
+// store.Groups gives them, ordered by domain) and hands over each
+// domain's report when the next domain starts.
+type Builder struct {
+	Reporter   Reporter
+	Begin, End time.Time
+	Generator  string
+	Emit       func(*Report) error
+
+	cur   *Report
+	last  time.Time
+	index map[string]int // record key → index in cur.Records
+}
+
+// Add adds one group.
+func (b *Builder) Add(g *store.Group) error {
+	if b.cur != nil && b.cur.Policy.Domain != g.PolicyDomain {
+		if err := b.Flush(); err != nil {
+			return err
+		}
+	}
+	if b.cur == nil {
+		b.cur = &Report{Feedback: Feedback{XMLNS: Namespace, Version: "1.0", Metadata: Metadata{
+			OrgName: b.Reporter.OrgName, Email: b.Reporter.Email, Contact: b.Reporter.Contact,
+			ReportID:  ReportID(g.PolicyDomain, b.Begin, b.End, b.Reporter.domain()),
+			DateRange: DateRange{b.Begin.Unix(), b.End.Unix() - 1}, Generator: b.Generator,
+		}}}
+		b.index = map[string]int{}
+		b.last = time.Time{}
+	}
+	if !g.Last.Before(b.last) {
+		b.last = g.Last
+		b.cur.Policy = published(g)
+		b.cur.RUA = strings.Fields(g.RUA)
+	}
+	rec := record(g)
+	key := recordKey(&rec)
+	if i, ok := b.index[key]; ok {
+		b.cur.Records[i].Row.Count += g.Count
+		return nil
+	}
+	b.index[key] = len(b.cur.Records)
+	b.cur.Records = append(b.cur.Records, rec)
+	return nil
+}
+
+// Flush hands over the report being built, if any.
+func (b *Builder) Flush() error {
+	r := b.cur
+	b.cur = nil
+	if r == nil {
+		return nil
+	}
+	sort.Slice(r.Records, func(i, j int) bool {
+		a, b := &r.Records[i], &r.Records[j]
+		if a.Row.Count != b.Row.Count {
+			return a.Row.Count > b.Row.Count
+		}
+		return recordKey(a) < recordKey(b)
+	})
+	return b.Emit(r)
+}
+
+// ReportID is the report's ID: the same for the same domain, period and
+// receiver, so that a report built again is recognisably the same one.
+func ReportID(domain string, begin, end time.Time, receiver string) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%d|%s", domain, begin.Unix(), end.Unix(), receiver)))
+	return strconv.FormatInt(begin.Unix(), 10) + "." + hex.EncodeToString(h[:10])
+}
+
+func policyWord(code int) string {
+	switch code {
+	case 'n':
+		return "none"
+	case 'q':
+		return "quarantine"
+	case 'r':
+		return "reject"
+	}
+	return ""
+}
+
+func alignWord(code int) string {
+	if code == 'r' || code == 's' {
+		return string(rune(code))
+	}
+	return ""
+}
+
+func published(g *store.Group) Published {
+	p := Published{Domain: g.PolicyDomain, P: policyWord(g.P), SP: policyWord(g.SP), ADKIM: alignWord(g.ADKIM), ASPF: alignWord(g.ASPF)}
+	if p.P == "" {
+		p.P = "none"
+	}
+	return p
+}
+
+// record is a group's record: disposition, DMARC results, override
+// reasons, identifiers, raw results.
+func record(g *store.Group) Record {
+	pass := g.AlignDKIM == report.HistoryAlignPass || g.AlignSPF == report.HistoryAlignPass
+	ev := Evaluated{DKIM: "fail", SPF: "fail"}
+	if g.AlignDKIM == report.HistoryAlignPass {
+		ev.DKIM = "pass"
+	}
+	if g.AlignSPF == report.HistoryAlignPass {
+		ev.SPF = "pass"
+	}
+	switch g.Action {
+	case report.HistoryActionReject, report.HistoryActionDiscard:
+		ev.Disposition = "reject"
+	case report.HistoryActionQuarantine:
+		ev.Disposition = "quarantine"
+	default:
+		ev.Disposition = "none"
+		if pass && (g.P == 'q' || g.P == 'r') {
+			ev.Disposition = "pass"
+		}
+	}
+	// A failure the policy wanted refused or quarantined that was
+	// delivered: say why.
+	wanted := (g.Policy == report.HistoryPolicyReject && ev.Disposition != "reject") ||
+		(g.Policy == report.HistoryPolicyQuarantine && ev.Disposition == "none")
+	if !pass && wanted {
+		switch {
+		case g.ARCPolicy == 0:
+			ev.Reasons = append(ev.Reasons, Reason{Type: "trusted_forwarder", Comment: "ARC chain of a trusted sealer"})
+		case g.Action == report.HistoryActionTempFail:
+			ev.Reasons = append(ev.Reasons, Reason{Type: "other", Comment: "deferred"})
+		default:
+			ev.Reasons = append(ev.Reasons, Reason{Type: "local_policy"})
+		}
+	}
+	r := Record{Row: Row{SourceIP: g.IP, Count: g.Count, Evaluated: ev},
+		Identifiers: Identifiers{HeaderFrom: g.HeaderFrom, EnvelopeFrom: g.EnvelopeFrom}}
+	for _, d := range g.DKIM {
+		r.AuthResults.DKIM = append(r.AuthResults.DKIM, DKIMResult{Domain: d.Domain, Selector: d.Selector, Result: dkimWord(d.Result)})
+	}
+	if g.EnvelopeFrom != "" && g.SPF != report.ARESUndefined {
+		r.AuthResults.SPF = &SPFResult{Domain: g.EnvelopeFrom, Scope: "mfrom", Result: spfWord(g.SPF)}
+	}
+	return r
+}
+
+func recordKey(r *Record) string {
+	var b strings.Builder
+	ev := r.Row.Evaluated
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s", r.Row.SourceIP, ev.Disposition, ev.DKIM, ev.SPF, r.Identifiers.HeaderFrom, r.Identifiers.EnvelopeFrom)
+	for _, x := range ev.Reasons {
+		fmt.Fprintf(&b, "|r:%s", x.Type)
+	}
+	for _, d := range r.AuthResults.DKIM {
+		fmt.Fprintf(&b, "|d:%s/%s/%s", d.Domain, d.Selector, d.Result)
+	}
+	if s := r.AuthResults.SPF; s != nil {
+		fmt.Fprintf(&b, "|s:%s", s.Result)
+	}
+	return b.String()
+}
+
+// The result tokens each kind of auth_results may carry (RFC 9990
+// schema: DKIMResultType, SPFResultType); any other is reported as
+// permerror for SPF and fail for DKIM.
+var (
+	dkimTokens = map[string]bool{"none": true, "pass": true, "fail": true, "policy": true, "neutral": true, "temperror": true, "permerror": true}
+	spfTokens  = map[string]bool{"none": true, "pass": true, "fail": true, "softfail": true, "policy": true, "neutral": true, "temperror": true, "permerror": true}
+)
+
+func dkimWord(a report.ARES) string {
+	if t := a.String(); dkimTokens[t] {
+		return t
+	}
+	return "fail"
+}
+
+func spfWord(a report.ARES) string {
+	if t := a.String(); spfTokens[t] {
+		return t
+	}
+	return "permerror"
+}
+
+// XML returns the document.
+func (r *Report) XML() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	enc := xml.NewEncoder(&b)
+	enc.Indent("", " ")
+	if err := enc.Encode(&r.Feedback); err != nil {
+		return nil, err
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
+}
+
+// Gzip returns the gzip-compressed document.
+func (r *Report) Gzip() ([]byte, error) {
+	x, err := r.XML()
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Name = strings.TrimSuffix(r.FileName(""), ".gz")
+	zw.ModTime = time.Unix(r.Metadata.DateRange.End, 0)
+	zw.Write(x)
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// FileName is the RFC 9990 file name: receiver "!" policy-domain "!"
+// begin "!" end [ "!" unique-id ] ".xml.gz"; receiver is the
+// reporter's domain.
+func (r *Report) FileName(receiver string) string {
+	if receiver == "" {
+		_, receiver, _ = strings.Cut(r.Metadata.Email, "@")
+	}
+	return fmt.Sprintf("%s!%s!%d!%d.xml.gz", receiver, r.Policy.Domain, r.Metadata.DateRange.Begin, r.Metadata.DateRange.End)
+}

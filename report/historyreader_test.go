@@ -1,0 +1,190 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readAll reads every record and error of a history text.
+func readAll(t testing.TB, text string) ([]*HistoryRecord, []*HistoryError) {
+	t.Helper()
+	r := NewHistoryReader(strings.NewReader(text), "dmarc.dat")
+	var recs []*HistoryRecord
+	var errs []*HistoryError
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return recs, errs
+		}
+		var he *HistoryError
+		if errors.As(err, &he) {
+			errs = append(errs, he)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+}
+
+// The writer's output reads back as the same records: the round trip of
+// AppendFormat and the reader, including DKIM lines, rua lists and seals.
+func TestHistoryReaderRoundTrip(t *testing.T) {
+	in := []*HistoryRecord{
+		{JobID: "Q1", Reporter: "mx.example.net", Received: time.Unix(1700000000, 0), IPAddr: "203.0.113.9",
+			From: "sender.example", MailFrom: "sender.example", SPF: ARESFail, PolicyDomain: "sender.example",
+			Policy: HistoryPolicyReject, RUA: []string{"mailto:a@sender.example", "mailto:b@x.example!10m"}, Pct: 100,
+			ADKIM: 'r', ASPF: 's', P: 'r', SP: 'q', AlignDKIM: HistoryAlignFail, AlignSPF: HistoryAlignFail,
+			ARC: ARESFail, ARCPolicy: 2, Action: HistoryActionReject,
+			DKIM: []HistoryDKIM{{"sender.example", "rsa", ARESPass}, {"other.example", "-", ARESFail}}},
+		{JobID: "Q2", Reporter: "mx.example.net", Received: time.Unix(1700000001, 0), IPAddr: "2001:db8::25",
+			From: "quar.example", MailFrom: "", SPF: ARESUndefined, PolicyDomain: "quar.example",
+			Policy: HistoryPolicyQuarantine, Pct: 50, ADKIM: 'r', ASPF: 'r', P: 'q', AlignDKIM: 5, AlignSPF: 5,
+			ARC: ARESPass, ARCPolicy: 0, Action: HistoryActionAccept,
+			ARCSeals: []ARCSeal{{1, "lists.example", "arc1", ""}, {2, "fwd.example", "s", "192.0.2.1"}}},
+	}
+	var text []byte
+	for _, r := range in {
+		text = r.AppendFormat(text)
+	}
+	recs, errs := readAll(t, string(text))
+	if len(errs) != 0 || len(recs) != 2 {
+		t.Fatalf("records %d, errors %v", len(recs), errs)
+	}
+	for i := range in {
+		if got, want := string(recs[i].AppendFormat(nil)), string(in[i].AppendFormat(nil)); got != want {
+			t.Errorf("record %d:\n%s\nwant:\n%s", i, got, want)
+		}
+	}
+}
+
+// OpenDMARC's own record (opendmarc-history.md) reads, with keys in
+// another order, blank lines, CRLF and an unknown key.
+func TestHistoryReaderOpenDMARC(t *testing.T) {
+	reordered := "action 4\n" + strings.Replace(strings.TrimSuffix(observed, "action 2\n"), "job 4Pipe11D6D987\n", "", 1)
+	text := observed + "\n\n" + "job 2ND\r\n" + strings.ReplaceAll(reordered, "\n", "\r\n") + "x_future 1 2 3\n"
+	recs, errs := readAll(t, text)
+	if len(errs) != 0 || len(recs) != 2 {
+		t.Fatalf("records %d, errors %v", len(recs), errs)
+	}
+	r := recs[1]
+	if r.JobID != "2ND" || r.Action != HistoryActionQuarantine || r.Received.Unix() != 1795422698 || r.IPAddr != "203.0.113.5" ||
+		len(r.DKIM) != 1 || r.DKIM[0] != (HistoryDKIM{"example.com", "sel1", ARESPass}) || r.SPF != ARESFail ||
+		r.AlignDKIM != HistoryAlignPass || r.AlignSPF != HistoryAlignFail || r.P != 'r' || r.RUA[0] != "mailto:dmarc-agg@example.com" {
+		t.Errorf("record %+v", r)
+	}
+}
+
+// Corrupt records are reported with the file and their first line, and
+// skipped whole; the records around them are read. A record cut short at
+// the end of the file is reported as incomplete, not corrupt.
+func TestHistoryReaderCorrupt(t *testing.T) {
+	rec := func(job string) string { return strings.Replace(observed, "4Pipe11D6D987", job, 1) }
+	n := strings.Count(observed, "\n")
+	text := "spf 0\naction 2\n" + // the tail of a record from a previous file: lines 1-2
+		rec("A") + // 3
+		strings.Replace(rec("B"), "ipaddr 203.0.113.5", "ipaddr 203.0.113", 1) + // 3+n
+		strings.Replace(rec("C"), "arc_policy 2 json:[]", "arc_policy 2", 1) +
+		strings.Replace(rec("D"), "received 1795422698\n", "", 1) +
+		strings.Replace(rec("E"), "spf 7", "spf 7\nspf 0", 1) +
+		rec("F") +
+		strings.Replace(rec("G"), "dkim example.com sel1 0", "dkim example.com 0", 1) +
+		strings.Replace(rec("H"), "from example.com", "from "+strings.Repeat("x", MaxHistoryLine+10), 1) +
+		rec("I") +
+		rec("J")[:len(rec("J"))-len("action 2\n")-3] // cut short
+	recs, errs := readAll(t, text)
+	var jobs []string
+	for _, r := range recs {
+		jobs = append(jobs, r.JobID)
+	}
+	if strings.Join(jobs, ",") != "A,F,I" {
+		t.Errorf("records %v, want A,F,I", jobs)
+	}
+	want := []struct {
+		line       int
+		incomplete bool
+		msg        string
+	}{
+		{1, false, `lines before the first "job"`},
+		{3 + n, false, `ipaddr: "203.0.113" is not an IP address`},
+		{3 + 2*n, false, `no "json:[…]"`},
+		{3 + 3*n, false, "missing received"},
+		{3 + 4*n - 1, false, "spf: repeated"},
+		{3 + 6*n, false, `dkim: "example.com 0" is not "domain selector result"`},
+		{3 + 7*n, false, "longer than"},
+		{3 + 9*n, true, "no line end"},
+	}
+	if len(errs) != len(want) {
+		t.Fatalf("errors:\n%v\nwant %d", errs, len(want))
+	}
+	for i, w := range want {
+		e := errs[i]
+		if e.Line != w.line || e.Incomplete != w.incomplete || !strings.Contains(e.Error(), w.msg) || !strings.HasPrefix(e.Error(), "dmarc.dat:") {
+			t.Errorf("error %d: %v (line %d, incomplete %v), want line %d incomplete %v containing %q", i, e, e.Line, e.Incomplete, w.line, w.incomplete, w.msg)
+		}
+	}
+	// A last record with its line end but without its last keys is cut
+	// short too.
+	_, errs = readAll(t, rec("K")[:len(rec("K"))-len("action 2\n")])
+	if len(errs) != 1 || !errs[0].Incomplete || !strings.Contains(errs[0].Error(), "missing action") {
+		t.Errorf("errors %v", errs)
+	}
+}
+
+func FuzzHistoryReader(f *testing.F) {
+	f.Add(observed)
+	f.Add(observed + observed[:100])
+	f.Add("job\njob x\nreporter\n\n\r\narc_policy 1 json:[{\"i\":1}]\ndkim a b 99\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		recs, _ := readAll(t, text)
+		// Whatever reads, writes back and reads again the same.
+		for _, r := range recs {
+			out := string(r.AppendFormat(nil))
+			again, errs := readAll(t, out)
+			if len(errs) != 0 || len(again) != 1 {
+				t.Fatalf("record %q does not read back: %v", out, errs)
+			}
+			if got := string(again[0].AppendFormat(nil)); got != out {
+				t.Fatalf("round trip:\n%s\nwant:\n%s", got, out)
+			}
+		}
+	})
+}
+
+// BenchmarkHistoryReader reads 100,000 records written by AppendFormat.
+func BenchmarkHistoryReader(b *testing.B) {
+	var text []byte
+	for i := 0; i < 100000; i++ {
+		r := &HistoryRecord{JobID: "Q" + string(rune('A'+i%26)) + time.Unix(int64(i), 0).Format("150405"), Reporter: "mx1.example",
+			Received: time.Unix(1700000000+int64(i), 0), IPAddr: "192.0.2.1", From: "d.example", MailFrom: "d.example",
+			PolicyDomain: "d.example", Policy: HistoryPolicyPass, RUA: []string{"mailto:dmarc@d.example"}, Pct: 100,
+			ADKIM: 'r', ASPF: 'r', P: 'r', AlignDKIM: 4, AlignSPF: 4, ARC: ARESFail, ARCPolicy: 2, Action: 2,
+			DKIM: []HistoryDKIM{{"d.example", "s1", ARESPass}}}
+		text = r.AppendFormat(text)
+	}
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := NewHistoryReader(bytes.NewReader(text), "bench")
+		n := 0
+		for {
+			_, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != 100000 {
+			b.Fatalf("%d records", n)
+		}
+	}
+	b.ReportMetric(float64(100000*b.N)/b.Elapsed().Seconds(), "records/s")
+}

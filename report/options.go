@@ -1,0 +1,79 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/mailsidecar/sidecar/config"
+)
+
+// The options of the report commands (sidecar report …). The daemon does
+// not use them; they live in the same file so that one configuration
+// describes the host.
+const (
+	OptReportDatabase = "report_database"
+	OptReportOrgName  = "report_org_name"
+	OptReportEmail    = "report_email"
+	OptReportContact  = "report_contact"
+	OptReportSMTP     = "report_smtp"
+)
+
+func init() {
+	for _, d := range []config.OptionDef{
+		{Name: OptReportDatabase, Kind: config.KindString, Default: "/var/lib/sidecar/reports.db", Check: CheckDatabase,
+			Doc: "where sidecar report keeps the imported history: an SQLite file (absolute path) or postgres://user:password@host/db"},
+		{Name: OptReportOrgName, Kind: config.KindString,
+			Doc: "org_name of aggregate reports (RFC 9990); default: primary_hostname"},
+		{Name: OptReportEmail, Kind: config.KindString, Check: checkAddress,
+			Doc: "address of aggregate reports: their From and report_metadata email; default: postmaster@primary_hostname"},
+		{Name: OptReportContact, Kind: config.KindString,
+			Doc: "extra_contact_info of aggregate reports (a URL or a telephone number); default: none"},
+		{Name: OptReportSMTP, Kind: config.KindString, Default: "127.0.0.1:25", Check: checkHostPort,
+			Doc: "SMTP server (HOST:PORT) that delivers report mail; default: the local MTA"},
+	} {
+		config.RegisterOption(d)
+	}
+}
+
+// CheckDatabase accepts a postgres:// URL or an absolute file path.
+func CheckDatabase(s string) error {
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		u, err := url.Parse(s)
+		if err != nil {
+			return fmt.Errorf("bad PostgreSQL URL: %v", err)
+		}
+		if u.Host == "" && u.Query().Get("host") == "" {
+			return errors.New("PostgreSQL URL without a host: write postgres://user:password@host/database")
+		}
+		return nil
+	}
+	if !filepath.IsAbs(s) {
+		return fmt.Errorf("%q is neither an absolute path nor a postgres:// URL", s)
+	}
+	return nil
+}
+
+func checkAddress(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || !strings.Contains(a.Address, "@") {
+		return fmt.Errorf("%q is not a mail address (write local@domain)", s)
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q is not HOST:PORT (for example 127.0.0.1:25)", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return nil
+}
