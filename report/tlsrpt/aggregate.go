@@ -23,6 +23,9 @@ type Aggregator struct {
 	// Ref dates traditional syslog timestamps, which have no year
 	// (default: now).
 	Ref time.Time
+	// Local is the zone of Exim's timestamps, which have none unless
+	// log_timezone is set (default: time.Local, the zone Exim logs in).
+	Local *time.Location
 
 	policies map[string]PolicyLine // domain: latest policy line
 	firstOf  map[dayKey]PolicyLine // the first policy line of a domain's day
@@ -51,7 +54,9 @@ type policyCount struct {
 // rest are counted in the summary only.
 const maxDistinct = 10000
 
-// Read reads one log: Postfix lines and the policy socket's lines.
+// Read reads one log: Postfix's smtp lines, Exim's main log (its own
+// file or through syslog) and the policy socket's lines, each line
+// recognized by its format.
 func (a *Aggregator) Read(r io.Reader) error {
 	if a.policies == nil {
 		a.policies, a.firstOf = map[string]PolicyLine{}, map[dayKey]PolicyLine{}
@@ -62,11 +67,22 @@ func (a *Aggregator) Read(r io.Reader) error {
 		ref = time.Now()
 	}
 	pf := newPostfixReader(a.Add)
+	loc := a.Local
+	if loc == nil {
+		loc = time.Local
+	}
+	ex := newEximReader(loc, a.Add)
 	return forEachLine(r, func(b []byte) {
 		line := string(b)
 		t, prog, pid, msg, ok := syslogPrefix(line, ref)
-		if ok && (strings.HasSuffix(prog, "/smtp") || prog == "smtp") {
+		switch {
+		case ok && (strings.HasSuffix(prog, "/smtp") || prog == "smtp"):
 			pf.line(t, pid, msg)
+			return
+		case ok && (prog == "exim" || prog == "exim4"):
+			ex.syslogLine(t, msg)
+			return
+		case !ok && ex.logLine(line):
 			return
 		}
 		if pl, ok := parsePolicyLine(line, t); ok {

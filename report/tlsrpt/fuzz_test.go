@@ -114,3 +114,37 @@ func FuzzLoadState(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEximLog: the Exim reader never panics, and every session it gives
+// has a domain, an RFC 8460 result type or none, and a TLS level when it
+// has no failure.
+func FuzzEximLog(f *testing.F) {
+	bed, err := os.ReadFile("testdata/exim-bed.mainlog")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(bed))
+	for _, l := range strings.Split(string(bed), "\n") {
+		if strings.Contains(l, " == ") || strings.Contains(l, " => ") {
+			f.Add(l)
+		}
+	}
+	f.Add("2026-12-04 18:18:52.1 +01 [ 1xZXrw-0004J6-2L == a@ R=x defer (-1): ")
+	f.Add("Dec  4 18:18:52 h exim[1]: 2026-12-04 18:18:52 1xZXrw-0004J6-2L => a@b H= [ X= CV=dane")
+	known := map[ResultType]bool{"": true, StartTLSNotSupported: true, CertificateHostMismatch: true, CertificateExpired: true,
+		CertificateNotTrusted: true, ValidationFailure: true, TLSAInvalid: true, DNSSECInvalid: true}
+	f.Fuzz(func(t *testing.T, log string) {
+		ex := newEximReader(time.UTC, func(s Session) {
+			if s.Domain == "" || !known[s.Result] || (s.Result == "") == (s.Level == "") {
+				t.Errorf("session %+v", s)
+			}
+		})
+		forEachLine(strings.NewReader(log), func(b []byte) {
+			if tm, prog, _, msg, ok := syslogPrefix(string(b), time.Time{}); ok && prog == "exim" {
+				ex.syslogLine(tm, msg)
+			} else {
+				ex.logLine(string(b))
+			}
+		})
+	})
+}

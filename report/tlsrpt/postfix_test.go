@@ -81,13 +81,18 @@ func TestPostfixSessions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
 			for _, s := range readSessions(t, tt.log) {
-				got = append(got, strings.Join([]string{s.Domain, s.MXHost, s.IP, s.Level, string(s.Result), s.Reason}, " "))
+				got = append(got, s.testString())
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("sessions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
 	}
+}
+
+// testString is "domain mx ip level result reason".
+func (s Session) testString() string {
+	return strings.Join([]string{s.Domain, s.MXHost, s.IP, s.Level, string(s.Result), s.Reason}, " ")
 }
 
 // TestPolicyLines: the policy socket's lines in slog's text and JSON
