@@ -159,6 +159,7 @@ func TestEximDelivery(t *testing.T) {
 	if l := ocspLog.String(); !strings.Contains(l, "nexthop=[mx-notlsa.example.test] policy=none ocsp=require") {
 		t.Errorf("the OCSP policy server did not answer require for mx-notlsa.example.test:\n%s", l)
 	}
+	eximTLSReport(t, ex.log(), policyLog.String()+ocspLog.String())
 	if t.Failed() {
 		panic, _ := os.ReadFile(filepath.Join(ex.dir, "log/paniclog"))
 		t.Logf("exim main log:\n%s\npanic log:\n%s", ex.log(), panic)

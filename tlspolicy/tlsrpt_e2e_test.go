@@ -4,11 +4,15 @@ package tlspolicy
 
 import (
 	"crypto/tls"
+	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -147,5 +151,53 @@ func TestPostfixTLSReport(t *testing.T) {
 	}
 	if len(got) != 2 {
 		t.Errorf("reports for %v, want example.test and sts.example.test", got)
+	}
+}
+
+var updateEximLog = flag.Bool("update-exim-log", false, "TestEximDelivery writes its Exim main log and policy lines to ../report/tlsrpt/testdata/exim-bed.*")
+
+// eximTLSReport is TestEximDelivery's TLS report check: its Exim main log
+// and policy socket lines through report/tlsrpt make one report per
+// domain delivered to, counting the deliveries of its cases as they
+// happened (the policy socket unreachable is no session).
+func eximTLSReport(t *testing.T, mainlog, policyLog string) {
+	t.Helper()
+	if *updateEximLog {
+		var policy []string
+		for _, l := range strings.Split(policyLog, "\n") {
+			if strings.Contains(l, "msg=policy") {
+				policy = append(policy, l)
+			}
+		}
+		sort.Strings(policy)
+		os.WriteFile("../report/tlsrpt/testdata/exim-bed.mainlog", []byte(mainlog), 0o644)
+		os.WriteFile("../report/tlsrpt/testdata/exim-bed.policylog", []byte(strings.Join(policy, "\n")+"\n"), 0o644)
+	}
+	a := &tlsrpt.Aggregator{}
+	for _, log := range []string{policyLog, mainlog} {
+		if err := a.Read(strings.NewReader(log)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for _, r := range a.Reports(tlsrpt.Reporter{OrgName: "client.example.net", Contact: "postmaster@example.net", Domain: "example.net"}) {
+		for _, p := range r.Policies {
+			fails := map[tlsrpt.ResultType]int64{}
+			for _, fd := range p.FailureDetails {
+				fails[fd.ResultType] += fd.FailedSessionCount
+			}
+			got = append(got, fmt.Sprintf("%s %s %d/%d %v", p.Policy.Domain, p.Policy.Type, p.Summary.Successful, p.Summary.Failure, fails))
+		}
+	}
+	want := []string{
+		"bogus.example.test no-policy-found 0/1 map[dnssec-invalid:1]",
+		"dead.example.test no-policy-found 0/1 map[dnssec-invalid:1]",
+		"example.test tlsa 1/1 map[tlsa-invalid:1]",
+		"sts.example.test sts 3/3 map[certificate-host-mismatch:1 validation-failure:2]",
+		"stsnomatch.example.test sts 0/1 map[validation-failure:1]",
+		"tampered.example.test no-policy-found 0/1 map[dnssec-invalid:1]",
+	}
+	if g, w := strings.Join(got, "\n"), strings.Join(want, "\n"); g != w {
+		t.Errorf("TLS reports of the Exim deliveries:\n%s\nwant:\n%s", g, w)
 	}
 }
