@@ -37,7 +37,9 @@ func cmdReportTLS(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("report tls", `Arguments: [flags] LOGFILE...
 
 Builds SMTP TLS reports (RFC 8460) from the mail log: Postfix's smtp
-TLS and delivery lines, and the policy socket's "msg=policy" lines (which
+TLS and delivery lines or Exim's main log (its own file or through
+syslog; each line is recognized by its format, so the logs of both MTAs
+may be named together), and the policy socket's "msg=policy" lines (which
 policy, DANE or MTA-STS, it answered for which domain). One report per
 policy domain and UTC day, written gzip'd to -out DIR as
 SENDER!DOMAIN!BEGIN!END.json.gz (application/tlsrpt+gzip), sent with

@@ -63,3 +63,34 @@ func TestReportTLSSend(t *testing.T) {
 		t.Errorf("-send -out: exit %d, %s", code, errOut)
 	}
 }
+
+// TestReportTLSExim: sidecar report tls reads Exim's main log, recognized
+// by its format, beside the policy log: the main log and policy lines of
+// tlspolicy.TestEximDelivery's run give a report for each domain its
+// deliveries went to (or were deferred for).
+func TestReportTLSExim(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sidecar.conf")
+	os.WriteFile(conf, []byte("primary_hostname = reporter.example\n"), 0o644)
+	td := "../../report/tlsrpt/testdata/"
+	code, out, errOut := runCmd("report", "tls", "-config", conf, "-out", dir, "-begin", "2026-12-03", "-end", "2026-12-06",
+		td+"exim-bed.policylog", td+"exim-bed.mainlog")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	domains := map[string]bool{}
+	for _, f := range strings.Fields(out) {
+		// DIR/SENDER!DOMAIN!BEGIN!END.json.gz
+		if parts := strings.Split(filepath.Base(f), "!"); len(parts) == 4 {
+			domains[parts[1]] = true
+		}
+	}
+	for _, d := range []string{"example.test", "sts.example.test", "stsnomatch.example.test", "tampered.example.test", "bogus.example.test", "dead.example.test"} {
+		if !domains[d] {
+			t.Errorf("no report for %s:\n%s", d, out)
+		}
+	}
+	if len(domains) != 6 {
+		t.Errorf("reports for %v, want 6 domains", domains)
+	}
+}
