@@ -81,7 +81,7 @@ func (s *scanner) line(l []byte) {
 // 5: failed).
 func (s *scanner) add(code byte, st Status, diag string) {
 	for i := range s.found {
-		if s.found[i].FinalRecipient.Value == s.addr {
+		if s.found[i].FinalRecipient.Value == clean(s.addr) {
 			if !s.found[i].Status.Valid() && st.Valid() {
 				s.found[i].Status = st
 			}
@@ -98,7 +98,7 @@ func (s *scanner) add(code byte, st Status, diag string) {
 	}
 	s.found = append(s.found, Recipient{
 		Action:         action,
-		FinalRecipient: Typed{Value: s.addr},
+		FinalRecipient: Typed{Value: clean(s.addr)},
 		Status:         st,
 		DiagnosticCode: Typed{Value: clean(diag)},
 	})
