@@ -165,7 +165,7 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 				}
 			}
 			if err != nil {
-				err = fmt.Errorf("%s: %s: %w", it.pos, it.name, err)
+				err = fmt.Errorf("%s: %w", it.where, err)
 				break
 			}
 			if !ok {

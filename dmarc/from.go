@@ -189,7 +189,7 @@ func validDomain(d string) bool {
 	if d == "" || len(d) > 253 {
 		return false
 	}
-	for _, l := range strings.Split(d, ".") {
+	for l := range strings.SplitSeq(d, ".") {
 		if l == "" || len(l) > 63 {
 			return false
 		}
