@@ -48,6 +48,7 @@ type item struct {
 	kind   itemKind
 	name   string
 	pos    config.Pos
+	where  string // "pos: name", the prefix of its errors
 	neg    bool
 	cond   CondFunc
 	expr   *expand.Expr          // message, log_message
@@ -358,7 +359,7 @@ func (c *compiler) statement(a *aclProg, st *config.Statement) statement {
 }
 
 func (c *compiler) item(a *aclProg, verb Verb, it *config.Item) (item, bool) {
-	ci := item{name: it.Name, pos: it.Pos, neg: it.Negated}
+	ci := item{name: it.Name, pos: it.Pos, neg: it.Negated, where: it.Pos.String() + ": " + it.Name}
 	if !it.HasValue {
 		if it.Name == "endpass" {
 			c.errorf(it.Pos, "\"endpass\" is obsolete and not supported: split the statement instead")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/expand"
+	"github.com/mailsidecar/sidecar/internal/deadline"
 )
 
 // Result is the outcome of running the ACL of a stage.
@@ -43,11 +44,12 @@ func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 		return Result{Verb: Accept}
 	}
 	if p.timeout > 0 {
-		// A deadline timer costs a few microseconds: none when the
-		// caller's deadline already comes first.
+		// None when the caller's deadline already comes first. The
+		// deadline is read from the clock at the statement and call
+		// boundaries: a timer is made only if a lookup waits on it.
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > p.timeout {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, p.timeout)
+			ctx, cancel = deadline.WithTimeout(ctx, p.timeout)
 			defer cancel()
 		}
 	}
@@ -163,7 +165,7 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 				}
 			}
 			if err != nil {
-				err = fmt.Errorf("%s: %s: %w", it.pos, it.name, err)
+				err = fmt.Errorf("%s: %w", it.where, err)
 				break
 			}
 			if !ok {

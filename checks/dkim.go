@@ -122,8 +122,15 @@ func dkimResults(ctx context.Context, t *acl.Txn) (d *results.DKIM, examined boo
 	}
 	if !d.Finished {
 		d.Finished = true
-		stop := context.AfterFunc(ctx, d.Cancel)
-		d.Err = d.Stream.End()
+		// The run's deadline bounds the key queries End waits for: those
+		// it runs itself through ctx, those a long body started by
+		// cancelling them. Once they are answered, End only computes
+		// and the deadline needs no timer for it.
+		stop := func() bool { return false }
+		if d.Stream.Prefetching() {
+			stop = context.AfterFunc(ctx, d.Cancel)
+		}
+		d.Err = d.Stream.EndContext(ctx)
 		d.Results = d.Stream.Results()
 		stop()
 		d.Cancel()

@@ -1,19 +1,24 @@
 package dkim
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strings"
 	"sync"
 
 	"github.com/mailsidecar/sidecar/internal/ascii"
+	"github.com/mailsidecar/sidecar/resolver"
 )
 
 // keyCache runs each key query once per message and keeps the answer.
 // The TXT answer itself is cached by the resolver; the key it holds is
 // parsed once per record text by the core (dkimcore.ParseKeyRecordCached).
 type keyCache struct {
-	lookup  func(string) ([]string, error)
+	// ctx bounds the queries; End may replace it while no prefetch
+	// worker runs (see Stream.EndContext).
+	ctx     context.Context
+	dns     resolver.Querier // nil: every key is temporarily unavailable
 	mu      sync.Mutex
 	entries map[string]*keyEntry
 }
@@ -24,8 +29,16 @@ type keyEntry struct {
 	err  error // a *net.DNSError, as resolver.TXTLookup gives it
 }
 
-func newKeyCache(lookup func(string) ([]string, error)) *keyCache {
-	return &keyCache{lookup: lookup, entries: map[string]*keyEntry{}}
+func newKeyCache(ctx context.Context, dns resolver.Querier) *keyCache {
+	return &keyCache{ctx: ctx, dns: dns, entries: map[string]*keyEntry{}}
+}
+
+// lookup queries the TXT records at name.
+func (k *keyCache) lookup(name string) ([]string, error) {
+	if k.dns == nil {
+		return noResolver(name)
+	}
+	return resolver.TXTLookup(k.ctx, k.dns)(name)
 }
 
 // get returns the TXT records at name. Concurrent calls for one name

@@ -323,11 +323,7 @@ func (s *Stream) endHeader(end, _ int) {
 		s.fields = nil
 		return
 	}
-	lookup := noResolver
-	if s.v.DNS != nil {
-		lookup = resolver.TXTLookup(s.ctx, s.v.DNS)
-	}
-	s.keys = newKeyCache(lookup)
+	s.keys = newKeyCache(s.ctx, s.v.DNS)
 }
 
 // writeBody hashes body bytes, and starts the key queries once the body
@@ -369,7 +365,13 @@ func (s *Stream) keyNames() []string {
 // taken as a header without body. End returns ErrHeaderTooLarge when the
 // header was too large (the Results are then temperror); calling End
 // again returns the same error.
-func (s *Stream) End() error {
+func (s *Stream) End() error { return s.EndContext(nil) }
+
+// EndContext is End with the key queries End runs itself (those the body
+// did not start, see Stream) bounded by ctx instead of the Stream's
+// context: the deadline of the caller that waits for them. The Stream's
+// context must not be done yet then; with a nil ctx it is End.
+func (s *Stream) EndContext(ctx context.Context) error {
 	switch s.st {
 	case stEnded:
 		return s.err
@@ -390,6 +392,9 @@ func (s *Stream) End() error {
 		if s.pw != nil {
 			s.pw.wait()
 		} else if names := s.keyNames(); len(names) > 0 {
+			if ctx != nil && s.ctx.Err() == nil {
+				s.keys.ctx = ctx // no worker reads it: End runs the queries
+			}
 			s.keys.fetch(names)
 		}
 		var idx dkimcore.FieldIndex
@@ -401,6 +406,22 @@ func (s *Stream) End() error {
 	s.fields, s.checks = nil, nil
 	s.bodies.Release()
 	return s.err
+}
+
+// Prefetching reports whether End would wait for key queries the body
+// started in a goroutine of their own (see Stream) that have not all been
+// answered yet: those run under the Stream's context, which EndContext
+// does not replace.
+func (s *Stream) Prefetching() bool {
+	if s.st != stBody || s.pw == nil {
+		return false
+	}
+	select {
+	case <-s.pw.done:
+		return false
+	default:
+		return true
+	}
 }
 
 // Results returns the results after End: one per DKIM-Signature field in

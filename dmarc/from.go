@@ -48,6 +48,19 @@ func FromDomain(values []string) (string, error) {
 	if strings.TrimSpace(value) == "" {
 		return "", ErrNoMailbox
 	}
+	if d, ok := simpleFromDomain(value); ok {
+		nd, err := normalizeDomain(d)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrBadFrom, err)
+		}
+		return nd, nil
+	}
+	return parsedFromDomain(value)
+}
+
+// parsedFromDomain is FromDomain of one non-empty unfolded value through
+// the address parser.
+func parsedFromDomain(value string) (string, error) {
 	addrs, err := fromParser.ParseList(value)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrBadFrom, err)
@@ -73,6 +86,64 @@ func FromDomain(values []string) (string, error) {
 		return "", ErrNoMailbox
 	}
 	return domain, nil
+}
+
+// simpleFromDomain returns the domain of the most common From values
+// without the address parser: one mailbox, "local@domain" or
+// "Display Name <local@domain>", where the display name is words of
+// letters, digits, "-" and "_", the local part a dot-atom of letters,
+// digits, ".", "_", "-" and "+", and the domain a dot-atom of letters,
+// digits and "-". ok is false for anything else (quotes, comments,
+// encoded words, groups, several mailboxes, other characters), which the
+// parser decides; for what it accepts, net/mail finds the same address.
+func simpleFromDomain(v string) (domain string, ok bool) {
+	v = strings.Trim(v, " \t")
+	if v == "" {
+		return "", false
+	}
+	if v[len(v)-1] == '>' {
+		lt := strings.IndexByte(v, '<')
+		if lt < 0 {
+			return "", false
+		}
+		for i := 0; i < lt; i++ {
+			if c := v[i]; !(isAlnum(c) || c == '-' || c == '_' || c == ' ' || c == '\t') {
+				return "", false
+			}
+		}
+		v = v[lt+1 : len(v)-1]
+	}
+	at := strings.IndexByte(v, '@')
+	if at < 0 || !dotAtom(v[:at], true) || !dotAtom(v[at+1:], false) {
+		return "", false
+	}
+	return v[at+1:], true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// dotAtom reports whether s is a non-empty dot-atom of letters, digits
+// and "-" (with local: also "_" and "+"), without a dot at either end or
+// two in a row.
+func dotAtom(s string, local bool) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case isAlnum(c) || c == '-':
+		case c == '.':
+			if s[i-1] == '.' {
+				return false
+			}
+		case local && (c == '_' || c == '+'):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // unfold removes the line breaks of a folded header value (RFC 5322
@@ -118,7 +189,7 @@ func validDomain(d string) bool {
 	if d == "" || len(d) > 253 {
 		return false
 	}
-	for _, l := range strings.Split(d, ".") {
+	for l := range strings.SplitSeq(d, ".") {
 		if l == "" || len(l) > 63 {
 			return false
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/internal/deadline"
 )
 
 // Env is what one loaded configuration gives the connections that start
@@ -284,7 +285,7 @@ func (d *Driver) run(ctx context.Context, st acl.Stage) (res acl.Result) {
 	if lim := d.env.StageTimeout; lim > 0 && (prog.Timeout() <= 0 || prog.Timeout() > lim) {
 		// acl_timeout, when shorter, already bounds the run.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, lim)
+		ctx, cancel = deadline.WithTimeout(ctx, lim)
 		defer cancel()
 	}
 	defer func() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/internal/deadline"
 )
 
 // End is the outcome of a message at its end of data.
@@ -73,7 +74,7 @@ func (d *Driver) accepted(ctx context.Context) (err error) {
 	}
 	if lim := d.env.StageTimeout; lim > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, lim)
+		ctx, cancel = deadline.WithTimeout(ctx, lim)
 		defer cancel()
 	}
 	defer func() {
