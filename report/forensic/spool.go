@@ -56,6 +56,46 @@ type Spool struct {
 	wake       chan struct{}
 	limiter    limiter
 	seq        atomic.Uint64
+	counts     [len(Results)]atomic.Uint64
+}
+
+// Results are what became of reports, for the metrics: spooled, or
+// dropped before the spool (rate_limited, spool_full, spool_error), then
+// sent, temporary (a failed attempt, tried again), failed (a permanent
+// failure or a destination that is not verified) or expired (given up
+// after MaxAge).
+var Results = [...]string{ResultSpooled, ResultRateLimited, ResultSpoolFull, ResultSpoolError, ResultSent, ResultTemporary, ResultFailed, ResultExpired}
+
+// The values of Results.
+const (
+	ResultSpooled     = "spooled"
+	ResultRateLimited = "rate_limited"
+	ResultSpoolFull   = "spool_full"
+	ResultSpoolError  = "spool_error"
+	ResultSent        = "sent"
+	ResultTemporary   = "temporary"
+	ResultFailed      = "failed"
+	ResultExpired     = "expired"
+)
+
+// Count counts one report with result (one of Results; others are not
+// counted).
+func (s *Spool) Count(result string) {
+	for i, r := range Results {
+		if r == result {
+			s.counts[i].Add(1)
+			return
+		}
+	}
+}
+
+// Counts returns how many reports had each of Results.
+func (s *Spool) Counts() map[string]uint64 {
+	m := make(map[string]uint64, len(Results))
+	for i, r := range Results {
+		m[r] = s.counts[i].Load()
+	}
+	return m
 }
 
 var spools = struct {
@@ -108,6 +148,7 @@ func (s *Spool) Allow(policyDomain string, rate Rate, now time.Time) bool {
 // anything but the file system: a full spool is ErrSpoolFull.
 func (s *Spool) Add(e *Entry) error {
 	if s.count.Load() >= s.maxEntries.Load() {
+		s.Count(ResultSpoolFull)
 		return ErrSpoolFull
 	}
 	if e.Created.IsZero() {
@@ -115,9 +156,11 @@ func (s *Spool) Add(e *Entry) error {
 	}
 	e.ID = fmt.Sprintf("%d-%d-%s.json", e.Created.UnixNano(), s.seq.Add(1), token()[:8])
 	if err := s.write(e); err != nil {
+		s.Count(ResultSpoolError)
 		return err
 	}
 	s.count.Add(1)
+	s.Count(ResultSpooled)
 	select {
 	case s.wake <- struct{}{}:
 	default:
