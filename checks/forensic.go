@@ -215,7 +215,7 @@ func spoolFailureReport(t *acl.Txn, end acl.Ending) error {
 	}
 	now := time.Now()
 	if !spool.Allow(domain, s.rate, now) {
-		spool.Count(forensic.ResultRateLimited)
+		forensic.Count(forensic.ResultRateLimited)
 		return fmt.Errorf("DMARC failure report for %s dropped: %s %s reached", domain, forensic.OptRate, s.rate)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), senderTimeout)
@@ -225,7 +225,7 @@ func spoolFailureReport(t *acl.Txn, end acl.Ending) error {
 		err = checkSender(sender)
 	}
 	if err != nil {
-		spool.Count(forensic.ResultSpoolError)
+		forensic.Count(forensic.ResultSpoolError)
 		return fmt.Errorf("DMARC failure report for %s dropped: %s: %w", domain, OptDMARCForensicSender, err)
 	}
 	entry := &forensic.Entry{Report: *failureReport(t, e, end, why, sender), RUF: e.Outcome.Record.RUF, Created: now}

@@ -56,8 +56,14 @@ type Spool struct {
 	wake       chan struct{}
 	limiter    limiter
 	seq        atomic.Uint64
-	counts     [len(Results)]atomic.Uint64
+	// sendMu is held by a sender for a pass over the spool, so that the
+	// senders of two configurations (around a reload) never both send
+	// one report.
+	sendMu sync.Mutex
 }
+
+// counts are the process's counts of Results.
+var counts [len(Results)]atomic.Uint64
 
 // Results are what became of reports, for the metrics: spooled, or
 // dropped before the spool (rate_limited, spool_full, spool_error), then
@@ -78,24 +84,40 @@ const (
 	ResultExpired     = "expired"
 )
 
-// Count counts one report with result (one of Results; others are not
-// counted).
-func (s *Spool) Count(result string) {
+// Count counts one report (or one destination of a report, for sent,
+// temporary, failed and expired) with result, one of Results; others are
+// not counted.
+func Count(result string) {
 	for i, r := range Results {
 		if r == result {
-			s.counts[i].Add(1)
+			counts[i].Add(1)
 			return
 		}
 	}
 }
 
-// Counts returns how many reports had each of Results.
-func (s *Spool) Counts() map[string]uint64 {
-	m := make(map[string]uint64, len(Results))
+// Counted returns how many times the process counted result.
+func Counted(result string) uint64 {
 	for i, r := range Results {
-		m[r] = s.counts[i].Load()
+		if r == result {
+			return counts[i].Load()
+		}
 	}
-	return m
+	return 0
+}
+
+// Lookup returns the Spool of dir when the process opened it, else nil.
+func Lookup(dir string) *Spool {
+	spools.Lock()
+	defer spools.Unlock()
+	return spools.m[filepath.Clean(dir)]
+}
+
+// LockSend holds the spool for one sender's pass; the returned function
+// releases it.
+func (s *Spool) LockSend() func() {
+	s.sendMu.Lock()
+	return s.sendMu.Unlock
 }
 
 var spools = struct {
@@ -148,7 +170,7 @@ func (s *Spool) Allow(policyDomain string, rate Rate, now time.Time) bool {
 // anything but the file system: a full spool is ErrSpoolFull.
 func (s *Spool) Add(e *Entry) error {
 	if s.count.Load() >= s.maxEntries.Load() {
-		s.Count(ResultSpoolFull)
+		Count(ResultSpoolFull)
 		return ErrSpoolFull
 	}
 	if e.Created.IsZero() {
@@ -156,11 +178,11 @@ func (s *Spool) Add(e *Entry) error {
 	}
 	e.ID = fmt.Sprintf("%d-%d-%s.json", e.Created.UnixNano(), s.seq.Add(1), token()[:8])
 	if err := s.write(e); err != nil {
-		s.Count(ResultSpoolError)
+		Count(ResultSpoolError)
 		return err
 	}
 	s.count.Add(1)
-	s.Count(ResultSpooled)
+	Count(ResultSpooled)
 	select {
 	case s.wake <- struct{}{}:
 	default:
