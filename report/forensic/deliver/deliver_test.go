@@ -12,24 +12,12 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
+	"github.com/mailsidecar/sidecar/internal/testkit/fakeclock"
 	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 	"github.com/mailsidecar/sidecar/report/forensic"
 	"github.com/mailsidecar/sidecar/report/mailout"
 	"github.com/mailsidecar/sidecar/resolver"
 )
-
-// clock is an injected clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
@@ -50,7 +38,7 @@ func entry(ruf ...string) *forensic.Entry {
 type harness struct {
 	spool  *forensic.Spool
 	sender *Sender
-	clock  *clock
+	clock  *fakeclock.Clock
 	mu     sync.Mutex
 	events []Event
 }
@@ -60,8 +48,8 @@ func newHarness(t *testing.T, smtpAddr string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{spool: sp, clock: &clock{t: t0}}
-	h.sender = &Sender{Dir: sp.Dir(), DNS: zone(), SMTP: &mailout.Client{Addr: smtpAddr, Timeout: 5 * time.Second}, Now: h.clock.now,
+	h := &harness{spool: sp, clock: fakeclock.New(t0)}
+	h.sender = &Sender{Dir: sp.Dir(), DNS: zone(), SMTP: &mailout.Client{Addr: smtpAddr, Timeout: 5 * time.Second}, Now: h.clock.Now,
 		Event: func(e Event) { h.mu.Lock(); h.events = append(h.events, e); h.mu.Unlock() }}
 	return h
 }
@@ -130,17 +118,17 @@ func TestPassRetries(t *testing.T) {
 	ctx := context.Background()
 	for i, wait := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute} {
 		next := h.sender.Pass(ctx, h.spool)
-		if !next.Equal(h.clock.now().Add(wait)) {
+		if !next.Equal(h.clock.Now().Add(wait)) {
 			t.Fatalf("attempt %d: next %v, want in %v", i+1, next, wait)
 		}
 		if got := h.results(); len(got) != 2 || got[0] != "mailto:ruf@bank.example=temporary" {
 			t.Fatalf("attempt %d: %q", i+1, got)
 		}
-		h.clock.add(wait - time.Second)
+		h.clock.Add(wait - time.Second)
 		if h.sender.Pass(ctx, h.spool); len(h.results()) != 0 {
 			t.Fatal("tried before it was due")
 		}
-		h.clock.add(time.Second)
+		h.clock.Add(time.Second)
 	}
 	ids, _ := h.spool.IDs()
 	e, _ := h.spool.Load(ids[0])
@@ -175,7 +163,7 @@ func TestPassPermanentAndExpired(t *testing.T) {
 	if got := h.results(); !slices.Equal(got, []string{"mailto:ruf@bank.example=temporary"}) || h.spool.Len() != 1 {
 		t.Fatalf("unreachable: %q, %d left", got, h.spool.Len())
 	}
-	h.clock.add(DefaultMaxAge)
+	h.clock.Add(DefaultMaxAge)
 	h.sender.Pass(context.Background(), h.spool)
 	if got := h.results(); !slices.Equal(got, []string{"mailto:ruf@bank.example=temporary", "mailto:ruf@bank.example=expired"}) || h.spool.Len() != 0 {
 		t.Fatalf("expired: %q, %d left", got, h.spool.Len())
