@@ -59,7 +59,7 @@ func init() {
 		{Name: OptDMARCHistoryFile, Kind: config.KindPath,
 			Doc: "file to append one OpenDMARC-format record to for every message DMARC evaluated, for opendmarc-import (aggregate reports); reopened on SIGHUP"},
 		{Name: OptDMARCForensicSender, Kind: config.KindString,
-			Doc: "sender address of DMARC failure (forensic) reports, for when they are sent (control = dmarc_enable_forensic); default: do-not-reply@primary_hostname"},
+			Doc: "From and envelope sender of DMARC failure reports (control = dmarc_enable_forensic), expanded per message; default: do-not-reply@primary_hostname"},
 		{Name: OptDMARCARCTrusted, Kind: config.KindDomainList,
 			Doc: "ARC sealers (domain list) whose chain may override a DMARC failure: a passing ARC chain whose earliest trusted ARC-Authentication-Results shows dmarc=pass turns the policy into none (policy.override=arc)"},
 		{Name: OptDMARCAuthRes, Kind: config.KindBool, Default: "true",
