@@ -12,8 +12,8 @@ package checks
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +59,7 @@ func init() {
 		{Name: OptDMARCHistoryFile, Kind: config.KindPath,
 			Doc: "file to append one OpenDMARC-format record to for every message DMARC evaluated, for opendmarc-import (aggregate reports); reopened on SIGHUP"},
 		{Name: OptDMARCForensicSender, Kind: config.KindString,
-			Doc: "sender address of DMARC failure (forensic) reports, for when they are sent (control = dmarc_enable_forensic); default: do-not-reply@primary_hostname"},
+			Doc: "From and envelope sender of DMARC failure reports (control = dmarc_enable_forensic), expanded per message; default: do-not-reply@primary_hostname"},
 		{Name: OptDMARCARCTrusted, Kind: config.KindDomainList,
 			Doc: "ARC sealers (domain list) whose chain may override a DMARC failure: a passing ARC chain whose earliest trusted ARC-Authentication-Results shows dmarc=pass turns the policy into none (policy.override=arc)"},
 		{Name: OptDMARCAuthRes, Kind: config.KindBool, Default: "true",
@@ -72,11 +72,12 @@ func init() {
 // dmarcSettings are the DMARC options of a compiled configuration, kept
 // on its Program.
 type dmarcSettings struct {
-	Discovery      dmarc.Mode
-	PSL            *dmarc.PSL // nil: the embedded list
-	HistoryPath    string
-	ForensicSender string
-	AuthRes        bool
+	Discovery   dmarc.Mode
+	PSL         *dmarc.PSL // nil: the embedded list
+	HistoryPath string
+	AuthRes     bool
+	// forensic are the failure report options.
+	forensic forensicSettings
 	// hist is the history file while the Program is attached.
 	hist atomic.Pointer[report.HistorySink]
 	// trustedSealers is dmarc_arc_trusted_sealers, nil when unset.
@@ -98,9 +99,8 @@ func dmarcSettingsOf(t *acl.Txn) *dmarcSettings {
 // so a bad file is a configuration error (at start, or a failed reload).
 func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 	s := &dmarcSettings{
-		HistoryPath:    cfg.String(OptDMARCHistoryFile),
-		ForensicSender: cfg.String(OptDMARCForensicSender),
-		AuthRes:        cfg.Bool(OptDMARCAuthRes),
+		HistoryPath: cfg.String(OptDMARCHistoryFile),
+		AuthRes:     cfg.Bool(OptDMARCAuthRes),
 	}
 	s.Discovery, _ = dmarc.ParseMode(cfg.String(OptDMARCDiscovery))
 	var errs config.ErrorList
@@ -111,11 +111,6 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 			e.Source = cfg.Reporter.Source(pos.File, pos.Line)
 		}
 		errs = append(errs, e)
-	}
-	if v := s.ForensicSender; v != "" {
-		if a, err := mail.ParseAddress(v); err != nil || a.Name != "" || a.Address != v || !strings.Contains(v, "@") {
-			fail(OptDMARCForensicSender, "%s: %q is not an address (for example: %s = dmarc-noreply@example.net)", OptDMARCForensicSender, v, OptDMARCForensicSender)
-		}
 	}
 	if path := s.HistoryPath; path != "" {
 		// The file itself is created at the first record, not by a
@@ -264,18 +259,14 @@ func dmarcHook(ctx context.Context, t *acl.Txn) error {
 	return nil
 }
 
-// forensicSender is the dmarc_forensic_sender option or its default.
-func forensicSender(t *acl.Txn) string {
-	if s := dmarcSettingsOf(t).ForensicSender; s != "" {
-		return s
-	}
-	return "do-not-reply@" + t.Services.PrimaryHostname
-}
-
 func registerDMARC(reg *acl.Registry) {
 	reg.AddConfigurer(acl.Configurer{Name: dmarcFeature, Configure: func(cfg *config.Config) (any, error) {
 		s, err := dmarcSettingsFrom(cfg)
-		if err != nil {
+		ferr := error(nil)
+		if s != nil {
+			s.forensic, ferr = forensicSettingsFrom(reg, cfg)
+		}
+		if err := errors.Join(err, ferr); err != nil {
 			return nil, err
 		}
 		return s, nil
@@ -313,8 +304,8 @@ func registerDMARC(reg *acl.Registry) {
 		d.Stages = DMARCStages
 		reg.Variable(d)
 	}
-	reg.Variable(acl.VarDef{Name: "dmarc_forensic_sender", Doc: "the dmarc_forensic_sender option, or do-not-reply@$primary_hostname",
-		Get: func(ctx context.Context, t *acl.Txn) (string, error) { return forensicSender(t), nil }})
+	reg.Variable(acl.VarDef{Name: "dmarc_forensic_sender", Doc: "the dmarc_forensic_sender option expanded for the message, or do-not-reply@$primary_hostname",
+		Get: forensicSender})
 	reg.Control(acl.ControlDef{Name: "dmarc_disable_verify", Stages: DMARCControlStages,
 		Doc: "do not evaluate DMARC for this message (at CONNECT or HELO: for the connection's messages); $dmarc_status is off",
 		Apply: func(t *acl.Txn, arg string) error {
@@ -324,7 +315,16 @@ func registerDMARC(reg *acl.Registry) {
 			t.SetControl("dmarc_disable_verify", arg)
 			return nil
 		}})
-	reg.Control(acl.ControlDef{Name: "dmarc_enable_forensic", Stages: DMARCControlStages,
-		Doc: "record that DMARC failure (forensic) reports are wanted for this message; sidecar does not send them yet"})
+	reg.Control(acl.ControlDef{Name: forensicControl, Stages: DMARCControlStages,
+		Doc: "send a DMARC failure report (RFC 9991) when the message fails DMARC and the policy's fo= asks for one (at CONNECT or HELO: for the connection's messages); spooled, then sent over report_smtp",
+		Apply: func(t *acl.Txn, arg string) error {
+			if t.Stage == acl.Connect || t.Stage == acl.Helo {
+				t.Conn.SetControl(forensicControl, arg)
+			}
+			t.SetControl(forensicControl, arg)
+			return nil
+		}})
+	reg.AddBodyHook(acl.BodyHook{Name: "dmarc_forensic", Start: startBodyPrefix})
 	reg.AddFinisher(acl.Finisher{Name: "dmarc", Run: writeHistory})
+	reg.AddFinisher(acl.Finisher{Name: "dmarc_forensic", Run: spoolFailureReport})
 }

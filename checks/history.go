@@ -79,14 +79,7 @@ func historyRecord(t *acl.Txn, e *results.DMARC, end acl.Ending) *report.History
 	r.Action = historyAction(end)
 	r.JobID = t.QueueID
 	r.Reporter = t.Services.PrimaryHostname
-	if t.Services.Now != nil {
-		r.Received = t.Services.Now()
-	} else {
-		r.Received = time.Now()
-	}
-	if t.Conn.ClientIP.IsValid() {
-		r.IPAddr = t.Conn.ClientIP.Unmap().String()
-	}
+	r.Received, r.IPAddr = messageEnd(t), clientAddr(t)
 	r.MailFrom = t.SenderDomain()
 	// ARC, as OpenDMARC writes it: arc 0 when the chain passes, else 7
 	// (fail); arc_policy 0 when the chain's sealers are trusted (here: the
@@ -123,4 +116,21 @@ func writeHistory(t *acl.Txn, end acl.Ending) error {
 		return fmt.Errorf("DMARC history file: %w", err)
 	}
 	return nil
+}
+
+// messageEnd is when the message ended, by the services' clock.
+func messageEnd(t *acl.Txn) time.Time {
+	if t.Services.Now != nil {
+		return t.Services.Now()
+	}
+	return time.Now()
+}
+
+// clientAddr is the client's IP address as text, "" for a local
+// submission.
+func clientAddr(t *acl.Txn) string {
+	if t.Conn.ClientIP.IsValid() {
+		return t.Conn.ClientIP.Unmap().String()
+	}
+	return ""
 }

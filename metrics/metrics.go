@@ -206,3 +206,20 @@ func (m *Metrics) WatchConnections(listener string, open func() int) {
 		Help: "Open connections, by listener: milter (one per SMTP session) or policy.", ConstLabels: prometheus.Labels{"listener": listener}},
 		func() float64 { return float64(open()) }))
 }
+
+// WatchReports makes the report wing of kind ("failure": DMARC failure
+// reports) visible: sidecar_report_spool_depth{kind} reads depth() and
+// sidecar_reports_total{kind,result} reads counted(result) for each of
+// results at every scrape. The results are a fixed set (bounded labels);
+// counted must never decrease.
+func (m *Metrics) WatchReports(kind string, results []string, depth func() int, counted func(result string) uint64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "report_spool_depth",
+		Help: "Reports waiting in the spool to be sent, by kind.", ConstLabels: prometheus.Labels{"kind": kind}},
+		func() float64 { return float64(depth()) }))
+	for _, r := range results {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: "reports_total",
+			Help:        "Reports by kind and result: spooled, or dropped before the spool (rate_limited, spool_full, spool_error); then per destination sent, temporary (tried again), failed or expired.",
+			ConstLabels: prometheus.Labels{"kind": kind, "result": r}},
+			func() float64 { return float64(counted(r)) }))
+	}
+}

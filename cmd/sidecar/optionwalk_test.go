@@ -46,6 +46,7 @@ var badString = map[string]badOption{
 	"dkim_timestamps":       {"soon", 0},
 	"authserv_id":           {"mx example", 0},
 	"dmarc_forensic_sender": {"postmaster at example", 0},
+	"dmarc_forensic_rate":   {"ten", 0},
 	"milter_socket_group":   {"no-such-group-sidecar", 0},
 	"milter_socket_mode":    {"u+rw", 0},
 	"milter_socket_owner":   {"no-such-user-sidecar", 0},

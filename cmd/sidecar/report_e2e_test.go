@@ -7,7 +7,6 @@ import (
 	"mime/multipart"
 	"net/mail"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,37 +31,10 @@ func TestReportSendPostfix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Postfix")
 	}
-	testmta.NeedPostfix(t, "report mail test")
-	pfUser, err := user.Lookup("postfix")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(pfUser.Uid)
-	gid, _ := strconv.Atoi(pfUser.Gid)
-	base, err := os.MkdirTemp("", "sidecar-maildir-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	os.Chmod(base, 0o755)
-	if os.Geteuid() == 0 {
-		os.Chown(base, uid, gid)
-	}
-	port := testmta.FreePort(t)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	pf := testmta.Start(t, testmta.Config{Name: "rua.example", Listen: []string{addr},
-		Main: []string{
-			"myhostname = mx.rua.example",
-			"virtual_mailbox_domains = d0.example d1.example d2.example rua.example",
-			"virtual_mailbox_base = " + base,
-			"virtual_mailbox_maps = inline:{ dmarc@d0.example=d0/, reports@rua.example=rua/, later@d2.example=later/ }",
-			"virtual_uid_maps = static:" + pfUser.Uid,
-			"virtual_gid_maps = static:" + pfUser.Gid,
-			"virtual_minimum_uid = 1",
-			"smtpd_recipient_restrictions = check_recipient_access inline:{ { later@d2.example=450 4.2.0 try again later } }, permit",
-		},
-		Services: []string{"virtual unix - n n - - virtual"},
-	})
+	mds := testmta.StartMaildirs(t, "rua.example", []string{"d0.example", "d1.example", "d2.example", "rua.example"},
+		map[string]string{"dmarc@d0.example": "d0/", "reports@rua.example": "rua/", "later@d2.example": "later/"},
+		"smtpd_recipient_restrictions = check_recipient_access inline:{ { later@d2.example=450 4.2.0 try again later } }, permit")
+	pf, addr, base := mds.Postfix, mds.Addr, mds.Base
 
 	zone := dnstest.NewZone()
 	zone.AddRecord(resolver.Record{Name: "d1.example._report._dmarc.rua.example", Type: resolver.TypeTXT, TXT: []string{"v=DMARC1"}})

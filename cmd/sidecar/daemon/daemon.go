@@ -21,6 +21,7 @@ import (
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/metrics"
 	"github.com/mailsidecar/sidecar/milter"
+	"github.com/mailsidecar/sidecar/report/forensic/deliver"
 	"github.com/mailsidecar/sidecar/resolver"
 	"github.com/mailsidecar/sidecar/tlspolicy"
 )
@@ -34,6 +35,8 @@ type Runtime struct {
 	Services *acl.Services
 	Milter   *milter.Env
 	Policy   *tlspolicy.Env
+	// Forensic sends the spooled DMARC failure reports.
+	Forensic *deliver.Sender
 
 	// stopBackground ends the background work started for this
 	// configuration (the MTA-STS refresh) and waits for it; nil when none
@@ -42,15 +45,16 @@ type Runtime struct {
 }
 
 // startBackground starts the work rt does while it is in force: the
-// refresh of the cached MTA-STS policies.
+// refresh of the cached MTA-STS policies and the sender of DMARC failure
+// reports.
 func (rt *Runtime) startBackground() {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		rt.Policy.Run(ctx)
-	}()
-	rt.stopBackground = func() { cancel(); <-done }
+	var wg sync.WaitGroup
+	wg.Go(func() { rt.Policy.Run(ctx) })
+	if rt.Forensic != nil {
+		wg.Go(func() { rt.Forensic.Run(ctx) })
+	}
+	rt.stopBackground = func() { cancel(); wg.Wait() }
 }
 
 // stop ends rt's background work, if any was started.
@@ -138,7 +142,8 @@ func build(cfg *config.Config, prog *acl.Program, logger *slog.Logger, m *metric
 		Config: cfg, Program: prog, Resolver: res, Services: svc,
 		Milter: &milter.Env{Program: prog, Services: svc, Logger: logger, AuthservID: authserv, StripIDs: stripIDs(cfg),
 			Limits: milter.LimitsFromConfig(cfg)},
-		Policy: policy,
+		Policy:   policy,
+		Forensic: forensicSender(cfg, res, host, logger),
 	}
 	observe(rt, m)
 	return rt, nil

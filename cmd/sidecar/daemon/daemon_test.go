@@ -61,7 +61,7 @@ func TestBuild(t *testing.T) {
 		hooks = append(hooks, h.Name)
 	}
 	sort.Strings(hooks)
-	if strings.Join(hooks, " ") != "arc dkim dkim_sign dsn" || rt.Policy == nil || rt.Resolver == nil {
+	if strings.Join(hooks, " ") != "arc dkim dkim_sign dmarc_forensic dsn" || rt.Policy == nil || rt.Resolver == nil {
 		t.Errorf("runtime not wired: %+v", rt)
 	}
 

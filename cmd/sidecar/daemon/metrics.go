@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/metrics"
+	"github.com/mailsidecar/sidecar/report/forensic"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -53,6 +54,7 @@ func (d *Daemon) startMetrics(m *metrics.Metrics, rt *Runtime) {
 	d.mserver = metrics.NewServer(m.Handler())
 	m.WatchConnections("milter", d.milter.Sessions)
 	m.WatchConnections("policy", d.policy.Active)
+	m.WatchReports("failure", forensic.Results[:], d.spoolDepth, forensic.Counted)
 	m.ConfigLoaded(configSource(d.path), false)
 	m.SetDNSProbe(rt.Resolver.Probe, rt.Config.Duration(metrics.OptReadyInterval))
 }
