@@ -38,7 +38,9 @@ func reportSetup(t *testing.T, spec historygen.Spec, extra string) (conf, hist, 
 
 func TestReportImportCommand(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
-	spec := historygen.Spec{Records: 40, Domains: 2, Start: now.Add(-40 * 24 * time.Hour), Step: 24 * time.Hour, Reporter: "mx1.example"}
+	// Half a day off the day boundaries, so that "expire -days 10", run a
+	// few seconds later, finds no record at its cutoff.
+	spec := historygen.Spec{Records: 40, Domains: 2, Start: now.Add(-40*24*time.Hour + 12*time.Hour), Step: 24 * time.Hour, Reporter: "mx1.example"}
 	conf, hist, _ := reportSetup(t, spec, "")
 	code, out, errs := runCmd("report", "import", "-config", conf)
 	if code != 0 || out != hist+": 40 records, 40 added, 0 already stored, 0 corrupt, 0 cut short\n" || errs != "" {
