@@ -96,11 +96,7 @@ func ARCSettingsFrom(cfg *config.Config) (ARCSettings, error) {
 	s := ARCSettings{AuthRes: cfg.Bool(OptARCAuthRes)}
 	var errs config.ErrorList
 	fail := func(pos config.Pos, format string, args ...any) {
-		e := &config.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
-		if cfg.Reporter != nil && pos.IsValid() {
-			e.Source = cfg.Reporter.Source(pos.File, pos.Line)
-		}
-		errs = append(errs, e)
+		errs = append(errs, cfg.ErrorAt(pos, format, args...))
 	}
 	headers := arcSignHeaders(cfg.Get(OptARCSignHeaders).Value, fail)
 	sign := cfg.Get(OptARCSign).Value

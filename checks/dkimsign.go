@@ -127,11 +127,7 @@ func dkimSigningOf(t *acl.Txn) *DKIMSigning {
 func DKIMSigningFrom(cfg *config.Config, reg *acl.Registry) (*DKIMSigning, error) {
 	var errs config.ErrorList
 	fail := func(pos config.Pos, format string, args ...any) {
-		e := &config.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
-		if cfg.Reporter != nil && pos.IsValid() {
-			e.Source = cfg.Reporter.Source(pos.File, pos.Line)
-		}
-		errs = append(errs, e)
+		errs = append(errs, cfg.ErrorAt(pos, format, args...))
 	}
 	s := &DKIMSigning{strict: cfg.Bool(OptDKIMStrict), keys: &signKeys{m: map[string]crypto.Signer{}},
 		limits: expand.Limits{MaxOutput: int(cfg.Int("expansion_max_size"))}}

@@ -105,12 +105,7 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 	s.Discovery, _ = dmarc.ParseMode(cfg.String(OptDMARCDiscovery))
 	var errs config.ErrorList
 	fail := func(opt, format string, args ...any) {
-		pos := cfg.Get(opt).Value.Pos
-		e := &config.Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
-		if cfg.Reporter != nil {
-			e.Source = cfg.Reporter.Source(pos.File, pos.Line)
-		}
-		errs = append(errs, e)
+		errs = append(errs, cfg.ErrorAt(cfg.Get(opt).Value.Pos, format, args...))
 	}
 	if path := s.HistoryPath; path != "" {
 		// The file itself is created at the first record, not by a
@@ -138,11 +133,7 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 		} else {
 			psl, err := dmarc.LoadPSL(path)
 			if err != nil {
-				e := &config.Error{Pos: pos, Msg: fmt.Sprintf("%s: %v", OptDMARCTLDFile, err)}
-				if cfg.Reporter != nil {
-					e.Source = cfg.Reporter.Source(pos.File, pos.Line)
-				}
-				return nil, config.ErrorList{e}
+				return nil, config.ErrorList{cfg.ErrorAt(pos, "%s: %v", OptDMARCTLDFile, err)}
 			}
 			s.PSL = psl
 		}

@@ -56,12 +56,8 @@ func forensicSettingsFrom(reg *acl.Registry, cfg *config.Config) (forensicSettin
 	}
 	if v, ok := e.Constant(); ok {
 		if err := checkSender(v); err != nil {
-			pos := cfg.Get(OptDMARCForensicSender).Value.Pos
-			ce := &config.Error{Pos: pos, Msg: fmt.Sprintf("%s: %v (for example: %s = dmarc-noreply@example.net)", OptDMARCForensicSender, err, OptDMARCForensicSender)}
-			if cfg.Reporter != nil {
-				ce.Source = cfg.Reporter.Source(pos.File, pos.Line)
-			}
-			return s, config.ErrorList{ce}
+			return s, config.ErrorList{cfg.ErrorAt(cfg.Get(OptDMARCForensicSender).Value.Pos,
+				"%s: %v (for example: %s = dmarc-noreply@example.net)", OptDMARCForensicSender, err, OptDMARCForensicSender)}
 		}
 	}
 	s.sender = e

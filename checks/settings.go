@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/mailsidecar/sidecar/acl"
@@ -62,12 +61,8 @@ func SettingsFrom(cfg *config.Config) (Settings, error) {
 	}
 	if s.Guess != "" {
 		if _, err := spf.ParseRecord(s.Guess); err != nil {
-			pos := cfg.Get(OptSPFGuess).Value.Pos
-			e := &config.Error{Pos: pos,
-				Msg: fmt.Sprintf("%s is not a valid SPF record: %v (for example: %s = %s)", OptSPFGuess, err, OptSPFGuess, DefaultGuess)}
-			if cfg.Reporter != nil {
-				e.Source = cfg.Reporter.Source(pos.File, pos.Line)
-			}
+			e := cfg.ErrorAt(cfg.Get(OptSPFGuess).Value.Pos,
+				"%s is not a valid SPF record: %v (for example: %s = %s)", OptSPFGuess, err, OptSPFGuess, DefaultGuess)
 			return DefaultSettings(), config.ErrorList{e}
 		}
 	}

@@ -228,3 +228,14 @@ func (r *Reporter) Source(file string, n int) string {
 	}
 	return ""
 }
+
+// ErrorAt returns an error at pos with its source line (for the caret),
+// for a feature that reports its option's problems itself (a
+// Configurer's or a Compiler's ErrorList).
+func (c *Config) ErrorAt(pos Pos, format string, args ...any) *Error {
+	e := &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
+	if c != nil && c.Reporter != nil && pos.IsValid() {
+		e.Source = c.Reporter.Source(pos.File, pos.Line)
+	}
+	return e
+}
