@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/mail"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -224,7 +225,7 @@ func spoolFailureReport(t *acl.Txn, end acl.Ending) error {
 		forensic.Count(forensic.ResultSpoolError)
 		return fmt.Errorf("DMARC failure report for %s dropped: %s: %w", domain, OptDMARCForensicSender, err)
 	}
-	entry := &forensic.Entry{Report: *failureReport(t, e, end, why, sender), RUF: e.Outcome.Record.RUF, Created: now}
+	entry := &forensic.Entry{Report: *failureReport(t, e, end, why, sender), RUF: slices.Clone(e.Outcome.Record.RUF), Created: now}
 	if err := spool.Add(entry); err != nil {
 		return fmt.Errorf("DMARC failure report for %s dropped: %w", domain, err)
 	}

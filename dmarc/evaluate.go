@@ -126,7 +126,9 @@ type Outcome struct {
 	AlignDKIM   bool
 	AlignedDKIM string
 	// Record is the applied record (with p=none when a record without a
-	// valid p= was taken as p=none); nil without one.
+	// valid p= was taken as p=none); nil without one. It is shared with
+	// other evaluations of the same record text: read it, never modify it
+	// (copy a slice before changing it).
 	Record *Record
 	// Err is the cause of temperror (a DNS error) or nofrom (a FromDomain
 	// error).
@@ -532,7 +534,7 @@ func (w *walker) lookup(domain string) (*lookup, error) {
 		if !isDMARC(txt) {
 			continue
 		}
-		if rec, err := ParseRecord(txt); err == nil {
+		if rec, err := parseRecordCached(txt); err == nil {
 			recs = append(recs, rec)
 		}
 	}

@@ -331,7 +331,7 @@ func (e *eval) evalDomain(domain, guess string, include bool) verdict {
 		}
 		txt, e.guessed = guess, true
 	}
-	rec, err := ParseRecord(txt)
+	rec, err := parseRecordCached(txt)
 	if err != nil {
 		var se *SyntaxError
 		msg := err.Error()

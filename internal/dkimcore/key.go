@@ -7,7 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/mailsidecar/sidecar/internal/parsecache"
 )
 
 // Key sizes accepted for RSA. RFC 8301 §3.2: verifiers MUST NOT consider
@@ -181,18 +181,7 @@ func parseRSAKey(der []byte) (*rsa.PublicKey, error) {
 // ASN.1, the key checks), so a key is parsed once per DNS answer however
 // many messages it verifies. The text determines the result, so sharing
 // it between verifiers is safe; an LRU bounds it.
-var parsedKeys = func() *lru.Cache[string, parsedKey] {
-	c, err := lru.New[string, parsedKey](MaxParsedKeys)
-	if err != nil {
-		panic(err)
-	}
-	return c
-}()
-
-type parsedKey struct {
-	key *PublicKey
-	err error
-}
+var parsedKeys = parsecache.New(MaxParsedKeys, maxCachedRecord, ParseKeyRecord)
 
 // MaxParsedKeys bounds the parsed-key cache.
 const MaxParsedKeys = 4096
@@ -203,13 +192,4 @@ const maxCachedRecord = 4096
 
 // ParseKeyRecordCached is ParseKeyRecord through the process-wide cache
 // of parsed records.
-func ParseKeyRecordCached(txt string) (*PublicKey, error) {
-	if e, ok := parsedKeys.Get(txt); ok {
-		return e.key, e.err
-	}
-	k, err := ParseKeyRecord(txt)
-	if len(txt) <= maxCachedRecord {
-		parsedKeys.Add(txt, parsedKey{k, err})
-	}
-	return k, err
-}
+func ParseKeyRecordCached(txt string) (*PublicKey, error) { return parsedKeys.Parse(txt) }
