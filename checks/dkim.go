@@ -102,6 +102,11 @@ func StartDKIM(t *acl.Txn) *DKIMWriter {
 	ctx, cancel := context.WithCancel(context.Background())
 	d.Stream, d.Cancel = v.NewStream(ctx), cancel
 	m.OnClose(func() { abortDKIM(d) })
+	n := 2
+	for _, h := range t.Headers {
+		n += len(h.Name) + len(h.Value) + 3
+	}
+	d.Stream.GrowHeader(n)
 	for _, h := range t.Headers {
 		if err := d.Stream.WriteField(h.Name, h.Value); err != nil {
 			break

@@ -82,7 +82,12 @@ const (
 // already in CRLF form share the memory of one copy of the header. The
 // work is linear in len(hdr).
 func SplitHeader(hdr []byte, mode SplitMode) []Field {
-	s := string(hdr)
+	return SplitHeaderString(string(hdr), mode)
+}
+
+// SplitHeaderString is SplitHeader without the copy: fields already in
+// CRLF form share the memory of s.
+func SplitHeaderString(s string, mode SplitMode) []Field {
 	fields := make([]Field, 0, 24)
 	start := -1 // start of the current field in s
 	crlfOnly := true
