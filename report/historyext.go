@@ -116,11 +116,16 @@ func (x *HistoryExt) appendExt(b []byte) []byte {
 	b = appendNum(b, "t", x.Testing)
 	word("fo", x.FO)
 	b = appendList(b, "ruf", x.RUF)
-	reasons := make([]string, len(x.Override))
+	return appendList(b, "override", x.Reasons())
+}
+
+// Reasons returns the override reasons' tokens.
+func (x *HistoryExt) Reasons() []string {
+	out := make([]string, len(x.Override))
 	for i, r := range x.Override {
-		reasons[i] = string(r)
+		out[i] = string(r)
 	}
-	return appendList(b, "override", reasons)
+	return out
 }
 
 // The extension's keys that appear once, as bits of the reader's "have"
