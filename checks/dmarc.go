@@ -31,6 +31,7 @@ const (
 	OptDMARCDiscovery      = "dmarc_discovery"
 	OptDMARCTLDFile        = "dmarc_tld_file"
 	OptDMARCHistoryFile    = "dmarc_history_file"
+	OptDMARCHistoryFormat  = "dmarc_history_format"
 	OptDMARCForensicSender = "dmarc_forensic_sender"
 	OptDMARCAuthRes        = "dmarc_authres"
 	OptDMARCARCTrusted     = "dmarc_arc_trusted_sealers"
@@ -58,6 +59,8 @@ func init() {
 			Doc: "public suffix list file (public_suffix_list.dat) for dmarc_discovery = psl, read at start and on SIGHUP; default: the list built into sidecar"},
 		{Name: OptDMARCHistoryFile, Kind: config.KindPath,
 			Doc: "file to append one OpenDMARC-format record to for every message DMARC evaluated, for opendmarc-import (aggregate reports); reopened on SIGHUP"},
+		{Name: OptDMARCHistoryFormat, Kind: config.KindEnum, Default: string(report.FormatOpenDMARC), Enum: report.HistoryFormats,
+			Doc: "format of dmarc_history_file: opendmarc (OpenDMARC 1.4's records, for opendmarc-import) or sidecar (the same records followed by the SPF domain and scope, recipient domains, np, psd, t, fo, ruf and override reasons that sidecar report needs)"},
 		{Name: OptDMARCForensicSender, Kind: config.KindString,
 			Doc: "From and envelope sender of DMARC failure reports (control = dmarc_enable_forensic), expanded per message; default: do-not-reply@primary_hostname"},
 		{Name: OptDMARCARCTrusted, Kind: config.KindDomainList,
@@ -72,10 +75,11 @@ func init() {
 // dmarcSettings are the DMARC options of a compiled configuration, kept
 // on its Program.
 type dmarcSettings struct {
-	Discovery   dmarc.Mode
-	PSL         *dmarc.PSL // nil: the embedded list
-	HistoryPath string
-	AuthRes     bool
+	Discovery     dmarc.Mode
+	PSL           *dmarc.PSL // nil: the embedded list
+	HistoryPath   string
+	HistoryFormat report.HistoryFormat
+	AuthRes       bool
 	// forensic are the failure report options.
 	forensic forensicSettings
 	// hist is the history file while the Program is attached.
@@ -99,8 +103,9 @@ func dmarcSettingsOf(t *acl.Txn) *dmarcSettings {
 // so a bad file is a configuration error (at start, or a failed reload).
 func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 	s := &dmarcSettings{
-		HistoryPath: cfg.String(OptDMARCHistoryFile),
-		AuthRes:     cfg.Bool(OptDMARCAuthRes),
+		HistoryPath:   cfg.String(OptDMARCHistoryFile),
+		HistoryFormat: report.HistoryFormat(cfg.String(OptDMARCHistoryFormat)),
+		AuthRes:       cfg.Bool(OptDMARCAuthRes),
 	}
 	s.Discovery, _ = dmarc.ParseMode(cfg.String(OptDMARCDiscovery))
 	var errs config.ErrorList
@@ -113,6 +118,9 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 		if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
 			fail(OptDMARCHistoryFile, "%s: the directory %s does not exist", OptDMARCHistoryFile, filepath.Dir(path))
 		}
+	}
+	if s.HistoryFormat != report.FormatOpenDMARC && s.HistoryPath == "" && cfg.Reporter != nil {
+		cfg.Reporter.Warnf(cfg.Get(OptDMARCHistoryFormat).Value.Pos, "%s is only used with %s", OptDMARCHistoryFormat, OptDMARCHistoryFile)
 	}
 	if len(errs) > 0 {
 		return nil, errs

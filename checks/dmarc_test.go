@@ -264,7 +264,19 @@ func TestDMARCDiscoveryPSL(t *testing.T) {
 		}
 	}
 	// With the tree walk, a list is only warned about.
-	cfg, err := config.Load("test.conf", []byte("dmarc_tld_file = "+tld+"\n"))
+	if w := loadWarnings(t, "dmarc_tld_file = "+tld+"\n"); len(w) != 1 || !strings.Contains(w[0].Msg, "only used with dmarc_discovery = psl") {
+		t.Errorf("warnings: %v", w)
+	}
+	if _, err := tryLoad(t, "dmarc_discovery = orgdomain\n"); err == nil {
+		t.Error("bad dmarc_discovery accepted")
+	}
+}
+
+// loadWarnings compiles text, which must be valid, and returns its
+// warnings.
+func loadWarnings(t *testing.T, text string) config.ErrorList {
+	t.Helper()
+	cfg, err := config.Load("test.conf", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,12 +285,7 @@ func TestDMARCDiscoveryPSL(t *testing.T) {
 	if _, err := acl.Compile(cfg, reg); err != nil {
 		t.Fatal(err)
 	}
-	if w := cfg.Reporter.List.Warnings(); len(w) != 1 || !strings.Contains(w[0].Msg, "only used with dmarc_discovery = psl") {
-		t.Errorf("warnings: %v", w)
-	}
-	if _, err := tryLoad(t, "dmarc_discovery = orgdomain\n"); err == nil {
-		t.Error("bad dmarc_discovery accepted")
-	}
+	return cfg.Reporter.List.Warnings()
 }
 
 // The seed's "Example usage" (001_48bb758177c472e2.txt, DMARC section), as

@@ -3,7 +3,8 @@ package checks
 // The DMARC history file (dmarc_history_file): one OpenDMARC 1.4 record
 // per message DMARC evaluated, written when the message has ended, with
 // what was done with it (the "action"), for opendmarc-import and
-// sidecar's reports.
+// sidecar's reports; with dmarc_history_format = sidecar the record
+// goes on with what RFC 9990 reports need and OpenDMARC does not write.
 //
 // A compiled Program only knows the file's path. The daemon attaches each
 // Program it runs (acl.Program.Attach, at start and on every reload), which
@@ -14,6 +15,8 @@ package checks
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mailsidecar/sidecar/acl"
@@ -97,7 +100,67 @@ func historyRecord(t *acl.Txn, e *results.DMARC, end acl.Ending) *report.History
 	if e.Override != nil {
 		r.ARCPolicy = 0
 	}
+	if dmarcSettingsOf(t).HistoryFormat == report.FormatSidecar {
+		r.Ext = historyExt(t, e, r.Action)
+	}
 	return r
+}
+
+// historyExt is the sidecar format's part of the record: the identity
+// SPF checked, the recipients' domains, the record's other tags and the
+// override reasons.
+func historyExt(t *acl.Txn, e *results.DMARC, action int) *report.HistoryExt {
+	x := report.ExtFromOutcome(e.Outcome)
+	if e.Input.SPF.Result != "" {
+		x.SPFDomain, x.SPFScope = strings.ToLower(e.Input.SPF.Domain), report.SPFScopeMailFrom
+		if t.Sender == "" {
+			x.SPFScope = report.SPFScopeHelo // RFC 9989 §3.2.4: HELO for the null sender
+		}
+	}
+	for _, rcpt := range t.Recipients {
+		_, d, _ := strings.Cut(rcpt, "@")
+		if d = strings.ToLower(d); d != "" && !slices.Contains(x.RcptDomains, d) {
+			x.RcptDomains = append(x.RcptDomains, d)
+		}
+	}
+	x.Override = overrideReasons(e, action)
+	return x
+}
+
+// overrideReasons say why a DMARC failure got other than its policy
+// (RFC 9990 policy_override_reason): trusted_forwarder when
+// dmarc_arc_trusted_sealers overrode it; sampled_out when t=y or pct=
+// lowered the policy to apply; other when the message was deferred
+// although the policy asked to reject or quarantine it; local_policy when
+// the message got another disposition than the policy to apply.
+func overrideReasons(e *results.DMARC, action int) []report.OverrideReason {
+	o := e.Outcome
+	if o.Result != dmarc.Fail {
+		return nil
+	}
+	if e.Override != nil {
+		return []report.OverrideReason{report.OverrideTrustedForwarder}
+	}
+	var rs []report.OverrideReason
+	if o.Disposition != o.Policy {
+		rs = append(rs, report.OverrideSampledOut)
+	}
+	got := dmarc.PolicyNone
+	switch action {
+	case report.HistoryActionReject, report.HistoryActionDiscard:
+		got = dmarc.PolicyReject
+	case report.HistoryActionQuarantine:
+		got = dmarc.PolicyQuarantine
+	case report.HistoryActionTempFail:
+		if o.Disposition != dmarc.PolicyNone {
+			rs = append(rs, report.OverrideOther)
+		}
+		return rs
+	}
+	if got != o.Disposition {
+		rs = append(rs, report.OverrideLocalPolicy)
+	}
+	return rs
 }
 
 // writeHistory is the DMARC finisher: the record of a message whose DMARC

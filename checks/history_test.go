@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailsidecar/sidecar/acl"
 	"github.com/mailsidecar/sidecar/arc"
+	"github.com/mailsidecar/sidecar/config"
 )
 
 // historyProg loads conf with dmarc_history_file in a temporary directory
@@ -564,5 +565,80 @@ func TestHistoryActionIsTheVerdict(t *testing.T) {
 				t.Errorf("records %q, want one ending in %q", r, tc.action)
 			}
 		})
+	}
+}
+
+// dmarc_history_format = sidecar: each record is the OpenDMARC record
+// the default format writes, byte for byte, followed by the SPF identity,
+// the recipients' domains, the record's other tags and the override
+// reasons.
+func TestHistorySidecarFormat(t *testing.T) {
+	rk, _ := testKeys()
+	z := dmarcZone()
+	addTXT(z, "_dmarc.tags.example", "v=DMARC1; p=reject; np=quarantine; psd=n; fo=1:d; ruf=mailto:f@tags.example")
+	addTXT(z, "arc1._domainkey.lists.example", keyRecord(rk))
+	set, err := (&arc.Signer{Domain: "lists.example", Selector: "arc1", Key: rk}).Seal(
+		[]byte(plainMessage("carol@sender.example", 50)), &arc.Chain{State: arc.None}, "mx.lists.example; dmarc=pass header.from=sender.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := strings.Join(set, "\r\n") + "\r\n" + plainMessage("carol@sender.example", 50)
+	conf := "dmarc_arc_trusted_sealers = lists.example\nacl_smtp_data = d\nbegin acl\nd:\n" +
+		"  defer senders = later@sender.example\n  deny dmarc_status = reject\n  accept\n"
+	type msg struct {
+		queue, ip, helo, sender, body string
+		rcpts                         []string
+		ext                           string
+	}
+	msgs := []msg{
+		{"SPOOF", "203.0.113.9", "h", "alice@sender.example", plainMessage("alice@sender.example", 10),
+			[]string{"bob@example.org", "carol@Example.NET", "dave@example.org"},
+			"spf_domain sender.example\nspf_scope mfrom\nrcpt_domain example.org\nrcpt_domain example.net\nnp 0\npsd 117\nt 110\nfo 0\nruf -\noverride -\n"},
+		{"NULL", "192.0.2.5", "mail.sender.example", "", plainMessage("alice@sender.example", 10), []string{"bob@example.org"},
+			"spf_domain mail.sender.example\nspf_scope helo\nrcpt_domain example.org\nnp 0\npsd 117\nt 110\nfo 0\nruf -\noverride -\n"},
+		{"TESTING", "203.0.113.9", "h", "alice@test.example", plainMessage("alice@test.example", 10), []string{"bob@example.org"},
+			"spf_domain test.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 0\npsd 117\nt 121\nfo 0\nruf -\noverride sampled_out\noverride local_policy\n"},
+		{"QUAR", "203.0.113.9", "h", "alice@quar.example", plainMessage("alice@quar.example", 10), []string{"bob@example.org"},
+			"spf_domain quar.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 0\npsd 117\nt 110\nfo 0\nruf -\noverride local_policy\n"},
+		{"DEFER", "203.0.113.9", "h", "later@sender.example", plainMessage("later@sender.example", 10), []string{"bob@example.org"},
+			"spf_domain sender.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 0\npsd 117\nt 110\nfo 0\nruf -\noverride other\n"},
+		{"ARC", "198.51.100.7", "mx.lists.example", "list@lists.example", sealed, []string{"bob@example.org"},
+			"spf_domain lists.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 0\npsd 117\nt 110\nfo 0\nruf -\noverride trusted_forwarder\n"},
+		{"TAGS", "203.0.113.9", "h", "alice@tags.example", plainMessage("alice@tags.example", 10), []string{"bob@example.org"},
+			"spf_domain tags.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 113\npsd 110\nt 110\nfo 1:d\nruf mailto:f@tags.example\noverride -\n"},
+		{"NOREC", "192.0.2.5", "h", "alice@norec.example", plainMessage("alice@norec.example", 10), []string{"bob@example.org"},
+			"spf_domain norec.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 0\npsd 0\nt 0\nfo -\nruf -\noverride -\n"},
+	}
+	write := func(format string) []string {
+		p, path := historyProg(t, format+conf)
+		for _, m := range msgs {
+			deliver(t, p, svcFor(z), delivery{ip: m.ip, helo: m.helo, sender: m.sender, rcpts: m.rcpts, msg: m.body, queueID: m.queue})
+		}
+		return records(t, path)
+	}
+	plain, explicit, ext := write(""), write("dmarc_history_format = opendmarc\n"), write("dmarc_history_format = sidecar\n")
+	if len(plain) != len(msgs) || len(ext) != len(msgs) {
+		t.Fatalf("%d and %d records, want %d", len(plain), len(ext), len(msgs))
+	}
+	for i, m := range msgs {
+		if explicit[i] != plain[i] || !strings.HasSuffix(plain[i], "\naction "+plain[i][len(plain[i])-2:]) {
+			t.Errorf("%s: opendmarc format:\n%s\ndefault:\n%s", m.queue, explicit[i], plain[i])
+		}
+		if ext[i] != plain[i]+m.ext {
+			t.Errorf("%s: sidecar format:\n%s\nwant:\n%s", m.queue, ext[i], plain[i]+m.ext)
+		}
+	}
+}
+
+// A bad dmarc_history_format is an error at the option's value; the
+// format without a history file is a warning.
+func TestHistoryFormatOption(t *testing.T) {
+	_, err := tryLoad(t, "primary_hostname = mx.example.net\ndmarc_history_format = jsonl\n")
+	list := config.AsList(err)
+	if len(list.Errors()) != 1 || !strings.HasPrefix(list.Errors()[0].Error(), "test.conf:2:24: dmarc_history_format must be one of opendmarc, sidecar") {
+		t.Errorf("error %v", err)
+	}
+	if w := loadWarnings(t, "dmarc_history_format = sidecar\n"); len(w) != 1 || w[0].Pos.Line != 1 || !strings.Contains(w[0].Msg, "dmarc_history_format is only used with dmarc_history_file") {
+		t.Errorf("warnings: %v", w)
 	}
 }

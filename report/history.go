@@ -132,6 +132,9 @@ type HistoryRecord struct {
 	ARCPolicy    int  // 0 pass, 2 fail
 	ARCSeals     []ARCSeal
 	Action       int // HistoryAction*
+	// Ext is the sidecar format's extension, written after Action; nil
+	// for OpenDMARC's format.
+	Ext *HistoryExt
 }
 
 // NewHistoryRecord fills a history record from an evaluation: From,
@@ -192,26 +195,14 @@ func NewHistoryRecord(in dmarc.Input, o dmarc.Outcome) *HistoryRecord {
 }
 
 // AppendFormat appends the record in the history file format: one
-// "key value" line per item, LF line ends, in OpenDMARC's order, no
-// blank line after it. Values are written on one line: control
+// "key value" line per item, LF line ends, in OpenDMARC's order, then
+// the sidecar format's keys when Ext is set, no blank line after it. Values are written on one line: control
 // characters and spaces inside a value become "_" so that a hostile
 // value cannot start a line of its own or shift opendmarc-import's
 // space-separated fields.
 func (h *HistoryRecord) AppendFormat(b []byte) []byte {
-	line := func(key string, values ...string) {
-		b = append(b, key...)
-		for _, v := range values {
-			b = append(b, ' ')
-			b = appendClean(b, v)
-		}
-		b = append(b, '\n')
-	}
-	num := func(key string, n int) {
-		b = append(b, key...)
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, int64(n), 10)
-		b = append(b, '\n')
-	}
+	line := func(key string, values ...string) { b = appendLine(b, key, values...) }
+	num := func(key string, n int) { b = appendNum(b, key, n) }
 	job := h.JobID
 	if job == "" {
 		job = "(unknown-jobid)"
@@ -238,12 +229,7 @@ func (h *HistoryRecord) AppendFormat(b []byte) []byte {
 	num("spf", int(h.SPF))
 	line("pdomain", h.PolicyDomain)
 	num("policy", h.Policy)
-	if len(h.RUA) == 0 {
-		line("rua", "-")
-	}
-	for _, u := range h.RUA {
-		line("rua", u)
-	}
+	b = appendList(b, "rua", h.RUA)
 	num("pct", h.Pct)
 	num("adkim", h.ADKIM)
 	num("aspf", h.ASPF)
@@ -271,6 +257,9 @@ func (h *HistoryRecord) AppendFormat(b []byte) []byte {
 	}
 	b = append(b, "]\n"...)
 	num("action", h.Action)
+	if h.Ext != nil {
+		b = h.Ext.appendExt(b)
+	}
 	return b
 }
 
@@ -278,6 +267,36 @@ func (h *HistoryRecord) AppendFormat(b []byte) []byte {
 func (h *HistoryRecord) Format(w io.Writer) error {
 	_, err := w.Write(h.AppendFormat(nil))
 	return err
+}
+
+// appendLine appends a "key value…" line, each value cleaned.
+func appendLine(b []byte, key string, values ...string) []byte {
+	b = append(b, key...)
+	for _, v := range values {
+		b = append(b, ' ')
+		b = appendClean(b, v)
+	}
+	return append(b, '\n')
+}
+
+// appendList appends one "key value" line per value, or "key -" when
+// there is none.
+func appendList(b []byte, key string, values []string) []byte {
+	if len(values) == 0 {
+		return appendLine(b, key, "-")
+	}
+	for _, v := range values {
+		b = appendLine(b, key, v)
+	}
+	return b
+}
+
+// appendNum appends a "key number" line.
+func appendNum(b []byte, key string, n int) []byte {
+	b = append(b, key...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, '\n')
 }
 
 // appendClean appends a value with spaces and control characters

@@ -50,13 +50,20 @@ arc_policy 2 json:[]
 action 2
 `
 
-func TestHistoryObservedRecord(t *testing.T) {
-	z := txtZone("_dmarc.example.com", "v=DMARC1; p=reject; rua=mailto:dmarc-agg@example.com")
+// observedMessage is the record of the observed message (an
+// opendkim-signed message from an SPF-failing IP) under the DMARC record
+// text of example.com, and the evaluation.
+func observedMessage(record string) (*HistoryRecord, dmarc.Outcome) {
 	in := dmarc.Input{FromDomain: "example.com", SPF: dmarc.SPFResult{Result: "fail", Domain: "example.com"},
 		DKIM: []dmarc.DKIMResult{{Result: "pass", Domain: "example.com", Selector: "sel1"}}}
-	o := (&dmarc.Evaluator{DNS: z}).Evaluate(context.Background(), in)
+	o := (&dmarc.Evaluator{DNS: txtZone("_dmarc.example.com", record)}).Evaluate(context.Background(), in)
 	h := NewHistoryRecord(in, o)
 	h.JobID, h.Reporter, h.Received, h.IPAddr, h.MailFrom = "4Pipe11D6D987", "mx.test.example", time.Unix(1795422698, 0), "203.0.113.5", "example.com"
+	return h, o
+}
+
+func TestHistoryObservedRecord(t *testing.T) {
+	h, _ := observedMessage("v=DMARC1; p=reject; rua=mailto:dmarc-agg@example.com")
 	var b bytes.Buffer
 	if err := h.Format(&b); err != nil {
 		t.Fatal(err)
@@ -244,5 +251,42 @@ func TestHistoryFileCreateMode(t *testing.T) {
 	}
 	if _, err := OpenHistoryFile(filepath.Join(path, "sub")); err == nil {
 		t.Error("opening below a file succeeded")
+	}
+}
+
+// The sidecar format: OpenDMARC's record unchanged, then the extension's
+// keys, every one of them, "-" for an empty value.
+func TestHistorySidecarFormat(t *testing.T) {
+	h, o := observedMessage("v=DMARC1; p=reject; np=quarantine; psd=n; t=y; fo=d:s; rua=mailto:dmarc-agg@example.com; ruf=mailto:f@example.com,mailto:g@example.net")
+	opendmarc := string(h.AppendFormat(nil))
+	h.Ext = ExtFromOutcome(o)
+	h.Ext.SPFDomain, h.Ext.SPFScope = "example.com", SPFScopeMailFrom
+	h.Ext.RcptDomains = []string{"example.org", "example.net"}
+	h.Ext.Override = []OverrideReason{OverrideLocalPolicy}
+	want := opendmarc + `spf_domain example.com
+spf_scope mfrom
+rcpt_domain example.org
+rcpt_domain example.net
+np 113
+psd 110
+t 121
+fo d:s
+ruf mailto:f@example.com
+ruf mailto:g@example.net
+override local_policy
+`
+	if got := string(h.AppendFormat(nil)); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	// Without a record, and nothing to say: every key, "-" or 0.
+	h.Ext = ExtFromOutcome(dmarc.Outcome{})
+	wantEmpty := opendmarc + "spf_domain -\nspf_scope -\nrcpt_domain -\nnp 0\npsd 0\nt 0\nfo -\nruf -\noverride -\n"
+	if got := string(h.AppendFormat(nil)); got != wantEmpty {
+		t.Errorf("got:\n%s\nwant:\n%s", got, wantEmpty)
+	}
+	// Defaults of a record that publishes none of the tags.
+	_, o = observedMessage("v=DMARC1; p=none")
+	if x := ExtFromOutcome(o); x.NP != 0 || x.PSD != 'u' || x.Testing != 'n' || x.FO != "0" || len(x.RUF) != 0 {
+		t.Errorf("defaults %+v", x)
 	}
 }

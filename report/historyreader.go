@@ -66,8 +66,10 @@ var keyNames = []string{"job", "reporter", "received", "ipaddr", "from", "mfrom"
 	"pct", "adkim", "aspf", "p", "sp", "align_dkim", "align_spf", "arc", "arc_policy", "action"}
 
 // HistoryReader reads history records (OpenDMARC 1.4's format, as
-// HistoryRecord.AppendFormat writes it and as OpenDMARC writes it) one at
-// a time from a stream: memory does not grow with the file. Keys may come
+// HistoryRecord.AppendFormat writes it and as OpenDMARC writes it, and
+// the sidecar format, which adds the keys of HistoryExt) one at a time
+// from a stream: memory does not grow with the file; a file may mix both
+// formats. Keys may come
 // in any order after "job"; unknown keys are skipped (as opendmarc-import
 // does, without its warning); blank lines and CR before LF are tolerated.
 type HistoryReader struct {
@@ -191,14 +193,14 @@ func (h *HistoryReader) Next() (*HistoryRecord, error) {
 	if !lastLF {
 		return nil, &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: errors.New("no line end")}
 	}
-	if bad == nil && have != keysRequired {
+	if bad == nil && have&keysRequired != keysRequired {
 		return nil, &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: fmt.Errorf("missing %s", missingKeys(have))}
 	}
 	return h.finish(rec, have, bad, startLine, start)
 }
 
 func (h *HistoryReader) finish(rec *HistoryRecord, have int, bad error, line int, off int64) (*HistoryRecord, error) {
-	if bad == nil && have != keysRequired {
+	if bad == nil && have&keysRequired != keysRequired {
 		bad = fmt.Errorf("missing %s", missingKeys(have))
 	}
 	if bad != nil {
@@ -346,6 +348,8 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 		}
 	case "action":
 		num(keyAction, &rec.Action, 0, 4)
+	default:
+		parseExt(rec, key, value, once, fail)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,6 +60,23 @@ func build(t testing.TB, s *store.Store, domain string) map[string]*Report {
 	return out
 }
 
+// validated checks r's gzip'd document against RFC 9990's schema and
+// returns it parsed.
+func validated(t *testing.T, r *Report) Feedback {
+	t.Helper()
+	gz, err := r.Gzip()
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmlschema.Validate(t, gz)
+	x, _ := r.XML()
+	var got Feedback
+	if err := xml.Unmarshal(x, &got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // The report of one domain: metadata, the policy as last seen, the
 // messages grouped by source, disposition, results, reasons and
 // identifiers, each signature's result; valid against RFC 9990's schema.
@@ -93,16 +111,7 @@ func TestAggregateReport(t *testing.T) {
 		t.Fatalf("reports %v", reports)
 	}
 	r := reports["d0.example"]
-	gz, err := r.Gzip()
-	if err != nil {
-		t.Fatal(err)
-	}
-	xmlschema.Validate(t, gz)
-	x, _ := r.XML()
-	var got Feedback
-	if err := xml.Unmarshal(x, &got); err != nil {
-		t.Fatal(err)
-	}
+	got := validated(t, r)
 	if got.Metadata.OrgName != "Example MX" || got.Metadata.Email != reporter.Email || got.Metadata.Contact != reporter.Contact ||
 		got.Metadata.DateRange != (DateRange{day.Unix(), day.Unix() + 86399}) || got.Metadata.ReportID == "" {
 		t.Errorf("metadata %+v", got.Metadata)
@@ -242,5 +251,72 @@ func TestSendUnreachable(t *testing.T) {
 		if !ok || err != nil || d.Status != store.DeliveryTemporary || d.Attempts != run || !strings.Contains(d.Detail, "connection refused") {
 			t.Errorf("run %d: recorded %+v %v", run, d, err)
 		}
+	}
+}
+
+// Records in the sidecar history format give what OpenDMARC's cannot:
+// np, fo and testing in policy_published, envelope_to, the domain and
+// scope SPF checked, and the override reasons as the finisher saw them;
+// the report stays valid against RFC 9990's schema.
+func TestAggregateSidecarFields(t *testing.T) {
+	s := openStore(t)
+	spec := historygen.Spec{Records: 3, Domains: 1, Sources: 1, Start: day.Add(time.Hour), Step: time.Minute, Reporter: "mx1.example"}
+	ext := func(r *report.HistoryRecord, testing int, rcpts []string, reasons ...report.OverrideReason) *report.HistoryRecord {
+		r.Ext = &report.HistoryExt{SPFDomain: r.MailFrom, SPFScope: report.SPFScopeMailFrom, RcptDomains: rcpts,
+			NP: 'q', PSD: 'n', Testing: testing, FO: "1:d", Override: reasons}
+		return r
+	}
+	one := []string{"example.org"}
+	pass := ext(spec.Record(0), 'y', one)
+	pass.JobID, pass.Received = "PASS", day.Add(20*time.Hour) // the latest: policy_published
+	rejected := ext(spec.Record(2), 'n', []string{"example.org", "example.net"})
+	testing := ext(spec.Record(2), 'y', one, report.OverrideSampledOut, report.OverrideLocalPolicy)
+	testing.JobID, testing.Action, testing.IPAddr = "TESTING", report.HistoryActionAccept, "203.0.113.2"
+	pct := ext(spec.Record(2), 'n', one, report.OverrideSampledOut)
+	pct.JobID, pct.Action, pct.IPAddr = "PCT", report.HistoryActionQuarantine, "203.0.113.3"
+	deferred := ext(spec.Record(2), 'n', one, report.OverrideOther)
+	deferred.JobID, deferred.Action, deferred.IPAddr = "DEFER", report.HistoryActionTempFail, "203.0.113.4"
+	arc := ext(spec.Record(2), 'n', one, report.OverrideTrustedForwarder)
+	arc.JobID, arc.Action, arc.ARCPolicy, arc.IPAddr = "ARC", report.HistoryActionAccept, 0, "203.0.113.5"
+	null := ext(spec.Record(2), 'n', one)
+	null.JobID, null.MailFrom, null.IPAddr = "NULL", "", "203.0.113.6"
+	null.Ext.SPFDomain, null.Ext.SPFScope = "mail.d0.example", report.SPFScopeHelo
+	opendmarc := spec.Record(2) // no extension: reasons inferred, no envelope_to
+	opendmarc.JobID, opendmarc.Action, opendmarc.IPAddr = "OPENDMARC", report.HistoryActionAccept, "203.0.113.7"
+	importRecords(t, s, pass, rejected, testing, pct, deferred, arc, null, opendmarc)
+
+	got := validated(t, build(t, s, "")["d0.example"])
+	if want := (Published{Domain: "d0.example", P: "reject", NP: "quarantine", ADKIM: "r", ASPF: "r", FO: "1:d", Testing: "y"}); got.Policy != want {
+		t.Errorf("policy_published %+v, want %+v", got.Policy, want)
+	}
+	var lines []string
+	for _, rec := range got.Records {
+		ev := rec.Row.Evaluated
+		line := rec.Row.SourceIP + " " + ev.Disposition
+		for _, re := range ev.Reasons {
+			line += " reason=" + re.Type
+			if re.Comment != "" {
+				line += "(" + re.Comment + ")"
+			}
+		}
+		line += " to=" + rec.Identifiers.EnvelopeTo
+		if spf := rec.AuthResults.SPF; spf != nil {
+			line += " spf:" + spf.Domain + "/" + spf.Scope + "=" + spf.Result
+		}
+		lines = append(lines, line)
+	}
+	sort.Strings(lines)
+	want := []string{
+		"192.0.2.1 pass to=example.org spf:d0.example/mfrom=pass",
+		"203.0.113.1 reject to= spf:d0.example/mfrom=fail",
+		"203.0.113.2 none reason=policy_test_mode(t=y) reason=local_policy to=example.org spf:d0.example/mfrom=fail",
+		"203.0.113.3 quarantine reason=other(pct= sampling) to=example.org spf:d0.example/mfrom=fail",
+		"203.0.113.4 none reason=other(deferred) to=example.org spf:d0.example/mfrom=fail",
+		"203.0.113.5 none reason=trusted_forwarder(ARC chain of a trusted sealer) to=example.org spf:d0.example/mfrom=fail",
+		"203.0.113.6 reject to=example.org spf:mail.d0.example/=fail",
+		"203.0.113.7 none reason=local_policy to= spf:d0.example/mfrom=fail",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }

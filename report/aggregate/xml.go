@@ -63,13 +63,17 @@ type DateRange struct {
 	End   int64 `xml:"end"`
 }
 
-// Published is policy_published: the record as it was seen.
+// Published is policy_published: the record as it was seen. NP, FO and
+// Testing are known from records in the sidecar history format only.
 type Published struct {
-	Domain string `xml:"domain"`
-	P      string `xml:"p"`
-	SP     string `xml:"sp,omitempty"`
-	ADKIM  string `xml:"adkim,omitempty"`
-	ASPF   string `xml:"aspf,omitempty"`
+	Domain  string `xml:"domain"`
+	P       string `xml:"p"`
+	SP      string `xml:"sp,omitempty"`
+	NP      string `xml:"np,omitempty"`
+	ADKIM   string `xml:"adkim,omitempty"`
+	ASPF    string `xml:"aspf,omitempty"`
+	FO      string `xml:"fo,omitempty"`
+	Testing string `xml:"testing,omitempty"`
 }
 
 // Record is one group of messages.
@@ -104,6 +108,7 @@ type Reason struct {
 type Identifiers struct {
 	HeaderFrom   string `xml:"header_from"`
 	EnvelopeFrom string `xml:"envelope_from,omitempty"`
+	EnvelopeTo   string `xml:"envelope_to,omitempty"`
 }
 
 // AuthResults are the raw results.
@@ -122,7 +127,7 @@ type DKIMResult struct {
 // SPFResult is the SPF result.
 type SPFResult struct {
 	Domain string `xml:"domain"`
-	Scope  string `xml:"scope"`
+	Scope  string `xml:"scope,omitempty"` // mfrom; none for HELO
 	Result string `xml:"result"`
 }
 
@@ -229,6 +234,13 @@ func published(g *store.Group) Published {
 	if p.P == "" {
 		p.P = "none"
 	}
+	if x := g.Ext; x != nil {
+		// psd= has no element in RFC 9990's policy_published.
+		p.NP, p.FO = policyWord(x.NP), x.FO
+		if x.Testing == 'y' || x.Testing == 'n' {
+			p.Testing = string(rune(x.Testing))
+		}
+	}
 	return p
 }
 
@@ -254,11 +266,12 @@ func record(g *store.Group) Record {
 			ev.Disposition = "pass"
 		}
 	}
-	// A failure the policy wanted refused or quarantined that was
-	// delivered: say why.
-	wanted := (g.Policy == report.HistoryPolicyReject && ev.Disposition != "reject") ||
-		(g.Policy == report.HistoryPolicyQuarantine && ev.Disposition == "none")
-	if !pass && wanted {
+	if g.Ext != nil {
+		ev.Reasons = reasons(g)
+	} else if wanted := (g.Policy == report.HistoryPolicyReject && ev.Disposition != "reject") ||
+		(g.Policy == report.HistoryPolicyQuarantine && ev.Disposition == "none"); !pass && wanted {
+		// An OpenDMARC record says no reason: a failure the policy
+		// wanted refused or quarantined that was delivered, say why.
 		switch {
 		case g.ARCPolicy == 0:
 			ev.Reasons = append(ev.Reasons, Reason{Type: "trusted_forwarder", Comment: "ARC chain of a trusted sealer"})
@@ -273,24 +286,75 @@ func record(g *store.Group) Record {
 	for _, d := range g.DKIM {
 		r.AuthResults.DKIM = append(r.AuthResults.DKIM, DKIMResult{Domain: d.Domain, Selector: d.Selector, Result: dkimWord(d.Result)})
 	}
-	if g.EnvelopeFrom != "" && g.SPF != report.ARESUndefined {
-		r.AuthResults.SPF = &SPFResult{Domain: g.EnvelopeFrom, Scope: "mfrom", Result: spfWord(g.SPF)}
+	r.AuthResults.SPF = spfAuth(g)
+	// envelope_to is one domain: a message to several is reported without.
+	if x := g.Ext; x != nil && len(x.RcptDomains) == 1 {
+		r.Identifiers.EnvelopeTo = x.RcptDomains[0]
 	}
 	return r
+}
+
+// spfAuth is the SPF auth_results: the domain SPF checked, with scope
+// mfrom unless it was the HELO name (which RFC 9990's scope cannot
+// name). An OpenDMARC record only knows the MAIL FROM domain.
+func spfAuth(g *store.Group) *SPFResult {
+	if g.SPF == report.ARESUndefined {
+		return nil
+	}
+	if x := g.Ext; x != nil {
+		if x.SPFDomain == "" {
+			return nil
+		}
+		r := &SPFResult{Domain: x.SPFDomain, Result: spfWord(g.SPF)}
+		if x.SPFScope == report.SPFScopeMailFrom {
+			r.Scope = "mfrom"
+		}
+		return r
+	}
+	if g.EnvelopeFrom == "" {
+		return nil
+	}
+	return &SPFResult{Domain: g.EnvelopeFrom, Scope: "mfrom", Result: spfWord(g.SPF)}
+}
+
+// reasons are the override reasons a record in the sidecar format
+// names. RFC 9990 has no sampled_out: t=y is its policy_test_mode, pct=
+// sampling (RFC 7489) is other.
+func reasons(g *store.Group) []Reason {
+	var out []Reason
+	for _, o := range g.Ext.Override {
+		r := Reason{Type: string(o)}
+		switch o {
+		case report.OverrideSampledOut:
+			r.Type, r.Comment = string(report.OverridePolicyTestMode), "t=y"
+			if g.Ext.Testing != 'y' {
+				r.Type, r.Comment = string(report.OverrideOther), "pct= sampling"
+			}
+		case report.OverrideTrustedForwarder:
+			r.Comment = "ARC chain of a trusted sealer"
+		case report.OverrideOther:
+			if g.Action == report.HistoryActionTempFail {
+				r.Comment = "deferred"
+			}
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func recordKey(r *Record) string {
 	var b strings.Builder
 	ev := r.Row.Evaluated
-	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s", r.Row.SourceIP, ev.Disposition, ev.DKIM, ev.SPF, r.Identifiers.HeaderFrom, r.Identifiers.EnvelopeFrom)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%s|%s|%s", r.Row.SourceIP, ev.Disposition, ev.DKIM, ev.SPF, r.Identifiers.HeaderFrom,
+		r.Identifiers.EnvelopeFrom, r.Identifiers.EnvelopeTo)
 	for _, x := range ev.Reasons {
-		fmt.Fprintf(&b, "|r:%s", x.Type)
+		fmt.Fprintf(&b, "|r:%s/%s", x.Type, x.Comment)
 	}
 	for _, d := range r.AuthResults.DKIM {
 		fmt.Fprintf(&b, "|d:%s/%s/%s", d.Domain, d.Selector, d.Result)
 	}
 	if s := r.AuthResults.SPF; s != nil {
-		fmt.Fprintf(&b, "|s:%s", s.Result)
+		fmt.Fprintf(&b, "|s:%s/%s/%s", s.Domain, s.Scope, s.Result)
 	}
 	return b.String()
 }

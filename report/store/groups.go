@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"strings"
 	"time"
 
 	"github.com/mailsidecar/sidecar/report"
@@ -25,8 +27,11 @@ type Group struct {
 	P, SP, Pct   int
 	ADKIM, ASPF  int
 	RUA          string // space-separated
-	Count        int64
-	Last         time.Time // the latest arrival in the group
+	// Ext is what records in the sidecar format add (RcptDomains, RUF
+	// and Override as stored); nil for records in OpenDMARC's.
+	Ext   *report.HistoryExt
+	Count int64
+	Last  time.Time // the latest arrival in the group
 }
 
 // Groups calls fn with the groups of messages that arrived in
@@ -34,7 +39,7 @@ type Group struct {
 // them, or the one domain named), ordered by policy domain. The database
 // does the counting: memory does not grow with the number of messages.
 func (s *Store) Groups(ctx context.Context, begin, end time.Time, domain string, fn func(*Group) error) error {
-	const cols = "policy_domain, ip, action, policy, align_dkim, align_spf, arc_policy, header_from, envelope_from, spf, dkim, p, sp, pct, adkim, aspf, rua"
+	const cols = "policy_domain, ip, action, policy, align_dkim, align_spf, arc_policy, header_from, envelope_from, spf, dkim, p, sp, pct, adkim, aspf, rua, " + extension
 	q := "SELECT " + cols + ", COUNT(*), MAX(received) FROM messages WHERE received >= " + s.ph(1) + " AND received < " + s.ph(2) +
 		" AND policy NOT IN (13, 14)"
 	args := []any{begin.Unix(), end.Unix()}
@@ -53,11 +58,19 @@ func (s *Store) Groups(ctx context.Context, begin, end time.Time, domain string,
 		var spf int
 		var dkim string
 		var last int64
+		var spfDomain, spfScope, rcpt, fo, ruf, override sql.NullString
+		var np, psd, testing sql.NullInt64
 		if err := rows.Scan(&g.PolicyDomain, &g.IP, &g.Action, &g.Policy, &g.AlignDKIM, &g.AlignSPF, &g.ARCPolicy, &g.HeaderFrom,
-			&g.EnvelopeFrom, &spf, &dkim, &g.P, &g.SP, &g.Pct, &g.ADKIM, &g.ASPF, &g.RUA, &g.Count, &last); err != nil {
+			&g.EnvelopeFrom, &spf, &dkim, &g.P, &g.SP, &g.Pct, &g.ADKIM, &g.ASPF, &g.RUA,
+			&spfDomain, &spfScope, &rcpt, &np, &psd, &testing, &fo, &ruf, &override, &g.Count, &last); err != nil {
 			return s.fail("aggregate", err)
 		}
 		g.SPF, g.DKIM, g.Last = report.ARES(spf), ParseDKIM(dkim), time.Unix(last, 0)
+		if override.Valid {
+			g.Ext = &report.HistoryExt{SPFDomain: spfDomain.String, SPFScope: spfScope.String, RcptDomains: strings.Fields(rcpt.String),
+				NP: int(np.Int64), PSD: int(psd.Int64), Testing: int(testing.Int64), FO: fo.String, RUF: strings.Fields(ruf.String),
+				Override: report.ParseOverrides(override.String)}
+		}
 		if err := fn(&g); err != nil {
 			return err
 		}

@@ -41,8 +41,11 @@ func (r *ImportResult) Add(o ImportResult) {
 }
 
 const (
+	// columns are OpenDMARC's fields, extension those of the sidecar
+	// format (NULL for a record in OpenDMARC's).
 	columns     = "reporter, received, jobid, ip, header_from, envelope_from, policy_domain, policy, action, spf, dkim, align_dkim, align_spf, arc, arc_policy, arc_seals, p, sp, pct, adkim, aspf, rua"
-	ncolumns    = 22
+	extension   = "spf_domain, spf_scope, rcpt_domains, np, psd, testing, fo, ruf, override"
+	ncolumns    = 22 + 9
 	batchRows   = 500   // rows per INSERT statement
 	chunkRecord = 20000 // records per transaction
 )
@@ -191,7 +194,7 @@ func (s *Store) insert(ctx context.Context, recs []*report.HistoryRecord, args [
 // insertSQL is the INSERT of n rows that skips rows already stored.
 func (s *Store) insertSQL(n int) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO messages (" + columns + ") VALUES ")
+	b.WriteString("INSERT INTO messages (" + columns + ", " + extension + ") VALUES ")
 	k := 1
 	for i := 0; i < n; i++ {
 		if i > 0 {
@@ -212,9 +215,15 @@ func (s *Store) insertSQL(n int) string {
 }
 
 func appendRow(args []any, r *report.HistoryRecord) []any {
-	return append(args, r.Reporter, r.Received.Unix(), r.JobID, r.IPAddr, r.From, r.MailFrom, r.PolicyDomain,
+	args = append(args, r.Reporter, r.Received.Unix(), r.JobID, r.IPAddr, r.From, r.MailFrom, r.PolicyDomain,
 		r.Policy, r.Action, int(r.SPF), FormatDKIM(r.DKIM), r.AlignDKIM, r.AlignSPF, int(r.ARC), r.ARCPolicy,
 		formatSeals(r.ARCSeals), r.P, r.SP, r.Pct, r.ADKIM, r.ASPF, strings.Join(r.RUA, " "))
+	x := r.Ext
+	if x == nil {
+		return append(args, nil, nil, nil, nil, nil, nil, nil, nil, nil)
+	}
+	return append(args, x.SPFDomain, x.SPFScope, strings.Join(x.RcptDomains, " "), x.NP, x.PSD, x.Testing, x.FO,
+		strings.Join(x.RUF, " "), strings.Join(x.Reasons(), " "))
 }
 
 // FormatDKIM is the dkim column: one "domain selector result-code" per

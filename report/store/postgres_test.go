@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"strings"
@@ -121,14 +122,16 @@ func TestPostgresQueriesMatchSQLite(t *testing.T) {
 	defer p.Close()
 	l := openSQLite(t)
 	spec := historygen.Spec{Records: 500, Domains: 7, Sources: 3, Start: t0, Step: time.Minute, Reporter: "mx1.example"}
-	b := history(t, spec)
+	b := mixed(spec)
 	for _, s := range []*Store{p, l} {
 		importBytes(t, s, "f", b)
 	}
 	dump := func(s *Store) string {
 		var out strings.Builder
 		err := s.Groups(context.Background(), t0, t0.Add(24*time.Hour), "", func(g *Group) error {
-			fmt.Fprintf(&out, "%+v\n", *g)
+			ext := g.Ext
+			g.Ext = nil
+			fmt.Fprintf(&out, "%+v %+v\n", *g, ext)
 			return nil
 		})
 		if err != nil {
@@ -160,7 +163,16 @@ func TestPostgresQueriesMatchSQLite(t *testing.T) {
 	if pd != ld {
 		t.Errorf("PostgreSQL:\n%s\nSQLite:\n%s", pd, ld)
 	}
-	if !strings.Contains(ld, "Status:sent Detail: Attempts:2") || strings.Count(ld, "PolicyDomain:") < 14 {
+	if !strings.Contains(ld, "Status:sent Detail: Attempts:2") || strings.Count(ld, "PolicyDomain:") < 14 ||
+		!strings.Contains(ld, "&{SPFDomain:") {
 		t.Errorf("SQLite:\n%s", ld)
 	}
+	// A database made before the sidecar history format gets its columns.
+	old := pg.CreateDB(t, "old")
+	raw, err := sql.Open("pgx", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	checkMigration(t, old, raw)
 }

@@ -106,7 +106,9 @@ func (s *Store) Dialect() Dialect { return s.dialect }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // schema is the tables, in the common subset of SQLite and PostgreSQL;
-// %s ends the messages table (SQLite: WITHOUT ROWID). The primary key
+// %s ends the messages table (SQLite: WITHOUT ROWID). The nullable
+// columns from spf_domain on are those of the sidecar history format
+// (extColumns), NULL for a record in OpenDMARC's. The primary key
 // is the record's identity and, starting with the arrival time, the
 // index of the period queries: one B-tree per message, appended to in
 // arrival order.
@@ -134,6 +136,15 @@ CREATE TABLE IF NOT EXISTS messages (
 	adkim INTEGER NOT NULL,
 	aspf INTEGER NOT NULL,
 	rua TEXT NOT NULL,
+	spf_domain TEXT,
+	spf_scope TEXT,
+	rcpt_domains TEXT,
+	np INTEGER,
+	psd INTEGER,
+	testing INTEGER,
+	fo TEXT,
+	ruf TEXT,
+	override TEXT,
 	PRIMARY KEY (received, reporter, jobid)
 )%s;
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -169,8 +180,10 @@ func (s *Store) init(ctx context.Context) error {
 			return err
 		}
 		defer conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock(7140390)")
-		_, err = conn.ExecContext(ctx, stmts)
-		return err
+		if _, err = conn.ExecContext(ctx, stmts); err != nil {
+			return err
+		}
+		return migrate(ctx, conn)
 	}
 	for _, st := range strings.Split(stmts, ";") {
 		if strings.TrimSpace(st) == "" {
@@ -180,7 +193,58 @@ func (s *Store) init(ctx context.Context) error {
 			return err
 		}
 	}
+	return migrate(ctx, s.db)
+}
+
+// extColumns are the columns of the sidecar history format with their
+// types: what a database created before them lacks.
+var extColumns = [][2]string{
+	{"spf_domain", "TEXT"}, {"spf_scope", "TEXT"}, {"rcpt_domains", "TEXT"}, {"np", "INTEGER"}, {"psd", "INTEGER"},
+	{"testing", "INTEGER"}, {"fo", "TEXT"}, {"ruf", "TEXT"}, {"override", "TEXT"},
+}
+
+// execQueryer is a *sql.DB or a *sql.Conn.
+type execQueryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// migrate adds the columns a database made by an older sidecar lacks
+// (nullable: its rows are OpenDMARC-format records). Two SQLite
+// importers may race here; the loser finds the column made.
+func migrate(ctx context.Context, db execQueryer) error {
+	have, err := messageColumns(ctx, db)
+	if err != nil {
+		return err
+	}
+	for _, c := range extColumns {
+		if have[c[0]] {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, "ALTER TABLE messages ADD COLUMN "+c[0]+" "+c[1]); err != nil {
+			if again, _ := messageColumns(ctx, db); !again[c[0]] {
+				return fmt.Errorf("adding column %s: %w", c[0], err)
+			}
+		}
+	}
 	return nil
+}
+
+func messageColumns(ctx context.Context, db execQueryer) (map[string]bool, error) {
+	rows, err := db.QueryContext(ctx, "SELECT * FROM messages WHERE 1 = 0")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	names, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, n := range names {
+		have[strings.ToLower(n)] = true
+	}
+	return have, rows.Err()
 }
 
 // ph returns the placeholder of the n-th argument (1-based).

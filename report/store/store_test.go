@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailsidecar/sidecar/internal/testkit/historygen"
+	"github.com/mailsidecar/sidecar/report"
 )
 
 var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -209,4 +212,118 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// mixed is spec's history with every other record in the sidecar format.
+func mixed(spec historygen.Spec) []byte {
+	var b []byte
+	for i := 0; i < spec.Records; i++ {
+		r := spec.Record(i)
+		if i%2 == 1 {
+			r.Ext = &report.HistoryExt{SPFDomain: r.MailFrom, SPFScope: report.SPFScopeMailFrom, RcptDomains: []string{"example.org", "example.net"},
+				NP: 'q', PSD: 'u', Testing: 'n', FO: "1:d", RUF: []string{"mailto:f@" + r.PolicyDomain},
+				Override: []report.OverrideReason{report.OverrideSampledOut, report.OverrideLocalPolicy}}
+		}
+		b = r.AppendFormat(b)
+	}
+	return b
+}
+
+// A file mixing both formats: the sidecar format's fields are stored,
+// NULL for the OpenDMARC records, and come back in the groups.
+func TestImportMixed(t *testing.T) {
+	s := openSQLite(t)
+	spec := historygen.Spec{Records: 4, Domains: 1, Start: t0, Step: time.Second, Reporter: "mx1.example"}
+	if res := importBytes(t, s, "f", mixed(spec)); res.Added != 4 || res.Corrupt != 0 {
+		t.Fatalf("%+v", res)
+	}
+	rows, err := s.DB().Query("SELECT jobid, " + extension + " FROM messages ORDER BY jobid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		v := make([]any, 10)
+		ptrs := make([]any, 10)
+		for i := range v {
+			ptrs[i] = &v[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		cells := make([]string, len(v))
+		for i, c := range v {
+			cells[i] = fmt.Sprint(c)
+		}
+		got = append(got, strings.Join(cells, "|"))
+	}
+	want := []string{
+		"00000000|<nil>|<nil>|<nil>|<nil>|<nil>|<nil>|<nil>|<nil>|<nil>",
+		"00000001|d0.example|mfrom|example.org example.net|113|117|110|1:d|mailto:f@d0.example|sampled_out local_policy",
+	}
+	if got[0] != want[0] || got[1] != want[1] || len(got) != 4 {
+		t.Errorf("rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var withExt, without int64
+	err = s.Groups(context.Background(), t0, t0.Add(time.Hour), "", func(g *Group) error {
+		if g.Ext == nil {
+			without += g.Count
+			return nil
+		}
+		withExt += g.Count
+		if g.Ext.SPFDomain != "d0.example" || strings.Join(g.Ext.RcptDomains, ",") != "example.org,example.net" || g.Ext.NP != 'q' ||
+			g.Ext.FO != "1:d" || len(g.Ext.Override) != 2 || g.Ext.Override[1] != report.OverrideLocalPolicy {
+			t.Errorf("group extension %+v", g.Ext)
+		}
+		return nil
+	})
+	if err != nil || withExt != 2 || without != 2 {
+		t.Errorf("groups: %d with the extension, %d without, %v", withExt, without, err)
+	}
+}
+
+// oldSchema is the messages table of the stores made before the sidecar
+// history format.
+const oldSchema = `CREATE TABLE messages (reporter TEXT NOT NULL, received BIGINT NOT NULL, jobid TEXT NOT NULL, ip TEXT NOT NULL,
+	header_from TEXT NOT NULL, envelope_from TEXT NOT NULL, policy_domain TEXT NOT NULL, policy INTEGER NOT NULL, action INTEGER NOT NULL,
+	spf INTEGER NOT NULL, dkim TEXT NOT NULL, align_dkim INTEGER NOT NULL, align_spf INTEGER NOT NULL, arc INTEGER NOT NULL,
+	arc_policy INTEGER NOT NULL, arc_seals TEXT NOT NULL, p INTEGER NOT NULL, sp INTEGER NOT NULL, pct INTEGER NOT NULL,
+	adkim INTEGER NOT NULL, aspf INTEGER NOT NULL, rua TEXT NOT NULL, PRIMARY KEY (received, reporter, jobid))`
+
+// checkMigration opens a database that has the old messages table with
+// one row (made through raw): the new columns are added, NULL for the
+// old row, and a mixed history imports; opening it again changes
+// nothing.
+func checkMigration(t *testing.T, dsn string, raw *sql.DB) {
+	t.Helper()
+	if _, err := raw.Exec(oldSchema); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`INSERT INTO messages VALUES ('mx0.example', 1, 'OLD', '192.0.2.1', 'd0.example', 'd0.example', 'd0.example',
+		15, 2, 0, '', 4, 4, 7, 2, '', 114, 0, 100, 114, 114, '')`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		s, err := Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		importBytes(t, s, "f", mixed(historygen.Spec{Records: 4, Domains: 1, Start: t0, Step: time.Second, Reporter: "mx1.example"}))
+		var n, ext int64
+		if err := s.DB().QueryRow("SELECT COUNT(*), COUNT(override) FROM messages").Scan(&n, &ext); err != nil || n != 5 || ext != 2 {
+			t.Errorf("%d rows, %d with the extension, %v; want 5, 2", n, ext, err)
+		}
+		s.Close()
+	}
+}
+
+func TestMigrateSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	checkMigration(t, path, raw)
 }
