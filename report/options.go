@@ -22,6 +22,8 @@ const (
 	OptReportEmail    = "report_email"
 	OptReportContact  = "report_contact"
 	OptReportSMTP     = "report_smtp"
+	OptSMTPUser       = "report_smtp_user"
+	OptSMTPPassword   = "report_smtp_password_file"
 )
 
 func init() {
@@ -36,9 +38,21 @@ func init() {
 			Doc: "extra_contact_info of aggregate reports (a URL or a telephone number); default: none"},
 		{Name: OptReportSMTP, Kind: config.KindString, Default: "127.0.0.1:25", Check: checkHostPort,
 			Doc: "SMTP server (HOST:PORT) that delivers report mail; default: the local MTA"},
+		{Name: OptSMTPUser, Kind: config.KindString,
+			Doc: "user name for SMTP AUTH (PLAIN or LOGIN) at report_smtp; empty: no authentication"},
+		{Name: OptSMTPPassword, Kind: config.KindString, Check: checkAbsolute,
+			Doc: "file holding the password of report_smtp_user (its first line); read when the configuration loads"},
 	} {
 		config.RegisterOption(d)
 	}
+	config.RegisterCompiler(config.Compiler{Name: smtpCompilerName, Compile: compileSMTPAuth})
+}
+
+func checkAbsolute(s string) error {
+	if !filepath.IsAbs(s) {
+		return fmt.Errorf("%q is not an absolute path", s)
+	}
+	return nil
 }
 
 // CheckDatabase accepts a postgres:// URL or an absolute file path.

@@ -81,8 +81,8 @@ func TestReportSendPostfix(t *testing.T) {
 	}
 	for _, want := range []string{
 		"d1.example mailto:reports@unverified.example: failed: destination not verified: no v=DMARC1 TXT record at d1.example._report._dmarc.unverified.example",
-		"d2.example mailto:unknown@d2.example: failed: rejected: 550 5.1.1",
-		"d2.example mailto:later@d2.example: temporary: temporary failure: 450 4.2.0",
+		"d2.example mailto:unknown@d2.example: failed: rejected: SMTP RCPT: 550 5.1.1",
+		"d2.example mailto:later@d2.example: temporary: temporary failure: SMTP RCPT: 450 4.2.0",
 		"d2.example mailto:dmarc@d2.example!1k: failed: report larger than the destination's size limit",
 		"d3.example mailto:reports@rua.example: temporary: temporary failure: d3.example._report._dmarc.rua.example TXT",
 	} {

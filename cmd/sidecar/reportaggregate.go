@@ -143,7 +143,7 @@ errors.`, stderr)
 			return 2
 		}
 		sender = &aggregate.Sender{Store: st, DNS: rt.Resolver, From: rep.Email,
-			SMTP: &aggregate.SMTP{Addr: env.cfg.String(report.OptReportSMTP), Helo: rt.Services.PrimaryHostname}}
+			SMTP: report.MailClient(env.cfg, rt.Services.PrimaryHostname)}
 	}
 	n, failed := 0, 0
 	bl := &aggregate.Builder{Reporter: rep, Begin: b, End: e, Generator: "sidecar " + versionString(),

@@ -17,7 +17,6 @@ import (
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/mtasts"
 	"github.com/mailsidecar/sidecar/report"
-	"github.com/mailsidecar/sidecar/report/mailout"
 	"github.com/mailsidecar/sidecar/report/tlsrpt"
 )
 
@@ -164,7 +163,7 @@ func sendTLSReports(cfg *config.Config, prog *acl.Program, rep tlsrpt.Reporter, 
 	}
 	s := &tlsrpt.Sender{
 		DNS:   rt.Resolver,
-		SMTP:  &mailout.Client{Addr: cfg.String(report.OptReportSMTP), Helo: rep.Domain, Timeout: 2 * time.Minute},
+		SMTP:  report.MailClient(cfg, rep.Domain),
 		HTTP:  mtasts.NewResolvingHTTPClient(roots, time.Minute, rt.Resolver),
 		From:  from,
 		State: st,

@@ -17,6 +17,7 @@ import (
 	"github.com/mailsidecar/sidecar/internal/testkit/historygen"
 	"github.com/mailsidecar/sidecar/internal/testkit/xmlschema"
 	"github.com/mailsidecar/sidecar/report"
+	"github.com/mailsidecar/sidecar/report/mailout"
 	"github.com/mailsidecar/sidecar/report/store"
 )
 
@@ -240,7 +241,7 @@ func TestSendUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nobody listens there now
-	snd := &Sender{Store: s, DNS: dnstest.NewZone(), From: "r@mx.example.net", SMTP: &SMTP{Addr: addr, Timeout: 5 * time.Second}}
+	snd := &Sender{Store: s, DNS: dnstest.NewZone(), From: "r@mx.example.net", SMTP: &mailout.Client{Addr: addr, Timeout: 5 * time.Second}}
 	r := build(t, s, "")["d0.example"]
 	for run := 1; run <= 2; run++ {
 		out, err := snd.Send(context.Background(), r, day, day.Add(24*time.Hour))

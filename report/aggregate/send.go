@@ -4,18 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"mime"
-	"net"
-	"net/smtp"
-	"net/textproto"
 	"strings"
 	"time"
 
+	"github.com/mailsidecar/sidecar/report/mailout"
 	"github.com/mailsidecar/sidecar/report/store"
 	"github.com/mailsidecar/sidecar/resolver"
 )
@@ -93,81 +90,17 @@ func randomToken() string {
 	return hex.EncodeToString(r[:])
 }
 
-// SMTP sends mail through one server: STARTTLS when it offers it (the
-// certificate is checked unless the server is on loopback, the local
-// MTA), no authentication.
-type SMTP struct {
-	Addr    string // host:port
-	Helo    string
-	Timeout time.Duration // for the whole transaction; default 2 minutes
-}
-
-// Send sends one message. A 4xx reply, a connection or TLS failure wrap
-// ErrTemporary; a 5xx reply wraps ErrRejected.
-func (c *SMTP) Send(ctx context.Context, from, to string, msg []byte) error {
-	timeout := c.Timeout
-	if timeout == 0 {
-		timeout = 2 * time.Minute
+// smtpError maps a failure of mailout to the errors of a delivery: a
+// temporary one (4xx, no answer, a configuration to mend) wraps
+// ErrTemporary, a permanent refusal (5xx) ErrRejected.
+func smtpError(err error) error {
+	if err == nil {
+		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", c.Addr)
-	if err != nil {
+	if mailout.Temporary(err) {
 		return fmt.Errorf("%w: %v", ErrTemporary, err)
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	host, _, _ := net.SplitHostPort(c.Addr)
-	cl, err := smtp.NewClient(conn, host)
-	if err != nil {
-		return classify(err)
-	}
-	defer cl.Close()
-	helo := c.Helo
-	if helo == "" {
-		helo = "localhost"
-	}
-	if err := cl.Hello(helo); err != nil {
-		return classify(err)
-	}
-	if ok, _ := cl.Extension("STARTTLS"); ok {
-		ip := net.ParseIP(host)
-		cfg := &tls.Config{ServerName: host, InsecureSkipVerify: ip != nil && ip.IsLoopback()}
-		if err := cl.StartTLS(cfg); err != nil {
-			return classify(err)
-		}
-	}
-	if err := cl.Mail(from); err != nil {
-		return classify(err)
-	}
-	if err := cl.Rcpt(to); err != nil {
-		return classify(err)
-	}
-	w, err := cl.Data()
-	if err != nil {
-		return classify(err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		return classify(err)
-	}
-	if err := w.Close(); err != nil {
-		return classify(err)
-	}
-	cl.Quit()
-	return nil
-}
-
-func classify(err error) error {
-	var te *textproto.Error
-	if errors.As(err, &te) {
-		if te.Code >= 500 {
-			return fmt.Errorf("%w: %d %s", ErrRejected, te.Code, te.Msg)
-		}
-		return fmt.Errorf("%w: %d %s", ErrTemporary, te.Code, te.Msg)
-	}
-	return fmt.Errorf("%w: %v", ErrTemporary, err)
+	return fmt.Errorf("%w: %v", ErrRejected, err)
 }
 
 // Sender delivers reports to their rua destinations and records what
@@ -177,7 +110,7 @@ func classify(err error) error {
 type Sender struct {
 	Store *store.Store
 	DNS   resolver.Querier
-	SMTP  *SMTP
+	SMTP  *mailout.Client
 	From  string
 	Now   func() time.Time
 }
@@ -246,5 +179,5 @@ func (s *Sender) deliver(ctx context.Context, r *Report, gz []byte, uri string, 
 	if d.MaxSize > 0 && int64(len(msg)) > d.MaxSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), d.MaxSize)
 	}
-	return s.SMTP.Send(ctx, s.From, d.Address, msg)
+	return smtpError(s.SMTP.Send(ctx, s.From, []string{d.Address}, msg))
 }

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/smtp"
 	"net/textproto"
+	"strings"
 	"time"
 )
 
@@ -27,6 +29,9 @@ type Client struct {
 	Timeout time.Duration
 	// Dial connects (a net.Dialer when nil).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Auth, when set, authenticates with SMTP AUTH (RFC 4954) after
+	// STARTTLS; see Send for when the password may leave.
+	Auth *Auth
 }
 
 // Error is a refusal or failure on the way, with the SMTP command it
@@ -39,6 +44,20 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	var te *textproto.Error
+	if errors.As(e.Err, &te) {
+		// The reply as the server wrote it, its lines joined, anything
+		// that could break a log line made visible.
+		return fmt.Sprintf("SMTP %s: %03d %s", e.Command, te.Code, strings.Map(func(r rune) rune {
+			switch {
+			case r == '\n':
+				return ' '
+			case r < ' ' || r == 0x7f:
+				return '?'
+			}
+			return r
+		}, te.Msg))
+	}
 	return fmt.Sprintf("SMTP %s: %v", e.Command, e.Err)
 }
 
@@ -46,8 +65,17 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Temporary reports whether trying again later may succeed: a 4xx reply
 // or a failure without reply (network, timeout, TLS); a 5xx reply is
-// permanent.
-func (e *Error) Temporary() bool { return e.Code < 500 }
+// permanent — except those that say our own relay wants credentials we
+// lack or refused the ones we have (530, 534, 535, 538 and any failure of
+// AUTH): the report is fine, the configuration is not, and a report
+// marked failed for good would never be sent once it is mended.
+func (e *Error) Temporary() bool {
+	switch {
+	case e.Command == "AUTH", e.Code == 530, e.Code == 534, e.Code == 535, e.Code == 538:
+		return true
+	}
+	return e.Code < 500
+}
 
 // Temporary reports whether err is a temporary failure of Send.
 func Temporary(err error) bool {
@@ -99,15 +127,16 @@ func (c *Client) Send(ctx context.Context, from string, to []string, msg []byte)
 	if err := sc.Hello(helo); err != nil {
 		return fail(err)
 	}
+	local := isLoopback(host)
 	if ok, _ := sc.Extension("STARTTLS"); ok {
 		step = "STARTTLS"
-		cfg := c.TLS
-		if cfg == nil {
-			// Opportunistic, as the MTA itself would: encryption against
-			// passive eavesdropping, no authentication.
-			cfg = &tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec
+		if err := sc.StartTLS(c.tlsConfig(host, local)); err != nil {
+			return fail(err)
 		}
-		if err := sc.StartTLS(cfg); err != nil {
+	}
+	if c.Auth != nil {
+		step = "AUTH"
+		if err := c.Auth.authenticate(sc, host, local); err != nil {
 			return fail(err)
 		}
 	}
@@ -135,4 +164,28 @@ func (c *Client) Send(ctx context.Context, from string, to []string, msg []byte)
 	step = "QUIT"
 	sc.Quit() // the message is accepted whatever QUIT gets
 	return nil
+}
+
+// tlsConfig is the STARTTLS configuration for host: c.TLS when set; else
+// opportunistic, as the MTA itself would (encryption against passive
+// eavesdropping, the local MTA seldom having a certificate for the
+// address it is reached at) — unless a password is to follow to a server
+// not on loopback, which must then prove its name against the system's
+// roots.
+func (c *Client) tlsConfig(host string, local bool) *tls.Config {
+	if c.TLS != nil {
+		return c.TLS
+	}
+	if c.Auth != nil && !local {
+		return &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	}
+	return &tls.Config{ServerName: host, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/mailsidecar/sidecar/report"
 	"github.com/mailsidecar/sidecar/report/forensic"
 	"github.com/mailsidecar/sidecar/report/forensic/deliver"
-	"github.com/mailsidecar/sidecar/report/mailout"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -21,7 +20,7 @@ func forensicSender(cfg *config.Config, res *resolver.Resolver, host string, log
 	return &deliver.Sender{
 		Dir:  cfg.String(forensic.OptSpool),
 		DNS:  res,
-		SMTP: &mailout.Client{Addr: cfg.String(report.OptReportSMTP), Helo: host},
+		SMTP: report.MailClient(cfg, host),
 		Event: func(e deliver.Event) {
 			attrs := []any{"spool_file", e.ID, "policy_domain", e.PolicyDomain, "ruf", e.URI, "attempts", e.Attempts}
 			if e.Err != nil {

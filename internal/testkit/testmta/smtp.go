@@ -3,6 +3,7 @@ package testmta
 import (
 	"bufio"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -30,6 +31,7 @@ type Sink struct {
 	msgs       chan string
 	handshakes atomic.Int32
 	tlsMsgs    atomic.Int32
+	authed     atomic.Int32
 }
 
 // SinkOptions are a Sink's settings. The zero value is a plain SMTP
@@ -47,6 +49,12 @@ type SinkOptions struct {
 	// RcptReply, when set, is the sink's reply to every RCPT (such as
 	// "450 4.2.1 try later" or "550 5.1.1 no such user") instead of 250.
 	RcptReply string
+	// Auth, when set, makes the sink offer AUTH PLAIN LOGIN and require
+	// it before MAIL (530), accepting these user names and passwords.
+	Auth map[string]string
+	// AuthMechanisms is what the sink lists after AUTH in its EHLO reply;
+	// "PLAIN LOGIN" when empty.
+	AuthMechanisms string
 }
 
 // StartSink starts a plain Sink (zero SinkOptions) on a free port of
@@ -91,6 +99,9 @@ func (s *Sink) Addr() string { return s.Listener.Addr().String() }
 // Handshakes returns how many STARTTLS handshakes have completed.
 func (s *Sink) Handshakes() int { return int(s.handshakes.Load()) }
 
+// Logins returns how many AUTH commands succeeded.
+func (s *Sink) Logins() int { return int(s.authed.Load()) }
+
 // TLSMessages returns how many of the messages handed over on Msgs came
 // after STARTTLS. A message is counted before it is handed over.
 func (s *Sink) TLSMessages() int { return int(s.tlsMsgs.Load()) }
@@ -100,7 +111,7 @@ func (s *Sink) handle(c net.Conn) {
 	c.SetDeadline(time.Now().Add(s.opts.Timeout))
 	tp := textproto.NewConn(c)
 	tp.PrintfLine("220 %s ESMTP", s.opts.Name)
-	inTLS := false
+	inTLS, authed := false, false
 	for {
 		line, err := tp.ReadLine()
 		if err != nil {
@@ -111,6 +122,13 @@ func (s *Sink) handle(c net.Conn) {
 			tp.PrintfLine("250-%s", s.opts.Name)
 			if s.opts.TLS != nil && !inTLS {
 				tp.PrintfLine("250-STARTTLS")
+			}
+			if s.opts.Auth != nil {
+				mechs := s.opts.AuthMechanisms
+				if mechs == "" {
+					mechs = "PLAIN LOGIN"
+				}
+				tp.PrintfLine("250-AUTH %s", mechs)
 			}
 			tp.PrintfLine("250 8BITMIME")
 		case cmd == "STARTTLS" && s.opts.TLS != nil:
@@ -126,6 +144,15 @@ func (s *Sink) handle(c net.Conn) {
 			s.handshakes.Add(1)
 			c, inTLS = tc, true
 			tp = textproto.NewConn(c)
+		case cmd == "AUTH" && s.opts.Auth != nil:
+			if authed = s.auth(tp, line); authed {
+				s.authed.Add(1)
+				tp.PrintfLine("235 2.7.0 authenticated")
+			} else {
+				tp.PrintfLine("535 5.7.8 authentication failed")
+			}
+		case cmd == "MAIL" && s.opts.Auth != nil && !authed:
+			tp.PrintfLine("530 5.7.0 authentication required")
 		case cmd == "DATA":
 			tp.PrintfLine("354 go on")
 			lines, err := tp.ReadDotLines()
@@ -146,6 +173,43 @@ func (s *Sink) handle(c net.Conn) {
 			tp.PrintfLine("250 ok")
 		}
 	}
+}
+
+// auth runs the AUTH command line (PLAIN with or without an initial
+// response, or LOGIN) and reports whether the credentials are known.
+func (s *Sink) auth(tp *textproto.Conn, line string) bool {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return false
+	}
+	ask := func(prompt string) string {
+		tp.PrintfLine("334 %s", base64.StdEncoding.EncodeToString([]byte(prompt)))
+		l, _ := tp.ReadLine()
+		b, _ := base64.StdEncoding.DecodeString(l)
+		return string(b)
+	}
+	var user, pass string
+	switch strings.ToUpper(f[1]) {
+	case "PLAIN":
+		var resp string
+		if len(f) > 2 {
+			b, _ := base64.StdEncoding.DecodeString(f[2])
+			resp = string(b)
+		} else {
+			resp = ask("")
+		}
+		parts := strings.Split(resp, "\x00")
+		if len(parts) != 3 {
+			return false
+		}
+		user, pass = parts[1], parts[2]
+	case "LOGIN":
+		user, pass = ask("Username:"), ask("Password:")
+	default:
+		return false
+	}
+	want, ok := s.opts.Auth[user]
+	return ok && want == pass
 }
 
 // Submission is a message for Submit to hand to an SMTP server.
