@@ -22,6 +22,14 @@ type Maildirs struct {
 // is missing (fails under CI=true).
 func StartMaildirs(t testing.TB, name string, domains []string, mailboxes map[string]string, main ...string) *Maildirs {
 	t.Helper()
+	return StartMaildirsConfig(t, name, domains, mailboxes, Config{Main: main})
+}
+
+// StartMaildirsConfig is StartMaildirs with more of the instance's
+// configuration: c.Main lines added after the maildir ones, c.Files
+// written into its config directory (c.Name and c.Listen are set here).
+func StartMaildirsConfig(t testing.TB, name string, domains []string, mailboxes map[string]string, c Config) *Maildirs {
+	t.Helper()
 	NeedPostfix(t, "maildir delivery")
 	pfUser, err := user.Lookup("postfix")
 	if err != nil {
@@ -43,7 +51,7 @@ func StartMaildirs(t testing.TB, name string, domains []string, mailboxes map[st
 		boxes = append(boxes, addr+"="+dir)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(FreePort(t))
-	pf := Start(t, Config{Name: name, Listen: []string{addr},
+	pf := Start(t, Config{Name: name, Listen: []string{addr}, Files: c.Files, Services: append([]string{"virtual unix - n n - - virtual"}, c.Services...),
 		Main: append([]string{
 			"myhostname = mx." + name,
 			"virtual_mailbox_domains = " + strings.Join(domains, " "),
@@ -52,8 +60,7 @@ func StartMaildirs(t testing.TB, name string, domains []string, mailboxes map[st
 			"virtual_uid_maps = static:" + pfUser.Uid,
 			"virtual_gid_maps = static:" + pfUser.Gid,
 			"virtual_minimum_uid = 1",
-		}, main...),
-		Services: []string{"virtual unix - n n - - virtual"},
+		}, c.Main...),
 	})
 	return &Maildirs{Postfix: pf, Addr: addr, Base: base}
 }

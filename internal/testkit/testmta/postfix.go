@@ -92,6 +92,10 @@ type Config struct {
 	// Prefix is put before the master command, e.g.
 	// {"ip", "netns", "exec", "ns1"}; it must exec master, not fork it.
 	Prefix []string
+	// Files are written into the config directory before master starts:
+	// name (relative, such as "sasl/smtpd.conf", where Debian's Postfix
+	// reads its Cyrus SASL configuration) to content.
+	Files map[string]string
 	// Dial connects to a listener; net.DialTimeout with 1s by default.
 	// A test whose Postfix runs in another network namespace dials there.
 	Dial func(network, addr string) (net.Conn, error)
@@ -188,6 +192,15 @@ func Start(t testing.TB, c Config) *Postfix {
 	mainCf := mergeMain(BaseMain(queue, data), c.Main)
 	for name, lines := range map[string][]string{"main.cf": mainCf, "master.cf": master} {
 		if err := os.WriteFile(filepath.Join(etc, name), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, content := range c.Files {
+		path := filepath.Join(etc, filepath.Clean(name))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
