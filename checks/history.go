@@ -123,7 +123,7 @@ func historyExt(t *acl.Txn, e *results.DMARC, action int) *report.HistoryExt {
 			x.RcptDomains = append(x.RcptDomains, d)
 		}
 	}
-	x.Override = overrideReasons(e, action)
+	x.Override = overrideReasons(e, action, viaMailingList(t))
 	return x
 }
 
@@ -132,8 +132,12 @@ func historyExt(t *acl.Txn, e *results.DMARC, action int) *report.HistoryExt {
 // dmarc_arc_trusted_sealers overrode it; sampled_out when t=y or pct=
 // lowered the policy to apply; other when the message was deferred
 // although the policy asked to reject or quarantine it; local_policy when
-// the message got another disposition than the policy to apply.
-func overrideReasons(e *results.DMARC, action int) []report.OverrideReason {
+// the message got another disposition than the policy to apply —
+// mailing_list instead when the message came through a mailing list, the
+// case RFC 9990 names for it (a list that rewrites the subject or body
+// breaks the author's DKIM signature, and its own server fails SPF for
+// the author's domain).
+func overrideReasons(e *results.DMARC, action int, viaList bool) []report.OverrideReason {
 	o := e.Outcome
 	if o.Result != dmarc.Fail {
 		return nil
@@ -157,10 +161,20 @@ func overrideReasons(e *results.DMARC, action int) []report.OverrideReason {
 		}
 		return rs
 	}
-	if got != o.Disposition {
+	switch {
+	case got == o.Disposition:
+	case viaList:
+		rs = append(rs, report.OverrideMailingList)
+	default:
 		rs = append(rs, report.OverrideLocalPolicy)
 	}
 	return rs
+}
+
+// viaMailingList reports whether the message bears the fields a mailing
+// list adds: List-Id (RFC 2919) or List-Post (RFC 2369).
+func viaMailingList(t *acl.Txn) bool {
+	return len(t.Header("List-Id")) > 0 || len(t.Header("List-Post")) > 0
 }
 
 // writeHistory is the DMARC finisher: the record of a message whose DMARC

@@ -632,6 +632,8 @@ func TestHistorySidecarFormat(t *testing.T) {
 			"spf_domain test.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 0\npsd 117\nt 121\nfo 0\nruf -\noverride sampled_out\noverride local_policy\n"},
 		{"QUAR", "203.0.113.9", "h", "alice@quar.example", plainMessage("alice@quar.example", 10), []string{"bob@example.org"},
 			"spf_domain quar.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 0\npsd 117\nt 110\nfo 0\nruf -\noverride local_policy\n"},
+		{"LIST", "203.0.113.9", "h", "alice@quar.example", "List-Id: Users <users.lists.example>\r\n" + plainMessage("alice@quar.example", 10), []string{"bob@example.org"},
+			"spf_domain quar.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 0\npsd 117\nt 110\nfo 0\nruf -\noverride mailing_list\n"},
 		{"DEFER", "203.0.113.9", "h", "later@sender.example", plainMessage("later@sender.example", 10), []string{"bob@example.org"},
 			"spf_domain sender.example\nspf_scope mfrom\nrcpt_domain example.org\nnp 0\npsd 117\nt 110\nfo 0\nruf -\noverride other\n"},
 		{"ARC", "198.51.100.7", "mx.lists.example", "list@lists.example", sealed, []string{"bob@example.org"},
