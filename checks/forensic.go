@@ -36,11 +36,15 @@ type forensicSettings struct {
 	spool       string
 	rate        forensic.Rate
 	includeBody bool
+	redact      *forensic.Redactor // nil unless dmarc_forensic_redact
 }
 
 // forensicSettingsFrom compiles the failure report options.
 func forensicSettingsFrom(reg *acl.Registry, cfg *config.Config) (forensicSettings, error) {
 	s := forensicSettings{spool: cfg.String(forensic.OptSpool), includeBody: cfg.Bool(forensic.OptIncludeBody)}
+	if cfg.Bool(forensic.OptRedact) {
+		s.redact = forensic.NewRedactor()
+	}
 	s.rate, _ = forensic.ParseRate(cfg.String(forensic.OptRate)) // checked by the option
 	if strings.TrimSpace(cfg.Get(OptDMARCForensicSender).Value.Text) == "" {
 		return s, nil
@@ -158,7 +162,7 @@ var userAgent = sync.OnceValue(func() string {
 })
 
 // failureReport builds the report of a failed message.
-func failureReport(t *acl.Txn, e *results.DMARC, end acl.Ending, why, sender string) *forensic.Report {
+func failureReport(t *acl.Txn, e *results.DMARC, end acl.Ending, why, sender string, redact *forensic.Redactor) *forensic.Report {
 	o := &e.Outcome
 	r := &forensic.Report{
 		Sender: sender, ReportingMTA: t.Services.PrimaryHostname, UserAgent: userAgent(),
@@ -176,7 +180,11 @@ func failureReport(t *acl.Txn, e *results.DMARC, end acl.Ending, why, sender str
 	}
 	var h []byte
 	for _, f := range t.Headers {
-		line := f.Name + ":" + f.Value + "\r\n"
+		v := f.Value
+		if redact != nil {
+			v = redact.Field(f.Name, v)
+		}
+		line := f.Name + ":" + v + "\r\n"
 		if len(h)+len(line) > forensic.MaxHeaderBytes {
 			r.HeaderTruncated = true
 			break
@@ -225,7 +233,7 @@ func spoolFailureReport(t *acl.Txn, end acl.Ending) error {
 		forensic.Count(forensic.ResultSpoolError)
 		return fmt.Errorf("DMARC failure report for %s dropped: %s: %w", domain, OptDMARCForensicSender, err)
 	}
-	entry := &forensic.Entry{Report: *failureReport(t, e, end, why, sender), RUF: slices.Clone(e.Outcome.Record.RUF), Created: now}
+	entry := &forensic.Entry{Report: *failureReport(t, e, end, why, sender, s.redact), RUF: slices.Clone(e.Outcome.Record.RUF), Created: now}
 	if err := spool.Add(entry); err != nil {
 		return fmt.Errorf("DMARC failure report for %s dropped: %w", domain, err)
 	}

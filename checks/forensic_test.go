@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -101,6 +102,36 @@ func TestFailureReportSpooled(t *testing.T) {
 	if fb.AuthFailure != "dmarc" || fb.OriginalType != "text/rfc822-headers" || !bytes.Contains(fb.Header, []byte("<alice@RUF.example>\n")) ||
 		len(fb.AuthenticationResults) != 1 || !strings.Contains(fb.AuthenticationResults[0], "dmarc=fail") {
 		t.Fatalf("ARF %+v\nheader %s", fb, fb.Header)
+	}
+}
+
+// TestFailureReportRedacted: with dmarc_forensic_redact the report's
+// copy of the header names no recipient — To, Cc and the Received
+// clause hold keyed hashes of the local-parts, the same for the same
+// mailbox — while the author and the rest stay as they came.
+func TestFailureReportRedacted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	p := load(t, "dmarc_forensic_spool = "+dir+"\ndmarc_forensic_redact = yes\n"+forensicACL)
+	msg := "Received: from client.example by mx.example.org\r\n\tfor <bob@example.org>; Mon, 01 Jan 2024 00:00:00 +0000\r\n" +
+		"Cc: Carol Jones <carol@example.org>, \"Bob\" <Bob@example.org>\r\n" + plainMessage("alice@ruf.example", 100)
+	deliver(t, p, svcFor(forensicZone()), delivery{ip: "203.0.113.9", helo: "client.example", sender: "spoofer@bad.example", queueID: "R1",
+		rcpts: []string{"bob@example.org", "carol@example.org"}, msg: msg})
+	got := forensicSpool(t, dir)
+	if len(got) != 1 {
+		t.Fatalf("%d reports", len(got))
+	}
+	h := string(got[0].Report.Header)
+	for _, leak := range []string{"bob@", "Bob@", "carol@", "Carol Jones"} {
+		if strings.Contains(h, leak) {
+			t.Errorf("header still has %q:\n%s", leak, h)
+		}
+	}
+	bob := regexp.MustCompile(`redacted-[0-9a-f]{12}@example\.org`).FindAllString(h, -1)
+	if len(bob) != 4 || bob[0] != bob[2] || bob[0] != bob[3] || bob[0] == bob[1] {
+		t.Errorf("redacted addresses %q (want bob's three the same, carol's another):\n%s", bob, h)
+	}
+	if !strings.Contains(h, "From: Alice <alice@ruf.example>\r\n") || !strings.Contains(h, "Subject: hello\r\n") {
+		t.Errorf("author or subject changed:\n%s", h)
 	}
 }
 

@@ -16,6 +16,7 @@ const (
 	OptSpool       = "dmarc_forensic_spool"
 	OptRate        = "dmarc_forensic_rate"
 	OptIncludeBody = "dmarc_forensic_include_body"
+	OptRedact      = "dmarc_forensic_redact"
 )
 
 // DefaultRate is dmarc_forensic_rate's default: ten reports an hour per
@@ -30,6 +31,8 @@ func init() {
 			Doc: "most DMARC failure reports per policy domain: COUNT/PERIOD (token bucket; 10/1h: ten at once, then one every 6 minutes)"},
 		{Name: OptIncludeBody, Kind: config.KindBool, Default: "false",
 			Doc: "include the start of the message body (at most 64 KiB) in DMARC failure reports; default: the header only"},
+		{Name: OptRedact, Kind: config.KindBool, Default: "false",
+			Doc: "hide the recipients in DMARC failure reports (RFC 6590): their local-parts become keyed hashes, display names are dropped"},
 	} {
 		config.RegisterOption(d)
 	}
