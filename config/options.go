@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailsidecar/sidecar/internal/binunit"
 	"github.com/mailsidecar/sidecar/internal/suggest"
 )
 
@@ -263,21 +264,23 @@ func ParseBool(s string) (bool, bool) {
 // ParseInt reads a decimal integer with an optional K (×1024) or M
 // (×1024²) suffix, as Exim does.
 func ParseInt(s string) (int64, error) {
-	mult := int64(1)
-	t := s
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k', 'K':
-			mult, t = 1024, t[:n-1]
-		case 'm', 'M':
-			mult, t = 1024*1024, t[:n-1]
-		}
-	}
+	t, mult := binunit.Cut(s, "km")
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("expected an integer, found %q", s)
 	}
-	return n * mult, nil
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	v, ok := binunit.Scale(n, mult)
+	if !ok {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	if neg {
+		v = -v
+	}
+	return v, nil
 }
 
 // ParseDuration reads Exim-style durations ("30s", "5m", "1h30m", "2d",

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/mailsidecar/sidecar/internal/binunit"
 )
 
 // cond is a compiled ${if} condition.
@@ -136,20 +138,7 @@ func parseNumber(s []byte) (int64, bool) {
 		neg = s[0] == '-'
 		s = s[1:]
 	}
-	var mult uint64 = 1
-	if len(s) > 0 {
-		switch s[len(s)-1] {
-		case 'k', 'K':
-			mult = 1 << 10
-		case 'm', 'M':
-			mult = 1 << 20
-		case 'g', 'G':
-			mult = 1 << 30
-		}
-		if mult != 1 {
-			s = s[:len(s)-1]
-		}
-	}
+	s, mult := binunit.Cut(s, "kmg")
 	if len(s) == 0 {
 		return 0, false
 	}
@@ -163,14 +152,14 @@ func parseNumber(s []byte) (int64, bool) {
 		}
 		v = v*10 + uint64(c-'0')
 	}
-	if v > math.MaxInt64/mult {
+	n, ok := binunit.Scale(int64(v), mult)
+	if !ok {
 		return 0, false
 	}
-	v *= mult
 	if neg {
-		return -int64(v), true
+		return -n, true
 	}
-	return int64(v), true
+	return n, true
 }
 
 // ---- match{subject}{regex} ----

@@ -1,12 +1,13 @@
 package aggregate
 
 import (
-	"errors"
 	"fmt"
 	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/mailsidecar/sidecar/internal/binunit"
 )
 
 // Destination is one rua URI: a mailto: address and an optional size
@@ -65,26 +66,11 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 }
 
 func parseSize(s string) (int64, error) {
-	if s == "" {
-		return 0, errors.New("empty")
-	}
-	mult := int64(1)
-	switch s[len(s)-1] {
-	case 'k', 'K':
-		mult = 1 << 10
-	case 'm', 'M':
-		mult = 1 << 20
-	case 'g', 'G':
-		mult = 1 << 30
-	case 't', 'T':
-		mult = 1 << 40
-	}
-	if mult != 1 {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
+	digits, mult := binunit.Cut(s, "kmgt")
+	n, err := strconv.ParseInt(digits, 10, 64)
+	v, ok := binunit.Scale(n, mult)
+	if err != nil || n <= 0 || !ok {
 		return 0, fmt.Errorf("%q is not a positive number with an optional unit k, m, g or t", s)
 	}
-	return n * mult, nil
+	return v, nil
 }
