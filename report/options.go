@@ -22,6 +22,18 @@ const (
 	OptReportEmail    = "report_email"
 	OptReportContact  = "report_contact"
 	OptReportSMTP     = "report_smtp"
+	// OptDMARCReportFormat is the XML format of DMARC aggregate reports.
+	OptDMARCReportFormat = "dmarc_report_format"
+)
+
+// The XML formats of DMARC aggregate reports (dmarc_report_format).
+const (
+	// ReportFormatRFC9990 is RFC 9990's (namespace
+	// urn:ietf:params:xml:ns:dmarc-2.0), the default.
+	ReportFormatRFC9990 = "rfc9990"
+	// ReportFormatRFC7489 is RFC 7489's (Appendix C), for deployments
+	// that evaluate DMARC as RFC 7489 does (dmarc_discovery = psl).
+	ReportFormatRFC7489 = "rfc7489"
 )
 
 func init() {
@@ -36,6 +48,8 @@ func init() {
 			Doc: "extra_contact_info of aggregate reports (a URL or a telephone number); default: none"},
 		{Name: OptReportSMTP, Kind: config.KindString, Default: "127.0.0.1:25", Check: checkHostPort,
 			Doc: "SMTP server (HOST:PORT) that delivers report mail; default: the local MTA"},
+		{Name: OptDMARCReportFormat, Kind: config.KindEnum, Default: ReportFormatRFC9990, Enum: []string{ReportFormatRFC9990, ReportFormatRFC7489},
+			Doc: "XML format of DMARC aggregate reports: rfc9990, or rfc7489 (RFC 7489 Appendix C; only with dmarc_discovery = psl)"},
 	} {
 		config.RegisterOption(d)
 	}
