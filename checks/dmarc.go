@@ -119,6 +119,13 @@ func dmarcSettingsFrom(cfg *config.Config) (*dmarcSettings, error) {
 			fail(OptDMARCHistoryFile, "%s: the directory %s does not exist", OptDMARCHistoryFile, filepath.Dir(path))
 		}
 	}
+	// RFC 7489's report format describes RFC 7489's evaluation (the
+	// Public Suffix List, pct=): a tree-walk deployment's reports would
+	// say what it did not do.
+	if cfg.String(report.OptDMARCReportFormat) == report.ReportFormatRFC7489 && s.Discovery != dmarc.PSLMode {
+		fail(report.OptDMARCReportFormat, "%s = %s needs %s = psl (RFC 7489 reports describe RFC 7489's evaluation); with the DNS tree walk write %s = %s",
+			report.OptDMARCReportFormat, report.ReportFormatRFC7489, OptDMARCDiscovery, report.OptDMARCReportFormat, report.ReportFormatRFC9990)
+	}
 	if s.HistoryFormat != report.FormatOpenDMARC && s.HistoryPath == "" && cfg.Reporter != nil {
 		cfg.Reporter.Warnf(cfg.Get(OptDMARCHistoryFormat).Value.Pos, "%s is only used with %s", OptDMARCHistoryFormat, OptDMARCHistoryFile)
 	}

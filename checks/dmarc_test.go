@@ -473,3 +473,31 @@ func readSeed(path string) string {
 	}
 	return string(b)
 }
+
+// dmarc_report_format = rfc7489 is for deployments that evaluate as
+// RFC 7489 does: with the tree walk it is an error at the option.
+func TestDMARCReportFormatNeedsPSL(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		wantErr    string // "" for none
+	}{
+		{"default", "dmarc_discovery = treewalk\n", ""},
+		{"rfc9990 with the tree walk", "dmarc_discovery = treewalk\ndmarc_report_format = rfc9990\n", ""},
+		{"rfc7489 with psl", "dmarc_discovery = psl\ndmarc_report_format = rfc7489\n", ""},
+		{"rfc7489 with the tree walk", "dmarc_report_format = rfc7489\n",
+			"test.conf:1:23: dmarc_report_format = rfc7489 needs dmarc_discovery = psl (RFC 7489 reports describe RFC 7489's evaluation); with the DNS tree walk write dmarc_report_format = rfc9990"},
+		{"rfc7489 with an explicit tree walk", "dmarc_discovery = treewalk\n  dmarc_report_format = rfc7489\n",
+			"test.conf:2:25: dmarc_report_format = rfc7489 needs dmarc_discovery = psl"},
+		{"unknown format", "dmarc_report_format = rfc1234\n", "test.conf:1:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tryLoad(t, tc.text)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want %q…", err, tc.wantErr)
+			}
+		})
+	}
+}

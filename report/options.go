@@ -24,6 +24,18 @@ const (
 	OptReportSMTP     = "report_smtp"
 	OptSMTPUser       = "report_smtp_user"
 	OptSMTPPassword   = "report_smtp_password_file"
+	// OptDMARCReportFormat is the XML format of DMARC aggregate reports.
+	OptDMARCReportFormat = "dmarc_report_format"
+)
+
+// The XML formats of DMARC aggregate reports (dmarc_report_format).
+const (
+	// ReportFormatRFC9990 is RFC 9990's (namespace
+	// urn:ietf:params:xml:ns:dmarc-2.0), the default.
+	ReportFormatRFC9990 = "rfc9990"
+	// ReportFormatRFC7489 is RFC 7489's (Appendix C), for deployments
+	// that evaluate DMARC as RFC 7489 does (dmarc_discovery = psl).
+	ReportFormatRFC7489 = "rfc7489"
 )
 
 func init() {
@@ -42,6 +54,8 @@ func init() {
 			Doc: "user name for SMTP AUTH (PLAIN or LOGIN) at report_smtp; empty: no authentication"},
 		{Name: OptSMTPPassword, Kind: config.KindString, Check: checkAbsolute,
 			Doc: "file holding the password of report_smtp_user (its first line); read when the configuration loads"},
+		{Name: OptDMARCReportFormat, Kind: config.KindEnum, Default: ReportFormatRFC9990, Enum: []string{ReportFormatRFC9990, ReportFormatRFC7489},
+			Doc: "XML format of DMARC aggregate reports: rfc9990, or rfc7489 (RFC 7489 Appendix C; only with dmarc_discovery = psl)"},
 	} {
 		config.RegisterOption(d)
 	}

@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/xml"
+	"fmt"
 	"mime"
 	"mime/multipart"
 	"net/mail"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/mailsidecar/sidecar/internal/testkit/historygen"
 	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 	"github.com/mailsidecar/sidecar/internal/testkit/xmlschema"
+	"github.com/mailsidecar/sidecar/report/aggregate"
 	"github.com/mailsidecar/sidecar/resolver"
 )
 
@@ -92,23 +94,8 @@ func TestReportSendPostfix(t *testing.T) {
 	}
 
 	// The mails: one in d0's maildir, one in rua's.
-	mails := func(box string) []string {
-		var got []string
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			files, _ := filepath.Glob(filepath.Join(base, box, "new", "*"))
-			if len(files) > 0 || time.Now().After(deadline) {
-				for _, f := range files {
-					b, _ := os.ReadFile(f)
-					got = append(got, string(b))
-				}
-				return got
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 	for box, domain := range map[string]string{"d0": "d0.example", "rua": "d1.example"} {
-		got := mails(box)
+		got := waitMaildir(t, mds, box, 1)
 		if len(got) != 1 {
 			t.Fatalf("%s: %d mails\n%s", box, len(got), pf.Log())
 		}
@@ -130,54 +117,19 @@ func TestReportSendPostfix(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "d3.example mailto:reports@rua.example: sent") {
 		t.Errorf("third run: %d\n%s%s", code, out, errs)
 	}
-	time.Sleep(time.Second)
-	if got := mails("rua"); len(got) != 2 {
+	if got := waitMaildir(t, mds, "rua", 2); len(got) != 2 {
 		t.Errorf("rua: %d mails, want 2", len(got))
 	}
-	if got := mails("d0"); len(got) != 1 {
+	if got, _ := filepath.Glob(filepath.Join(base, "d0", "new", "*")); len(got) != 1 {
 		t.Errorf("d0: %d mails, want 1", len(got))
 	}
 }
 
-// checkReportMail opens a delivered report mail: its header, its gzip
-// attachment, the report's schema validity and counts.
+// checkReportMail opens a delivered report mail of the day and checks
+// the report's counts.
 func checkReportMail(t *testing.T, raw, domain string, day time.Time) {
 	t.Helper()
-	m, err := mail.ReadMessage(strings.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := m.Header.Get("Report-Domain"); got != domain {
-		t.Errorf("Report-Domain %q", got)
-	}
-	if s := m.Header.Get("Subject"); !strings.HasPrefix(s, "Report Domain: "+domain+" Submitter: mx.example.net Report-ID: <") {
-		t.Errorf("Subject %q", s)
-	}
-	if f := m.Header.Get("From"); f != "<dmarc-reports@mx.example.net>" {
-		t.Errorf("From %q", f)
-	}
-	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr := multipart.NewReader(m.Body, params["boundary"])
-	var gz []byte
-	for {
-		p, err := mr.NextPart()
-		if err != nil {
-			break
-		}
-		if p.Header.Get("Content-Type") == `application/gzip; name="mx.example.net!`+domain+`!`+strconv.FormatInt(day.Unix(), 10)+`!`+strconv.FormatInt(day.Unix()+86399, 10)+`.xml.gz"` {
-			var b bytes.Buffer
-			b.ReadFrom(base64.NewDecoder(base64.StdEncoding, p))
-			gz = b.Bytes()
-		}
-	}
-	if gz == nil {
-		t.Fatalf("no gzip attachment with the RFC 9990 name:\n%s", raw)
-	}
-	xmlschema.Validate(t, gz)
-	x := gunzip(t, gz)
+	_, x := openReportMail(t, raw, domain, day, day.Add(24*time.Hour))
 	// 150 messages per domain: from each of its two passing sources 50,
 	// from each of its two failing ones 25, rejected.
 	if strings.Count(x, "<record>") != 4 || strings.Count(x, "<count>50</count>") != 2 || strings.Count(x, "<count>25</count>") != 2 ||
@@ -185,4 +137,52 @@ func checkReportMail(t *testing.T, raw, domain string, day time.Time) {
 		!strings.Contains(x, "<org_name>Example Receiver</org_name>") {
 		t.Errorf("report:\n%s", x)
 	}
+}
+
+// openReportMail opens a delivered mail of domain's report of [begin,
+// end): its From, Subject, Report-Domain and Report-ID against the
+// report it carries, the attachment named as RFC 9990 says with media
+// type application/gzip, the report valid against RFC 9990's schema. It
+// returns the report and its XML.
+func openReportMail(t *testing.T, raw, domain string, begin, end time.Time) (aggregate.Feedback, string) {
+	t.Helper()
+	m, err := mail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("mx.example.net!%s!%d!%d.xml.gz", domain, begin.Unix(), end.Unix()-1)
+	mr := multipart.NewReader(m.Body, params["boundary"])
+	var gz []byte
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			break
+		}
+		if p.Header.Get("Content-Type") == `application/gzip; name="`+name+`"` && p.Header.Get("Content-Disposition") == `attachment; filename="`+name+`"` {
+			var b bytes.Buffer
+			b.ReadFrom(base64.NewDecoder(base64.StdEncoding, p))
+			gz = b.Bytes()
+		}
+	}
+	if gz == nil {
+		t.Fatalf("no application/gzip attachment named %s:\n%s", name, raw)
+	}
+	xmlschema.Validate(t, gz)
+	x := gunzip(t, gz)
+	var fb aggregate.Feedback
+	if err := xml.Unmarshal([]byte(x), &fb); err != nil {
+		t.Fatal(err)
+	}
+	id := fb.Metadata.ReportID
+	for field, want := range map[string]string{"From": "<dmarc-reports@mx.example.net>", "Report-Domain": domain, "Report-ID": "<" + id + ">",
+		"Subject": "Report Domain: " + domain + " Submitter: mx.example.net Report-ID: <" + id + ">"} {
+		if got := m.Header.Get(field); got != want || id == "" {
+			t.Errorf("%s: %q, want %q", field, got, want)
+		}
+	}
+	return fb, x
 }

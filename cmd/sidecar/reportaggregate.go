@@ -84,6 +84,8 @@ had messages in the period, with the messages grouped by source address,
 disposition, DMARC results, override reasons and identifiers, and every
 DKIM signature's result. -out writes each report, gzip-compressed, under
 its RFC 9990 file name (receiver!policy-domain!begin!end.xml.gz).
+With dmarc_report_format = rfc7489 (dmarc_discovery = psl only) the
+reports are in RFC 7489's format (Appendix C), named and mailed alike.
 
 -send mails each report to the policy domain's rua destinations through
 report_smtp, from report_email: a destination outside the policy domain
@@ -147,6 +149,7 @@ errors.`, stderr)
 	}
 	n, failed := 0, 0
 	bl := &aggregate.Builder{Reporter: rep, Begin: b, End: e, Generator: "sidecar " + versionString(),
+		Format: aggregate.Format(env.cfg.String(report.OptDMARCReportFormat)),
 		Emit: func(r *aggregate.Report) error {
 			n++
 			if *out != "" {

@@ -53,6 +53,8 @@ var (
 // Mail is the report mail (RFC 9990 section 5): From the reporter, To the
 // destination, the subject "Report Domain: … Submitter: … Report-ID: …",
 // a short text part and the gzip file as an application/gzip attachment.
+// RFC 7489 section 7.2.1.1 asks for the same subject, media type and
+// file name; only the text part names the format's RFC.
 func Mail(r *Report, gz []byte, from, to string, now time.Time) []byte {
 	var b bytes.Buffer
 	_, submitter, _ := strings.Cut(from, "@")
@@ -68,7 +70,7 @@ func Mail(r *Report, gz []byte, from, to string, now time.Time) []byte {
 	h("Report-ID", "<"+r.Metadata.ReportID+">")
 	h("MIME-Version", "1.0")
 	h("Content-Type", `multipart/mixed; boundary="`+boundary+`"`)
-	b.WriteString("\r\nThis is a DMARC aggregate report (RFC 9990) in MIME format.\r\n")
+	fmt.Fprintf(&b, "\r\nThis is a DMARC aggregate report (%s) in MIME format.\r\n", r.Format.RFC())
 	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n", boundary)
 	fmt.Fprintf(&b, "DMARC aggregate report for %s from %s\r\nperiod %s to %s (UTC), %d records.\r\n",
 		r.Domain(), r.Metadata.OrgName, time.Unix(r.Metadata.DateRange.Begin, 0).UTC().Format(time.RFC3339),

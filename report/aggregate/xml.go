@@ -74,6 +74,8 @@ type Published struct {
 	ASPF    string `xml:"aspf,omitempty"`
 	FO      string `xml:"fo,omitempty"`
 	Testing string `xml:"testing,omitempty"`
+	// pct is pct= (RFC 7489's policy_published has it; RFC 9990's not).
+	pct int
 }
 
 // Record is one group of messages.
@@ -81,6 +83,9 @@ type Record struct {
 	Row         Row         `xml:"row"`
 	Identifiers Identifiers `xml:"identifiers"`
 	AuthResults AuthResults `xml:"auth_results"`
+	// spf7489 is the SPF result as RFC 7489 reports it: always one, with
+	// scope helo for the HELO name.
+	spf7489 SPFResult
 }
 
 // Row is a record's row.
@@ -102,6 +107,9 @@ type Evaluated struct {
 type Reason struct {
 	Type    string `xml:"type"`
 	Comment string `xml:"comment,omitempty"`
+	// override is the reason as the history named it (sampled_out,
+	// which RFC 9990 lacks and RFC 7489 has).
+	override report.OverrideReason
 }
 
 // Identifiers are the record's domains.
@@ -134,7 +142,8 @@ type SPFResult struct {
 // Report is the report of one policy domain for one period.
 type Report struct {
 	Feedback
-	RUA []string // the rua URIs of the latest record seen
+	RUA    []string // the rua URIs of the latest record seen
+	Format Format   // the XML format; "" is RFC 9990's
 }
 
 // Domain is the policy domain.
@@ -147,6 +156,7 @@ type Builder struct {
 	Reporter   Reporter
 	Begin, End time.Time
 	Generator  string
+	Format     Format // of the reports; "" is RFC 9990's
 	Emit       func(*Report) error
 
 	cur   *Report
@@ -166,7 +176,7 @@ func (b *Builder) Add(g *store.Group) error {
 			OrgName: b.Reporter.OrgName, Email: b.Reporter.Email, Contact: b.Reporter.Contact,
 			ReportID:  ReportID(g.PolicyDomain, b.Begin, b.End, b.Reporter.domain()),
 			DateRange: DateRange{b.Begin.Unix(), b.End.Unix() - 1}, Generator: b.Generator,
-		}}}
+		}}, Format: b.Format}
 		b.index = map[string]int{}
 		b.last = time.Time{}
 	}
@@ -230,7 +240,7 @@ func alignWord(code int) string {
 }
 
 func published(g *store.Group) Published {
-	p := Published{Domain: g.PolicyDomain, P: policyWord(g.P), SP: policyWord(g.SP), ADKIM: alignWord(g.ADKIM), ASPF: alignWord(g.ASPF)}
+	p := Published{Domain: g.PolicyDomain, P: policyWord(g.P), SP: policyWord(g.SP), ADKIM: alignWord(g.ADKIM), ASPF: alignWord(g.ASPF), pct: g.Pct}
 	if p.P == "" {
 		p.P = "none"
 	}
@@ -287,6 +297,7 @@ func record(g *store.Group) Record {
 		r.AuthResults.DKIM = append(r.AuthResults.DKIM, DKIMResult{Domain: d.Domain, Selector: d.Selector, Result: dkimWord(d.Result)})
 	}
 	r.AuthResults.SPF = spfAuth(g)
+	r.spf7489 = spf7489(g)
 	// envelope_to is one domain: a message to several is reported without.
 	if x := g.Ext; x != nil && len(x.RcptDomains) == 1 {
 		r.Identifiers.EnvelopeTo = x.RcptDomains[0]
@@ -323,7 +334,7 @@ func spfAuth(g *store.Group) *SPFResult {
 func reasons(g *store.Group) []Reason {
 	var out []Reason
 	for _, o := range g.Ext.Override {
-		r := Reason{Type: string(o)}
+		r := Reason{Type: string(o), override: o}
 		switch o {
 		case report.OverrideSampledOut:
 			r.Type, r.Comment = string(report.OverridePolicyTestMode), "t=y"
@@ -356,6 +367,8 @@ func recordKey(r *Record) string {
 	if s := r.AuthResults.SPF; s != nil {
 		fmt.Fprintf(&b, "|s:%s/%s/%s", s.Domain, s.Scope, s.Result)
 	}
+	s := &r.spf7489 // written without fmt: this runs for every group
+	b.WriteString("|l:" + s.Domain + "/" + s.Scope + "/" + s.Result)
 	return b.String()
 }
 
@@ -381,13 +394,17 @@ func spfWord(a report.ARES) string {
 	return "permerror"
 }
 
-// XML returns the document.
+// XML returns the document, in the report's format.
 func (r *Report) XML() ([]byte, error) {
+	var doc any = &r.Feedback
+	if r.Format == FormatRFC7489 {
+		doc = r.feedback7489()
+	}
 	var b bytes.Buffer
 	b.WriteString(xml.Header)
 	enc := xml.NewEncoder(&b)
 	enc.Indent("", " ")
-	if err := enc.Encode(&r.Feedback); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return nil, err
 	}
 	b.WriteByte('\n')
@@ -413,7 +430,7 @@ func (r *Report) Gzip() ([]byte, error) {
 
 // FileName is the RFC 9990 file name: receiver "!" policy-domain "!"
 // begin "!" end [ "!" unique-id ] ".xml.gz"; receiver is the
-// reporter's domain.
+// reporter's domain. RFC 7489 section 7.2.1.1 names the file the same.
 func (r *Report) FileName(receiver string) string {
 	if receiver == "" {
 		_, receiver, _ = strings.Cut(r.Metadata.Email, "@")
