@@ -74,6 +74,7 @@ type loadSpec struct {
 	Conns    int
 	N        int
 	Duration time.Duration
+	WarmUp   time.Duration // loadResult.MaxLate counts requests sent after it
 	Pairs    []loadPair
 }
 
@@ -87,7 +88,8 @@ type loadResult struct {
 	Elapsed  time.Duration
 	P50, P99 time.Duration
 	Max      time.Duration
-	Wrong    []string // the first wrong replies
+	MaxLate  time.Duration // the slowest request sent after the warm-up
+	Wrong    []string      // the first wrong replies
 }
 
 func (r loadResult) rate() float64 { return float64(r.Answers) / r.Elapsed.Seconds() }
@@ -183,6 +185,7 @@ func sendLoad(spec loadSpec, clients []net.Conn) loadResult {
 	var mu sync.Mutex
 	var res loadResult
 	lat := make([][]time.Duration, len(clients))
+	late := make([]time.Duration, len(clients))
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, c := range clients {
@@ -202,7 +205,11 @@ func sendLoad(spec loadSpec, clients []net.Conn) loadResult {
 				if err == nil {
 					got, err = readNetstring(br, MaxRequest)
 				}
-				l = append(l, time.Since(t0))
+				took := time.Since(t0)
+				l = append(l, took)
+				if spec.WarmUp > 0 && t0.Sub(start) > spec.WarmUp && took > late[i] {
+					late[i] = took
+				}
 				if err != nil || !strings.HasPrefix(got, spec.Pairs[k].Want) {
 					mu.Lock()
 					if len(res.Wrong) < 5 {
@@ -219,6 +226,7 @@ func sendLoad(spec loadSpec, clients []net.Conn) loadResult {
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
+	res.MaxLate = slices.Max(late)
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if res.Answers = len(all); res.Answers > 0 {
