@@ -234,3 +234,26 @@ func sendLoad(spec loadSpec, clients []net.Conn) loadResult {
 	}
 	return res
 }
+
+const loadServeEnv = "SIDECAR_TEST_LOAD_SERVE"
+
+// TestLoadServer is the policy server of scripts/callgrind-policy.sh,
+// measured alone: it serves the test zone with a warm cache on loopback,
+// writes its address to the file $SIDECAR_TEST_LOAD_SERVE and serves
+// until its standard input closes. It does nothing in an ordinary test
+// run.
+func TestLoadServer(t *testing.T) {
+	path := os.Getenv(loadServeEnv)
+	if path == "" {
+		t.Skip("the policy server process of scripts/callgrind-policy.sh")
+	}
+	env := TestEnv(testZone(), nil)
+	if d, _ := env.Decider.Decide(context.Background(), "dane.example.com"); d.Level != LevelDANEOnly {
+		t.Fatal(d.Reason)
+	}
+	addr := serveLoad(t, env)
+	if err := os.WriteFile(path, []byte(addr), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, os.Stdin)
+}
