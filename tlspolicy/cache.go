@@ -2,6 +2,7 @@ package tlspolicy
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,26 +83,12 @@ type DeciderStats struct {
 	Misses    uint64 // requests that found nothing usable and started a decision
 	Shared    uint64 // requests that waited for a decision in flight (in-flight waits)
 	Refreshes uint64 // decisions started in the background by a request answered from the cache
-	Failures  uint64 // failed decisions (LevelTemp): cached, or retried later behind a stale one
+	Failures  uint64 // failed decisions (LevelTemp): cached, or retried later behind a decision still in force
 }
 
-// CacheResult is how the Decider answered one request.
-type CacheResult uint8
-
-// The ways a request is answered.
-const (
-	CacheHit   CacheResult = iota // a cached decision within its lifetime
-	CacheStale                    // an expired decision, while a refresh runs (RFC 8767 §4)
-	CacheMiss                     // a decision made from DNS for this request
-	CacheWait                     // a decision in flight for another request, waited for
-)
-
-var cacheResultNames = [...]string{CacheHit: "hit", CacheStale: "stale", CacheMiss: "miss", CacheWait: "wait"}
-
-func (r CacheResult) String() string { return cacheResultNames[r] }
-
-// CacheEvent is what a Decider tells its Observer: a request answered
-// (one of the CacheResults), or background work.
+// CacheEvent is what a Decider did: how it answered a request (EventHit,
+// EventStale, EventMiss, EventWait), or background work (EventRefresh,
+// EventFailure). Its Observer hears of each.
 type CacheEvent uint8
 
 // Cache events.
@@ -118,7 +105,12 @@ const (
 var cacheEventNames = [...]string{EventHit: "hit", EventStale: "stale", EventMiss: "miss", EventWait: "wait",
 	EventRefresh: "refresh", EventFailure: "failure"}
 
-func (e CacheEvent) String() string { return cacheEventNames[e] }
+func (e CacheEvent) String() string {
+	if int(e) < len(cacheEventNames) {
+		return cacheEventNames[e]
+	}
+	return "event" + strconv.Itoa(int(e))
+}
 
 // NewDecider returns a Decider asking q.
 func NewDecider(q resolver.Querier, opts DeciderOptions) *Decider {
@@ -204,8 +196,8 @@ func (dc *Decider) DecideNextHop(ctx context.Context, h NextHop) *Decision {
 // answer is a Decider's answer to one request.
 type answer struct {
 	d      *Decision
-	result CacheResult
-	first  bool // the first request answered with this decision made from DNS
+	result CacheEvent
+	first  bool // the first request answered with this decision: it logs the decision
 }
 
 // lookup answers a request for h from the cache when it may, else waits
@@ -241,19 +233,19 @@ func (dc *Decider) lookup(ctx context.Context, h NextHop, wait time.Duration) an
 // fromEntry answers from a cache entry at now, starting its refresh when
 // it is due; false when the entry may not answer.
 func (dc *Decider) fromEntry(e *entry, h NextHop, now int64) (answer, bool) {
-	a := answer{d: e.dec.d, result: CacheHit}
+	a := answer{d: e.dec.d, result: EventHit}
 	switch {
 	case now < e.refreshAt:
 	case now < e.expires:
 		dc.refresh(e, h, now)
 	case now < e.staleUntil:
 		dc.refresh(e, h, now)
-		a.result = CacheStale
+		a.result = EventStale
 	default:
 		return answer{}, false
 	}
 	a.first = e.dec.first()
-	if a.result == CacheStale {
+	if a.result == EventStale {
 		dc.count(&dc.staleHits, EventStale)
 	} else {
 		dc.count(&dc.hits, EventHit)
@@ -288,13 +280,13 @@ func (dc *Decider) refresh(e *entry, h NextHop, now int64) {
 // await waits for the decision in flight for key, starting one if there
 // is none.
 func (dc *Decider) await(ctx context.Context, key string, h NextHop) answer {
-	result := CacheWait
+	result := EventWait
 	dc.mu.Lock()
 	f, ok := dc.flights[key]
 	if ok {
 		dc.count(&dc.shared, EventWait)
 	} else {
-		result = CacheMiss
+		result = EventMiss
 		dc.count(&dc.misses, EventMiss)
 		f = dc.start(key, h)
 	}

@@ -87,7 +87,7 @@ func BenchmarkDecisionCacheHit(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if dc.lookup(b.Context(), h, 0).result != CacheHit {
+			if dc.lookup(b.Context(), h, 0).result != EventHit {
 				b.Fatal("not a hit")
 			}
 		}
