@@ -24,7 +24,7 @@ import (
 //
 // The clients run in a process of their own (this test binary again), as
 // the MTA's do: clients in the server's process compete with it for the
-// Go scheduler, which looks for ready network connections only when it
+// Go scheduler, which looks for ready network connections mostly when it
 // runs out of other work, and the tail measured was the scheduler's (p99
 // 4–7 ms at 16 connections in-process, 1 ms from another process, with
 // the same server).
