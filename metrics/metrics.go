@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/tlspolicy"
 )
 
 const namespace = "sidecar"
@@ -60,6 +61,7 @@ type Metrics struct {
 
 	policy        *prometheus.CounterVec
 	policyLatency prometheus.Observer
+	policyCache   [tlspolicy.NumCacheEvents]prometheus.Counter
 
 	reloads    *prometheus.CounterVec
 	configInfo *prometheus.GaugeVec
@@ -161,6 +163,7 @@ func New() *Metrics {
 		Help: "Time to decide a TLS policy request, cached answers included.", Buckets: latencyBuckets})
 	m.policyLatency = policyLatency
 	reg.MustRegister(m.policy, policyLatency)
+	m.newPolicyCache(reg)
 
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "config_reloads_total",
 		Help: "Configuration reloads (SIGHUP), by result: ok or failed."}, []string{"result"})
@@ -222,4 +225,22 @@ func (m *Metrics) WatchReports(kind string, results []string, depth func() int, 
 			ConstLabels: prometheus.Labels{"kind": kind, "result": r}},
 			func() float64 { return float64(counted(r)) }))
 	}
+}
+
+// newPolicyCache makes the decision cache's counters: every request by
+// how the cache answered it, and the cache's background work.
+func (m *Metrics) newPolicyCache(reg *prometheus.Registry) {
+	answers := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "policy_cache_answers_total",
+		Help: "TLS policy requests by how the decision cache answered: hit (a cached decision), stale (an expired dane-only or temp decision while it is refreshed), miss (decided from DNS for the request), wait (waited for a decision in flight)."},
+		[]string{"result"})
+	refreshes := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "policy_cache_refreshes_total",
+		Help: "Decisions refreshed in the background, started by a request answered from the cache."})
+	failures := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "policy_cache_failures_total",
+		Help: "Failed decisions (temp): cached for dane_cache_failure_ttl, or retried after it behind a decision still in force."})
+	reg.MustRegister(answers, refreshes, failures)
+	for _, ev := range []tlspolicy.CacheEvent{tlspolicy.EventHit, tlspolicy.EventStale, tlspolicy.EventMiss, tlspolicy.EventWait} {
+		m.policyCache[ev] = answers.WithLabelValues(ev.String())
+	}
+	m.policyCache[tlspolicy.EventRefresh] = refreshes
+	m.policyCache[tlspolicy.EventFailure] = failures
 }

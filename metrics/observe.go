@@ -127,6 +127,13 @@ func (m *Metrics) PolicyAnswered(proto string, d *tlspolicy.Decision, err error,
 	m.policy.WithLabelValues(bounded(proto, protocols), bounded(policy, policies), reason).Inc()
 }
 
+// PolicyCache counts what the decision cache did (tlspolicy.Observer).
+func (m *Metrics) PolicyCache(ev tlspolicy.CacheEvent) {
+	if int(ev) < len(m.policyCache) {
+		m.policyCache[ev].Inc()
+	}
+}
+
 // reasonClass sorts a decision's reason into a few classes.
 func reasonClass(d *tlspolicy.Decision) string {
 	switch {

@@ -15,4 +15,10 @@
 // mandatory but unauthenticated (§2.2). Any SERVFAIL, bogus answer or
 // timeout on a lookup that matters is a temporary failure, never a
 // downgrade (§2.1.1).
+//
+// Decisions are cached (Decider): for the smallest TTL of the answers
+// used, between a floor and a ceiling, refreshed ahead of their expiry;
+// served stale while refreshing (RFC 8767) only when no fresher answer
+// could be stricter (dane-only, temp); failures cached briefly (RFC 2308
+// §7, RFC 9520), never replacing a decision still in force.
 package tlspolicy

@@ -28,8 +28,6 @@ func init() {
 		{Name: "hosts_require_ocsp", Kind: config.KindHostList, Doc: "hosts that must staple a valid OCSP response"},
 		{Name: "hosts_request_ocsp", Kind: config.KindHostList, Default: "*", Doc: "hosts asked for OCSP stapling; while \"*\", hosts using DANE are asked only when they have only DANE-TA records"},
 		{Name: "dane_pkix_as_dane", Kind: config.KindBool, Default: "false", Doc: "use TLSA usages 0 and 1 as 2 and 3 (a digest with usage 0 stays unusable)"},
-		{Name: "dane_cache_size", Kind: config.KindInt, Default: "10000", Min: 0, Max: 10_000_000, Doc: "next-hop decisions cached; 0 disables the cache"},
-		{Name: "dane_cache_max_ttl", Kind: config.KindDuration, Default: "1h", Doc: "longest time a decision is cached, whatever the DNS TTLs"},
 		{Name: "dane_lookup_timeout", Kind: config.KindDuration, Default: "10s", Doc: "time for all the DNS lookups of one decision; past it the answer is a temporary failure"},
 	} {
 		config.RegisterOption(d)
@@ -92,6 +90,17 @@ type Observer interface {
 	// "line") was decided from the cache or the DNS, or failed (err: a
 	// malformed next hop), after took.
 	PolicyAnswered(proto string, d *Decision, err error, took time.Duration)
+	// PolicyCache: the decision cache answered a request (EventHit,
+	// EventStale, EventMiss, EventWait: one per request with a valid next
+	// hop) or worked in the background (EventRefresh, EventFailure).
+	PolicyCache(ev CacheEvent)
+}
+
+// SetObserver makes the server and the Decider report to o. Call it
+// before the Env serves requests.
+func (e *Env) SetObserver(o Observer) {
+	e.Observer = o
+	e.Decider.obs = o
 }
 
 // Defaults of the server limits.
@@ -131,15 +140,21 @@ func NewEnv(cfg *config.Config, q resolver.Querier, logger *slog.Logger) (*Env, 
 	if sts != nil {
 		stsCache = sts.Cache
 	}
-	size := int(cfg.Int("dane_cache_size"))
-	if size == 0 {
-		size = -1
+	co, ok := compiledCacheOptions(cfg)
+	if !ok {
+		var err error
+		if co, err = CacheOptionsFromConfig(cfg); err != nil {
+			return nil, err
+		}
 	}
 	return &Env{
 		Decider: NewDecider(q, DeciderOptions{
 			Rules:         rules,
-			CacheSize:     size,
-			CacheMaxTTL:   cfg.Duration("dane_cache_max_ttl"),
+			CacheSize:     co.Size,
+			CacheMaxTTL:   co.MaxTTL,
+			CacheMinTTL:   co.MinTTL,
+			FailureTTL:    co.FailTTL,
+			StaleTTL:      co.Stale,
 			LookupTimeout: cfg.Duration("dane_lookup_timeout"),
 			STS:           sts,
 		}),

@@ -103,3 +103,32 @@ func checkLineReply(t *testing.T, req, reply string) {
 		t.Fatalf("request %q: reply %q is not one line", req, reply)
 	}
 }
+
+// FuzzParseNextHop: a next hop that parses has a canonical form (the
+// decision cache's key) that parses to the same next hop, every label of
+// its name 1 to 63 octets of [a-z0-9_-].
+func FuzzParseNextHop(f *testing.F) {
+	for _, s := range []string{"example.com", "Example.COM.", "[mx.example.com]:587", "example.com:2525", "[192.0.2.1]", "[IPv6:2001:db8::1]:25",
+		"a..b", "-.x", strings.Repeat("a", 64) + ".com", "[x", "[x]y", "x:0", "x:+1", " x ", "_25._tcp.x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		h, err := ParseNextHop(s)
+		if err != nil {
+			return
+		}
+		k := h.String()
+		h2, err := ParseNextHop(k)
+		if err != nil || h2 != h || h2.String() != k {
+			t.Fatalf("%q parsed as %+v, key %q, which parses as %+v (%v)", s, h, k, h2, err)
+		}
+		if h.IP.IsValid() {
+			return
+		}
+		for _, label := range strings.Split(h.Name, ".") {
+			if label == "" || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+				t.Fatalf("%q: name %q has label %q", s, h.Name, label)
+			}
+		}
+	})
+}

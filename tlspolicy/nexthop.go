@@ -103,16 +103,20 @@ func checkHostName(name string) error {
 	if len(name) > 253 {
 		return errors.New("name longer than 253 octets")
 	}
-	for _, label := range strings.Split(name, ".") {
-		if label == "" || len(label) > 63 {
-			return errors.New("empty label or label longer than 63 octets")
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return fmt.Errorf("invalid character %q in name", c)
+	label := 0 // octets of the label so far; the name is walked once, without splitting it (every request parses one)
+	for i := 0; i <= len(name); i++ {
+		if i == len(name) || name[i] == '.' {
+			if label == 0 || label > 63 {
+				return errors.New("empty label or label longer than 63 octets")
 			}
+			label = 0
+			continue
 		}
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("invalid character %q in name", c)
+		}
+		label++
 	}
 	return nil
 }

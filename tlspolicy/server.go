@@ -308,7 +308,10 @@ func (s *Server) flush(c net.Conn, bw *bufio.Writer, env *Env) bool {
 	return bw.Flush() == nil
 }
 
-// decide returns the decision for a key, logging decisions made from DNS.
+// decide returns the decision for a key. The first request answered with
+// a decision made from DNS logs it at info (a failure at warn), with the
+// attributes TLS reports read; the others log at debug how the cache
+// answered them and its counters.
 func (s *Server) decide(ctx context.Context, env *Env, client, proto, key string) (d *Decision, err error) {
 	if obs := env.Observer; obs != nil {
 		start := time.Now()
@@ -318,26 +321,20 @@ func (s *Server) decide(ctx context.Context, env *Env, client, proto, key string
 	if err != nil {
 		return nil, err
 	}
-	key = h.String()
-	if d := env.Decider.cached(key); d != nil {
-		if env.Logger.Enabled(ctx, slog.LevelDebug) {
-			env.Logger.Debug("policy", "proto", proto, "client", client, "nexthop", key, "policy", d.Level.String(), "cached", true)
-		}
-		return d, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, env.RequestTimeout)
-	defer cancel()
-	before := env.Decider.lookups.Load()
-	d = env.Decider.decideMiss(ctx, key, h)
+	a := env.Decider.lookup(ctx, h, env.RequestTimeout)
+	d = a.d
 	switch {
-	case d.Level == LevelTemp:
-		env.Logger.Warn("policy", append([]any{"proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String()},
-			append(d.reportAttrs(), "reason", d.Reason)...)...)
-	case env.Decider.lookups.Load() != before:
+	case a.first && d.Level == LevelTemp:
+		env.Logger.Warn("policy", append([]any{"proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(),
+			"cache", a.result.String()}, append(d.reportAttrs(), "reason", d.Reason)...)...)
+	case a.first:
 		env.Logger.Info("policy", append([]any{"proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(),
-			"ocsp", d.OCSP.String(), "tlsa_usage", d.UsageBits}, append(d.reportAttrs(), "reason", d.Reason)...)...)
-	default:
-		env.Logger.Debug("policy", "proto", proto, "client", client, "nexthop", key, "policy", d.Level.String(), "shared", true)
+			"ocsp", d.OCSP.String(), "tlsa_usage", d.UsageBits, "cache", a.result.String()}, append(d.reportAttrs(), "reason", d.Reason)...)...)
+	case env.Logger.Enabled(ctx, slog.LevelDebug):
+		st := env.Decider.Stats()
+		env.Logger.Debug("policy", "proto", proto, "client", client, "nexthop", h.String(), "policy", d.Level.String(),
+			"cache", a.result.String(), "hits", st.CacheHits, "stale", st.Stale, "misses", st.Misses, "waits", st.Shared,
+			"refreshes", st.Refreshes, "failures", st.Failures, "decisions", st.Decisions)
 	}
 	return d, nil
 }

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mailsidecar/sidecar/internal/testkit/testmta"
 )
 
 func startServer(t *testing.T, env *Env) (*Server, string) {
@@ -372,5 +375,35 @@ func TestReloadAppliesToNewConnections(t *testing.T) {
 	cur.Store(TestEnv(testZone(), rules))
 	if got := exchange(t, addr, "get dane.example.com\n"); got != "200 may\n" {
 		t.Errorf("after reload: %q", got)
+	}
+}
+
+// TestPolicyLogCache: the first request answered with a decision made
+// from DNS logs it at info (a failure at warn) with how the cache
+// answered; later ones log at debug with the cache's counters.
+func TestPolicyLogCache(t *testing.T) {
+	var buf testmta.SyncBuffer
+	env := testServerEnv()
+	env.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	_, addr := startServer(t, env)
+	for _, req := range []string{"dane.example.com", "dane.example.com", "mxfail.example.com", "mxfail.example.com"} {
+		exchange(t, addr, ns("policy "+req))
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	want := []string{
+		"level=INFO msg=policy proto=socketmap client=127.0.0.1:* nexthop=dane.example.com policy=dane-only ocsp=none tlsa_usage=8 cache=miss type=tlsa",
+		"level=DEBUG msg=policy proto=socketmap client=127.0.0.1:* nexthop=dane.example.com policy=dane-only cache=hit hits=1 stale=0 misses=1 waits=0 refreshes=0 failures=0 decisions=1",
+		"level=WARN msg=policy proto=socketmap client=127.0.0.1:* nexthop=mxfail.example.com policy=temp cache=miss type=no-policy-found reason=",
+		"level=DEBUG msg=policy proto=socketmap client=127.0.0.1:* nexthop=mxfail.example.com policy=temp cache=hit hits=2 stale=0 misses=2 waits=0 refreshes=0 failures=1 decisions=2",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), buf.String())
+	}
+	for i, w := range want {
+		before, after, _ := strings.Cut(w, "*")
+		_, rest, _ := strings.Cut(lines[i], " ") // time=…
+		if !strings.HasPrefix(rest, before) || !strings.Contains(rest, after[strings.Index(after, " "):]) {
+			t.Errorf("line %d:\n%s\nwant\n%s", i+1, rest, w)
+		}
 	}
 }

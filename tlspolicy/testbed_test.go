@@ -31,7 +31,7 @@ type testbed struct {
 // startTestbed builds the signed zones of testdata/dnssec-testbed and
 // starts knotd and unbound as this test's own processes. It skips the test
 // when a tool is missing, unless CI=true, where that is a failure.
-func startTestbed(t *testing.T) *testbed {
+func startTestbed(t testing.TB) *testbed {
 	t.Helper()
 	var missing []string
 	for _, tool := range testbedTools {
@@ -131,7 +131,7 @@ func startTestbed(t *testing.T) *testbed {
 }
 
 // freePorts returns n ports free for both UDP and TCP on 127.0.0.1.
-func freePorts(t *testing.T, n int) []string {
+func freePorts(t testing.TB, n int) []string {
 	var ports []string
 	var hold []func() error
 	defer func() {
@@ -157,7 +157,7 @@ func freePorts(t *testing.T, n int) []string {
 }
 
 // waitDNS waits until a server answers for example.test SOA.
-func waitDNS(t *testing.T, addr string) {
+func waitDNS(t testing.TB, addr string) {
 	t.Helper()
 	r, err := resolver.New(resolver.Options{Servers: []string{addr}, Timeout: 200 * time.Millisecond, Attempts: 1, CacheSize: -1})
 	if err != nil {

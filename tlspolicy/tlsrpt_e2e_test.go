@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -140,7 +141,7 @@ func TestPostfixTLSReport(t *testing.T) {
 				fails = append(fails, string(fd.ResultType)+"@"+fd.ReceivingMXHostname+"/"+fd.ReceivingIP)
 			}
 			got[p.Policy.Domain] = string(p.Policy.Type) + " " + strings.Join(p.Policy.String, ";") + " " +
-				itoa(int(p.Summary.Successful)) + "/" + itoa(int(p.Summary.Failure)) + " " + strings.Join(fails, ",")
+				strconv.Itoa(int(p.Summary.Successful)) + "/" + strconv.Itoa(int(p.Summary.Failure)) + " " + strings.Join(fails, ",")
 		}
 	}
 	if g := got["example.test"]; !strings.HasPrefix(g, "tlsa 3 1 1 ") || !strings.HasSuffix(g, " 1/1 tlsa-invalid@mail.example.test/127.0.0.25") {

@@ -39,7 +39,7 @@ func observe(rt *Runtime, m *metrics.Metrics) {
 		return
 	}
 	rt.Milter.Observer = m
-	rt.Policy.Observer = m
+	rt.Policy.SetObserver(m)
 }
 
 // Metrics returns the daemon's collectors, nil without metrics_listen.
