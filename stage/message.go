@@ -13,7 +13,7 @@ import (
 // whatever the order of the calls; past it the message fails.
 func (d *Driver) Header(name, value string) {
 	defer d.recoverMessage("header")
-	if strings.IndexByte(value, '\n') >= 0 {
+	if hasBareLF(value) {
 		value = lfToCRLF(value)
 	}
 	if d.Msg.headerBytes == 0 {
@@ -33,6 +33,22 @@ func (d *Driver) Header(name, value string) {
 		return
 	}
 	d.Txn.Headers = append(d.Txn.Headers, acl.Header{Name: name, Value: value})
+}
+
+// hasBareLF reports whether s has an LF without a CR before it: folded
+// values already in CRLF form are kept as they are, without a copy.
+func hasBareLF(s string) bool {
+	for i := strings.IndexByte(s, '\n'); i >= 0; {
+		if i == 0 || s[i-1] != '\r' {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // lfToCRLF turns bare LF into CRLF.

@@ -1,6 +1,8 @@
 package stage
 
 import (
+	"unsafe"
+
 	"context"
 	"strings"
 	"testing"
@@ -59,5 +61,30 @@ func TestESMTPParamsKept(t *testing.T) {
 	if strings.Join(d.Txn.MailParams(), " ") != "RET=HDRS" || len(got) != 3 || got[0] != nil || strings.Join(got[1], " ") != "NOTIFY=NEVER" || got[2] != nil ||
 		d.Txn.RcptParams() != nil {
 		t.Errorf("mail %q, recipients %q, rcpt %q", d.Txn.MailParams(), got, d.Txn.RcptParams())
+	}
+}
+
+// Header values are kept with CRLF line breaks: bare LF become CRLF, and
+// a value already in CRLF form is the caller's string, not a copy.
+func TestHeaderLineBreaks(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{" plain", " plain"},
+		{" folded\r\n\tline", " folded\r\n\tline"},
+		{" folded\n\tline", " folded\r\n\tline"},
+		{" mixed\r\n\ta\n\tb", " mixed\r\n\ta\r\n\tb"},
+		{"\n\tfirst", "\r\n\tfirst"},
+		{" ends\r\n", " ends\r\n"},
+		{" ends\n", " ends\r\n"},
+	}
+	for _, tt := range tests {
+		d := New(nil)
+		d.Header("X", tt.in)
+		got := d.Txn.Headers[0].Value
+		if got != tt.want {
+			t.Errorf("%q: kept %q, want %q", tt.in, got, tt.want)
+		}
+		if tt.in == tt.want && unsafe.StringData(got) != unsafe.StringData(tt.in) {
+			t.Errorf("%q: copied", tt.in)
+		}
 	}
 }
