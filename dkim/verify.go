@@ -3,7 +3,9 @@ package dkim
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"hash"
 	"io"
 	"slices"
 	"sync"
@@ -107,22 +109,69 @@ func (v *Verifier) Verify(ctx context.Context, msg io.Reader) ([]Result, error) 
 // runs and the body is discarded as it comes. A Stream is not safe for
 // concurrent use.
 type Stream struct {
-	v    *Verifier
+	v    Verifier
 	ctx  context.Context
 	st   streamState
 	hdr  []byte // header bytes until the header ends
 	scan int    // hdr has no header end before this offset
 	sigs []signature
 
-	fields  []dkimcore.Field // the header, from its end to End
-	checks  []*sigCheck      // the first MaxSignatures signatures
+	sc      *scratch // from the header's end to End
 	bodies  dkimcore.BodyHashes
 	bodyLen int64
-	keys    *keyCache
-	pw      *prefetch // the prefetch worker: key queries started by a long body
+	pw      *prefetch          // the prefetch worker: key queries started by a long body
+	cancel  context.CancelFunc // cancels the prefetch worker's queries
 
 	results []Result
 	err     error
+}
+
+// scratch is what a Stream needs from the end of the header to End: the
+// header's fields, the checks of the first MaxSignatures signatures and
+// the key answers. Nothing in it outlives End (the Results hold strings
+// of the header copy, which is not pooled), so it is pooled between
+// messages.
+type scratch struct {
+	fields  []dkimcore.Field
+	checks  []sigCheck
+	keys    keyCache
+	hash    hash.Hash // the header hash of one signature at a time
+	canon   []byte    // one canonical header field at a time
+	decoded []byte    // b= and bh= decoded
+	sum     [sha256.Size]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{hash: sha256.New()} }}
+
+// maxPooledFields is the largest field slice kept in the pool: a hostile
+// header's is left to the collector.
+const maxPooledFields = 1024
+
+// release empties sc, dropping its references to the message, and gives
+// it back to the pool.
+func (sc *scratch) release() {
+	if cap(sc.fields) > maxPooledFields || cap(sc.checks) > DefaultMaxSignatures {
+		return
+	}
+	clear(sc.fields)
+	sc.fields = sc.fields[:0]
+	for i := range sc.checks {
+		sc.checks[i].reset()
+	}
+	sc.checks = sc.checks[:0]
+	sc.keys.reset(nil, nil)
+	scratchPool.Put(sc)
+}
+
+// newCheck returns a cleared check at the end of sc.checks, reusing the
+// buffers of a check of an earlier message.
+func (sc *scratch) newCheck() *sigCheck {
+	if n := len(sc.checks); n < cap(sc.checks) {
+		sc.checks = sc.checks[:n+1]
+	} else {
+		sc.checks = append(sc.checks, sigCheck{})
+	}
+	return &sc.checks[len(sc.checks)-1]
 }
 
 type streamState int
@@ -136,7 +185,7 @@ const (
 // NewStream starts verifying one message. DNS queries run under ctx,
 // which must stay valid until End.
 func (v *Verifier) NewStream(ctx context.Context) *Stream {
-	return &Stream{v: v, ctx: ctx}
+	return &Stream{v: *v, ctx: ctx}
 }
 
 // Write takes the next bytes of the message: raw header bytes until the
@@ -307,27 +356,27 @@ func (s *Stream) writeHeader(p []byte) {
 // up.
 func (s *Stream) endHeader(end, _ int) {
 	s.st = stBody
+	sc := scratchPool.Get().(*scratch)
 	// The fields share the header's bytes, not a copy: the stream drops
 	// s.hdr here and never writes those bytes again.
 	hdr := s.hdr[:end]
-	s.fields = dkimcore.SplitHeaderString(unsafe.String(unsafe.SliceData(hdr), len(hdr)), dkimcore.Lenient)
+	sc.fields = dkimcore.SplitHeaderInto(sc.fields, unsafe.String(unsafe.SliceData(hdr), len(hdr)), dkimcore.Lenient)
 	s.hdr = nil
 	now := s.v.now()
 	limit := s.v.maxSignatures()
-	for i := range s.fields {
-		f := &s.fields[i]
+	for i := range sc.fields {
+		f := &sc.fields[i]
 		if f.LName != "dkim-signature" {
 			continue
 		}
-		if len(s.checks) >= limit {
+		if len(sc.checks) >= limit {
 			s.sigs = append(s.sigs, parseSignature(f.Value()))
 			continue
 		}
-		c, bk := prepare(f, now)
-		if bk != nil {
+		c := sc.newCheck()
+		if bk := c.prepare(f, now); bk != nil {
 			c.body = s.bodies.Add(*bk)
 		}
-		s.checks = append(s.checks, c)
 		if c.tags != nil {
 			s.sigs = append(s.sigs, signatureOf(c.tags))
 		} else {
@@ -335,10 +384,11 @@ func (s *Stream) endHeader(end, _ int) {
 		}
 	}
 	if len(s.sigs) == 0 {
-		s.fields = nil
+		sc.release()
 		return
 	}
-	s.keys = newKeyCache(s.ctx, s.v.DNS)
+	sc.keys.reset(s.ctx, s.v.DNS)
+	s.sc = sc
 }
 
 // writeBody hashes body bytes, and starts the key queries once the body
@@ -350,14 +400,28 @@ func (s *Stream) writeBody(p []byte) {
 	s.bodies.Write(p)
 	s.bodyLen += int64(len(p))
 	if s.pw == nil && s.bodyLen > BodyBuffer {
-		s.pw = startPrefetch(s.keys, s.keyNames())
+		// The worker's queries run under a context of their own, which
+		// Cancel cancels.
+		s.sc.keys.ctx, s.cancel = context.WithCancel(s.ctx)
+		s.pw = startPrefetch(&s.sc.keys, s.keyNames())
+	}
+}
+
+// Cancel cancels the key queries a long body started in a goroutine (see
+// Stream): End then finishes with those keys unavailable (temperror).
+// It may be called from another goroutine, and more than once; it does
+// nothing when no query was started that way.
+func (s *Stream) Cancel() {
+	if s.cancel != nil {
+		s.cancel()
 	}
 }
 
 // keyNames returns the distinct keys the signatures still need.
 func (s *Stream) keyNames() []string {
 	var names []string
-	for _, c := range s.checks {
+	for i := range s.sc.checks {
+		c := &s.sc.checks[i]
 		if c.decided {
 			continue
 		}
@@ -402,23 +466,27 @@ func (s *Stream) EndContext(ctx context.Context) error {
 		}
 	}
 	s.st = stEnded
-	if s.keys != nil && s.err == nil {
+	sc := s.sc
+	if sc != nil && s.err == nil {
 		s.bodies.Finish()
 		if s.pw != nil {
 			s.pw.wait()
 		} else if names := s.keyNames(); len(names) > 0 {
 			if ctx != nil && s.ctx.Err() == nil {
-				s.keys.ctx = ctx // no worker reads it: End runs the queries
+				sc.keys.ctx = ctx // no worker reads it: End runs the queries
 			}
-			s.keys.fetch(names)
+			sc.keys.fetch(names)
 		}
 		var idx dkimcore.FieldIndex
-		for _, c := range s.checks {
-			c.finish(s.keys, s.fields, &idx)
+		for i := range sc.checks {
+			sc.checks[i].finish(sc, &idx)
 		}
 	}
 	s.results = s.buildResults()
-	s.fields, s.checks = nil, nil
+	if sc != nil {
+		s.sc = nil
+		sc.release() // no worker runs: it was waited for
+	}
 	s.bodies.Release()
 	return s.err
 }
@@ -456,7 +524,13 @@ func (s *Stream) Abort() {
 		return
 	}
 	s.st = stEnded
-	s.hdr, s.fields, s.checks = nil, nil, nil
+	s.hdr = nil
+	if sc := s.sc; sc != nil {
+		s.sc = nil
+		if s.pw == nil { // a running worker still writes to sc.keys
+			sc.release()
+		}
+	}
 	s.bodies.Release()
 }
 
@@ -474,10 +548,10 @@ func (s *Stream) buildResults() []Result {
 		switch {
 		case i >= s.v.maxSignatures():
 			r.Status, r.Reason = Policy, reasonTooMany
-		case s.err != nil || i >= len(s.checks):
+		case s.err != nil || s.sc == nil || i >= len(s.sc.checks):
 			r.Status, r.Reason, r.Err = TempError, "header too large to verify", s.err
 		default:
-			c := s.checks[i]
+			c := &s.sc.checks[i]
 			r.Status, r.Testing = c.status, c.testing
 			if c.status != Pass {
 				r.Reason, r.Err = c.reason, c.err

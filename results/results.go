@@ -39,11 +39,9 @@ type From struct {
 
 // DKIM is the verification of every DKIM-Signature of the message.
 type DKIM struct {
-	// Stream verifies the signatures as the body passes; nil once
-	// finished, and for an unsigned message.
-	Stream *dkim.Stream
-	// Cancel cancels the verification's key lookups.
-	Cancel  func()
+	// Stream verifies the signatures as the body passes; nil for an
+	// unsigned message.
+	Stream  *dkim.Stream
 	Results []dkim.Result
 	Err     error
 	// Current is the index in Results of the signature the $dkim_
@@ -104,6 +102,18 @@ func (m *Message) DSNReport() *dsninfo.Report {
 	return m.DSN.Report
 }
 
+// Abort drops a verification that has not finished: its key lookups are
+// cancelled and it has no results. Closing the message aborts it; a
+// message whose verification never started has nothing to abort.
+func (d *DKIM) Abort() {
+	if d.Finished || d.Stream == nil {
+		return
+	}
+	d.Finished, d.Aborted = true, true
+	d.Stream.Abort()
+	d.Stream.Cancel()
+}
+
 // New starts the state of a message.
 func New() *Message { return &Message{DKIM: DKIM{Current: -1}} }
 
@@ -117,8 +127,9 @@ func (m *Message) OnClose(f func()) {
 	m.closers = append(m.closers, f)
 }
 
-// Close ends the message: registered work is cancelled, in reverse order.
-// Closing twice does nothing.
+// Close ends the message: registered work is cancelled, in reverse order,
+// then an unfinished DKIM verification (DKIM.Abort). Closing twice does
+// nothing.
 func (m *Message) Close() {
 	if m == nil || m.closed {
 		return
@@ -128,6 +139,7 @@ func (m *Message) Close() {
 		m.closers[i]()
 	}
 	m.closers = nil
+	m.DKIM.Abort()
 }
 
 // Closed reports whether the message was closed.

@@ -88,7 +88,13 @@ func SplitHeader(hdr []byte, mode SplitMode) []Field {
 // SplitHeaderString is SplitHeader without the copy: fields already in
 // CRLF form share the memory of s.
 func SplitHeaderString(s string, mode SplitMode) []Field {
-	fields := make([]Field, 0, 24)
+	return SplitHeaderInto(make([]Field, 0, 24), s, mode)
+}
+
+// SplitHeaderInto is SplitHeaderString appending the fields to
+// fields[:0], whose memory it reuses.
+func SplitHeaderInto(fields []Field, s string, mode SplitMode) []Field {
+	fields = fields[:0]
 	start := -1 // start of the current field in s
 	crlfOnly := true
 	flush := func(end int) {

@@ -46,8 +46,12 @@ const MaxTags = 64
 // the whole list invalid. An empty string is an empty list. CR and LF count
 // as whitespace, so folded header values parse as written. At most MaxTags
 // tags are read, so the work is linear in len(s).
-func ParseTagList(s string) (TagList, error) {
-	list := make(TagList, 0, 12)
+func ParseTagList(s string) (TagList, error) { return ParseTagListInto(make(TagList, 0, 12), s) }
+
+// ParseTagListInto is ParseTagList appending the tags to list[:0], whose
+// memory it reuses.
+func ParseTagListInto(list TagList, s string) (TagList, error) {
+	list = list[:0]
 	pos := 0
 	for {
 		semi := strings.IndexByte(s[pos:], ';')
@@ -193,7 +197,13 @@ func validTagValue(s string) bool {
 // (RFC 6376 §3.5 allows FWS around the colons, not inside a name).
 // Empty elements are kept: they match nothing.
 func SplitColonList(v string) []string {
-	names := make([]string, 0, strings.Count(v, ":")+1)
+	return SplitColonListInto(make([]string, 0, strings.Count(v, ":")+1), v)
+}
+
+// SplitColonListInto is SplitColonList appending the elements to
+// names[:0], whose memory it reuses.
+func SplitColonListInto(names []string, v string) []string {
+	names = names[:0]
 	start := 0
 	for i := 0; i <= len(v); i++ {
 		if i == len(v) || v[i] == ':' {

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/subtle"
 	"encoding/base64"
+	"slices"
 )
 
 // The signing algorithms accepted (RFC 6376 §3.3 minus rsa-sha1, which
@@ -45,7 +46,11 @@ func VerifySignature(key *PublicKey, digest, sig []byte) bool {
 }
 
 // DecodeBase64 decodes a base64 value after removing its FWS (b=, bh=).
-func DecodeBase64(s string) ([]byte, error) {
+func DecodeBase64(s string) ([]byte, error) { return DecodeBase64To(nil, s) }
+
+// DecodeBase64To is DecodeBase64 appending the decoded bytes to dst: it
+// returns dst extended with them.
+func DecodeBase64To(dst []byte, s string) ([]byte, error) {
 	var stack [1024]byte
 	in := stack[:0]
 	if len(s) > len(stack) {
@@ -56,9 +61,10 @@ func DecodeBase64(s string) ([]byte, error) {
 			in = append(in, s[i])
 		}
 	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(in)))
-	n, err := base64.StdEncoding.Decode(out, in)
-	return out[:n], err
+	n := len(dst)
+	dst = slices.Grow(dst, base64.StdEncoding.DecodedLen(len(in)))
+	m, err := base64.StdEncoding.Decode(dst[n:n+base64.StdEncoding.DecodedLen(len(in))], in)
+	return dst[:n+m], err
 }
 
 // Equal compares two hashes in constant time.
