@@ -10,26 +10,15 @@ import (
 // eight bytes at a time, so that ordinary prose is hashed straight from
 // the milter's chunk without a pass per byte.
 
-// SWAR constants: one byte value repeated in every byte of a word.
+// SWAR constants: one byte value repeated in every byte of a word. For a
+// byte b < 0x80, (b & 0x7f) + 0x5f carries into the high bit iff b is
+// 0x21 or more, + 0x60 iff b is 0x20 or more; no carry crosses a byte.
 const (
-	lanes  = 0x0101010101010101
-	high   = 0x8080808080808080
-	low7   = 0x7f7f7f7f7f7f7f7f
-	above  = 0x5f5f5f5f5f5f5f5f // low7 + above carries into the high bit iff the byte is 0x21 or more
-	spaces = 0x2020202020202020
+	high = 0x8080808080808080
+	low7 = 0x7f7f7f7f7f7f7f7f
+	gt20 = 0x5f5f5f5f5f5f5f5f
+	ge20 = 0x6060606060606060
 )
-
-// textBytes returns the high bit of each byte of w above 0x20: bytes
-// that are not white space, CR or LF (nor another C0 control, which the
-// caller looks at one by one). It is exact per byte: no carry crosses a
-// byte.
-func textBytes(w uint64) uint64 { return ((w & low7) + above | w) & high }
-
-// spaceBytes returns the high bit of each SP byte of w, exactly.
-func spaceBytes(w uint64) uint64 {
-	x := w ^ spaces
-	return ^((x & low7) + low7 | x) & high
-}
 
 // relaxedRun returns the end of the run of p that starts at i, where p[i]
 // is text, and that relaxed canonicalisation leaves unchanged: text, a
@@ -40,63 +29,50 @@ func spaceBytes(w uint64) uint64 {
 // the bytes passed over, plus the line ends stepped back over once.
 func relaxedRun(p []byte, i int) int {
 	j := i
-	skipLF := false // the LF of a CRLF split across two words
-	for ; j+8 <= len(p); j += 8 {
-		w := binary.LittleEndian.Uint64(p[j:])
-		text := textBytes(w)
-		// A SP followed by text in the same word is left as written.
-		odd := ^text & high &^ (spaceBytes(w) & (text >> 8))
-		if skipLF {
-			odd &^= 0x80
-			skipLF = false
-		}
-		for odd != 0 {
-			k := bits.TrailingZeros64(odd) >> 3
-			at := j + k
-			ok, lf := plainByte(p, at)
-			if !ok {
+	for ; j+9 <= len(p); j += 8 {
+		q := p[j : j+9 : j+9]
+		w := binary.LittleEndian.Uint64(q[:8])
+		n := binary.LittleEndian.Uint64(q[1:]) // each byte's next byte
+		t := w & low7
+		// The high bit of each byte of 0x20 or less (the others are text,
+		// 0x80 and above included); of each of 0x20 or more; of each
+		// byte whose next byte is above 0x20.
+		ctl := (t+gt20|w)&high ^ high
+		notCtl := t + ge20 | w
+		nextText := (n&low7 + gt20) | n
+		// A SP followed by text is left as written; CR, LF, HTAB, a SP
+		// before them and the other controls are looked at one by one.
+		for odd := ctl &^ (notCtl & nextText); odd != 0; odd &= odd - 1 {
+			at := j + bits.TrailingZeros64(odd)>>3
+			if !plainByte(p, at) {
 				return backOverLineEnds(p, i, at)
 			}
-			odd &= odd - 1
-			if lf { // the CR's LF: the next byte
-				if k == 7 {
-					skipLF = true
-				} else {
-					odd &^= 0x80 << (8 * (k + 1))
-				}
-			}
 		}
-	}
-	if skipLF {
-		j++
 	}
 	for ; j < len(p); j++ {
-		ok, lf := plainByte(p, j)
-		if !ok {
+		if !plainByte(p, j) {
 			break
 		}
-		if lf {
-			j++
-		}
 	}
-	return backOverLineEnds(p, i, min(j, len(p)))
+	return backOverLineEnds(p, i, j)
 }
 
 // plainByte reports whether relaxed canonicalisation leaves p[at], a byte
-// of 0x20 or less, unchanged within a run: a SP followed by text, the CR
-// of a CRLF (lf: its LF is then plain too), a C0 control other than HTAB,
-// CR and LF. A SP at the end of p, or a CR there, is not: what follows
-// decides.
-func plainByte(p []byte, at int) (ok, lf bool) {
+// of a run after its first, unchanged: text, a SP followed by text, the CR
+// and the LF of a CRLF, a C0 control other than HTAB, CR and LF. A SP or
+// a CR at the end of p is not: what follows decides.
+func plainByte(p []byte, at int) bool {
 	switch p[at] {
 	case ' ':
-		return at+1 < len(p) && relaxedClass[p[at+1]] == classText, false
+		return at+1 < len(p) && relaxedClass[p[at+1]] == classText
 	case '\r':
-		return at+1 < len(p) && p[at+1] == '\n', true
-	case '\t', '\n':
-		return false, false
+		return at+1 < len(p) && p[at+1] == '\n'
+	case '\n':
+		return p[at-1] == '\r'
+	case '\t':
+		return false
 	}
-	return true, false
+	return true
 }
 
 // backOverLineEnds returns the end of the run that stops at end: after its
