@@ -72,17 +72,23 @@ func Format(authservID string, results []Result) string {
 // of an ARC-Authentication-Results field (RFC 8617 §4.1.1) and the value
 // behind $dmarc_ar_header; "authserv-id; none" without results.
 func Line(authservID string, results []Result) string {
-	var b strings.Builder
-	b.WriteString(Value(authservID))
-	n := 0
+	b := make([]byte, 0, 64+len(authservID)+64*len(results))
+	if Token(authservID) {
+		b = append(b, authservID...)
+	} else {
+		b = appendWrap(b, '"', '"', authservID, `"\`)
+	}
+	n := len(b)
 	for _, r := range results {
-		if s := r.String(); s != "" {
-			b.WriteString("; " + s)
-			n++
+		m := len(b)
+		if b2, ok := r.appendTo(append(b, "; "...)); ok {
+			b = b2
+		} else {
+			b = b[:m]
 		}
 	}
-	if n == 0 {
-		b.WriteString("; none")
+	if len(b) == n {
+		b = append(b, "; none"...)
 	}
-	return b.String()
+	return string(b)
 }
