@@ -81,13 +81,34 @@ func (o Outcome) AuthResult() (ar authres.Result, ok bool) {
 		if action == "" {
 			action = PolicyNone
 		}
-		ar.Comment = "p=" + string(o.Policy) + " dis=" + string(action)
+		ar.Comment = policyComment(o.Policy, action)
 	}
-	ar.Props = []authres.Prop{authres.P("header", "from", o.FromDomain)}
+	ar.Props = make([]authres.Prop, 1, 2)
+	ar.Props[0] = authres.P("header", "from", o.FromDomain)
 	if o.Result == Fail {
 		ar.Props = append(ar.Props, authres.P("policy", "dmarc", string(o.Disposition)))
 	}
 	return ar, true
+}
+
+// policyComments are the comments of the published policies and
+// dispositions, written once.
+var policyComments = func() map[[2]Policy]string {
+	m := map[[2]Policy]string{}
+	for _, p := range []Policy{PolicyNone, PolicyQuarantine, PolicyReject} {
+		for _, d := range []Policy{PolicyNone, PolicyQuarantine, PolicyReject} {
+			m[[2]Policy{p, d}] = "p=" + string(p) + " dis=" + string(d)
+		}
+	}
+	return m
+}()
+
+// policyComment is the comment "p=… dis=…" of a pass or fail.
+func policyComment(p, action Policy) string {
+	if c, ok := policyComments[[2]Policy{p, action}]; ok {
+		return c
+	}
+	return "p=" + string(p) + " dis=" + string(action)
 }
 
 // fromReason is the short reason for a nofrom outcome.
