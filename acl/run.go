@@ -48,9 +48,9 @@ func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 		// deadline is read from the clock at the statement and call
 		// boundaries: a timer is made only if a lookup waits on it.
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > p.timeout {
-			var cancel context.CancelFunc
-			ctx, cancel = deadline.WithTimeout(ctx, p.timeout)
-			defer cancel()
+			dl := deadline.New(ctx, p.timeout)
+			defer dl.Cancel()
+			ctx = dl
 		}
 	}
 	p.runHooks(ctx, stage, t)

@@ -103,6 +103,7 @@ type Driver struct {
 	discardAll  bool  // discard at connect or HELO: discard every message
 	connFailure error // an internal error at connect or HELO with no reply: tempfail every message
 	logged      int   // Txn.Logs the caller has written
+	fresh       bool  // Txn is as New made it (no other method ran): Connect need not reset it
 }
 
 // Unlogged returns the log lines of the connection and its message that
@@ -117,7 +118,7 @@ func New(env *Env) *Driver {
 	if env == nil {
 		env = &Env{}
 	}
-	d := &Driver{env: env}
+	d := &Driver{env: env, fresh: true}
 	d.Conn = &acl.Conn{}
 	d.Txn = acl.NewTxn(d.Conn, env.Services)
 	return d
@@ -132,7 +133,10 @@ func (d *Driver) Connect(ctx context.Context, c Client) acl.Result {
 	// The connection's structures are reused: Reset closes the message
 	// and starts the next with everything but the connection cleared.
 	*d.Conn = acl.Conn{ClientIP: c.IP, ClientPort: c.Port, ClientName: c.Name, LocalIP: c.LocalIP, LocalPort: c.LocalPort}
-	d.Txn.Reset()
+	if !d.fresh {
+		d.Txn.Reset()
+	}
+	d.fresh = false
 	d.ConnVerdict, d.discardAll, d.connFailure, d.logged = nil, false, nil, 0
 	d.Msg = Message{}
 	return d.envelope(ctx, acl.Connect)
@@ -189,6 +193,7 @@ func (d *Driver) Rcpt(ctx context.Context, rcpt string, params ...string) acl.Re
 
 // SetQueueID records the queue ID once the MTA has one.
 func (d *Driver) SetQueueID(id string) {
+	d.fresh = false
 	if id != "" {
 		d.Txn.QueueID = id
 	}
@@ -196,6 +201,7 @@ func (d *Driver) SetQueueID(id string) {
 
 // envelope runs the ACL of an envelope stage and records its verdict.
 func (d *Driver) envelope(ctx context.Context, st acl.Stage) acl.Result {
+	d.fresh = false
 	var start time.Time
 	if d.env.Observer != nil {
 		start = time.Now()
@@ -261,6 +267,7 @@ func (d *Driver) DiscardsAll() bool { return d.discardAll }
 // MTA does not wait for): the open message tempfails at its end, or, with
 // no message open, every message of the connection.
 func (d *Driver) Fail(err error) {
+	d.fresh = false
 	switch {
 	case d.Msg.Open:
 		if d.Msg.Failure == nil {
@@ -284,9 +291,9 @@ func (d *Driver) run(ctx context.Context, st acl.Stage) (res acl.Result) {
 	}
 	if lim := d.env.StageTimeout; lim > 0 && (prog.Timeout() <= 0 || prog.Timeout() > lim) {
 		// acl_timeout, when shorter, already bounds the run.
-		var cancel context.CancelFunc
-		ctx, cancel = deadline.WithTimeout(ctx, lim)
-		defer cancel()
+		dl := deadline.New(ctx, lim)
+		defer dl.Cancel()
+		ctx = dl
 	}
 	defer func() {
 		if v := recover(); v != nil {

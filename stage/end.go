@@ -26,6 +26,7 @@ type End struct {
 // is to do with the message. The message's finishers run with what it
 // got.
 func (d *Driver) EndOfMessage(ctx context.Context, queueID string) *End {
+	d.fresh = false
 	if obs := d.env.Observer; obs != nil {
 		start := time.Now()
 		defer func() { obs.StageDone(acl.Data, time.Since(start)) }()
@@ -73,9 +74,9 @@ func (d *Driver) accepted(ctx context.Context) (err error) {
 		return nil
 	}
 	if lim := d.env.StageTimeout; lim > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = deadline.WithTimeout(ctx, lim)
-		defer cancel()
+		dl := deadline.New(ctx, lim)
+		defer dl.Cancel()
+		ctx = dl
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -90,6 +91,7 @@ func (d *Driver) accepted(ctx context.Context) (err error) {
 // body writers are dropped, the message closed and its header fields
 // forgotten with it.
 func (d *Driver) Abort() {
+	d.fresh = false
 	if d.Msg.Open {
 		d.endOpen()
 	}
@@ -100,6 +102,7 @@ func (d *Driver) Abort() {
 
 // Close ends the connection: an open message is aborted and closed.
 func (d *Driver) Close() {
+	d.fresh = false
 	if d.Msg.Open {
 		d.endOpen()
 	}
