@@ -238,5 +238,9 @@ func (t *Txn) AddAuthResult(r AuthResult) {
 			return
 		}
 	}
+	if t.AuthResults == nil {
+		// Room for the usual SPF, DKIM, DMARC and ARC results at once.
+		t.AuthResults = make([]AuthResult, 0, 4)
+	}
 	t.AuthResults = append(t.AuthResults, r)
 }

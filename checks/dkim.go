@@ -12,6 +12,7 @@ package checks
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/mailsidecar/sidecar/acl"
@@ -176,6 +177,7 @@ func dkimHook(ctx context.Context, t *acl.Txn) error {
 	}
 	// Appended, not through Txn.AddAuthResult, which would merge
 	// identical signatures: every signature is reported.
+	t.AuthResults = slices.Grow(t.AuthResults, len(d.Results)+2) // and DMARC's and ARC's
 	for _, r := range d.Results {
 		t.AuthResults = append(t.AuthResults, r.AuthResult())
 	}

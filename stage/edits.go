@@ -119,8 +119,12 @@ func (d *Driver) forgedAuthResults(value string) bool {
 // starting with a space or tab continues the field before it; a line that
 // does not start with a field name gets "X-ACL-Warn:" in front.
 func splitAddedHeader(text string) []Field {
+	lines := []string{text} // the usual one-line text, without splitting
+	if strings.ContainsAny(text, "\r\n") {
+		lines = strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	}
 	var out []Field
-	for _, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+	for _, line := range lines {
 		line = strings.TrimRight(line, "\r")
 		if strings.TrimSpace(line) == "" {
 			continue

@@ -12,6 +12,7 @@ import (
 // CRLF. The header fields of one message are capped at MaxHeaderBytes,
 // whatever the order of the calls; past it the message fails.
 func (d *Driver) Header(name, value string) {
+	d.fresh = false
 	defer d.recoverMessage("header")
 	if hasBareLF(value) {
 		value = lfToCRLF(value)
@@ -22,6 +23,9 @@ func (d *Driver) Header(name, value string) {
 		// fields again without MAIL), so the cap is per message.
 		clear(d.Txn.Headers)
 		d.Txn.Headers = d.Txn.Headers[:0]
+		if d.Txn.Headers == nil {
+			d.Txn.Headers = make([]acl.Header, 0, 16) // a usual header at once
+		}
 	}
 	n := len(name) + 1 + len(value) + 2
 	d.Msg.Size += int64(n)
@@ -67,6 +71,7 @@ func lfToCRLF(s string) string {
 // EndOfHeader starts the features' body writers: the header is complete.
 // Body starts them too when the MTA sent no end of header.
 func (d *Driver) EndOfHeader() {
+	d.fresh = false
 	defer d.recoverMessage("end of headers")
 	if d.Msg.bodyStarted {
 		return
@@ -101,6 +106,7 @@ func (d *Driver) startWriter(h acl.BodyHook) (w acl.BodyWriter) {
 // Body passes a chunk of the body to the writers and counts it; nothing
 // of the body is kept.
 func (d *Driver) Body(p []byte) {
+	d.fresh = false
 	defer d.recoverMessage("body")
 	if !d.Msg.bodyStarted {
 		d.EndOfHeader()
