@@ -20,6 +20,23 @@ const (
 	ge20 = 0x6060606060606060
 )
 
+// load64 reads the first eight bytes of s as a little-endian word (the
+// compiler makes it one load).
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// ctlBytes returns the high bit of each byte of w of 0x20 or less.
+func ctlBytes(w uint64) uint64 { return ((w&low7)+gt20|w)&high ^ high }
+
+// eqBytes returns the high bit of each byte of w equal to c.
+func eqBytes(w uint64, c byte) uint64 {
+	x := w ^ uint64(c)*0x0101010101010101
+	return ^((x & low7) + low7 | x) & high
+}
+
 // relaxedRun returns the end of the run of p that starts at i, where p[i]
 // is text, and that relaxed canonicalisation leaves unchanged: text, a
 // single SP between text, CRLF line ends (empty lines included), ending
@@ -37,7 +54,7 @@ func relaxedRun(p []byte, i int) int {
 		// The high bit of each byte of 0x20 or less (the others are text,
 		// 0x80 and above included); of each of 0x20 or more; of each
 		// byte whose next byte is above 0x20.
-		ctl := (t+gt20|w)&high ^ high
+		ctl := ctlBytes(w)
 		notCtl := t + ge20 | w
 		nextText := (n&low7 + gt20) | n
 		// A SP followed by text is left as written; CR, LF, HTAB, a SP

@@ -3,6 +3,7 @@ package dkimcore
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"math/rand/v2"
 	"strings"
@@ -243,5 +244,42 @@ func BenchmarkSHA256Body10KB(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
 		sha256.Sum256(body)
+	}
+}
+
+// The eight-byte scans of tag values and of base64 values find every
+// byte that matters at every lane: against byte-wise references.
+func TestWordScansAgainstReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const alpha = "AZaz09+/=\x00\x1f \t\r\n\x7f;\xc3"
+	for n := range 40 {
+		for range 200 {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = "ABCDEFGHabcdefgh0123+/"[rng.IntN(22)]
+				if rng.IntN(8) == 0 {
+					b[i] = alpha[rng.IntN(len(alpha))]
+				}
+			}
+			s := string(b)
+			wantValid := true
+			var stripped []byte
+			for _, c := range b {
+				if !IsFWS(c) && (c < 0x21 || c == 0x7f || c == ';') {
+					wantValid = false
+				}
+				if !IsFWS(c) {
+					stripped = append(stripped, c)
+				}
+			}
+			if got := validTagValue(s); got != wantValid {
+				t.Fatalf("validTagValue(%q) = %v", s, got)
+			}
+			want, wantErr := base64.StdEncoding.DecodeString(string(stripped))
+			got, err := DecodeBase64To([]byte("x"), s)
+			if (err != nil) != (wantErr != nil) || err == nil && !bytes.Equal(got, append([]byte("x"), want...)) {
+				t.Fatalf("DecodeBase64To(%q) = %q, %v; want %q, %v", s, got, err, want, wantErr)
+			}
+		}
 	}
 }

@@ -181,16 +181,29 @@ func ValidTagName(s string) bool {
 // 0x80 and above are let through (UTF-8 in n= notes of key records occurs
 // in the wild and harms nothing); other control characters are not.
 func validTagValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case IsFWS(c):
-		case c == ';' || c < 0x21 || c == 0x7f:
+	i := 0
+	// Eight bytes at a time: only the bytes of 0x20 or less, DEL and ";"
+	// are looked at one by one.
+	for ; i+8 <= len(s); i += 8 {
+		w := load64(s[i:])
+		if ctlBytes(w)|eqBytes(w, 0x7f)|eqBytes(w, ';') == 0 {
+			continue
+		}
+		for _, c := range []byte(s[i : i+8]) {
+			if !valueByte(c) {
+				return false
+			}
+		}
+	}
+	for ; i < len(s); i++ {
+		if !valueByte(s[i]) {
 			return false
 		}
 	}
 	return true
 }
+
+func valueByte(c byte) bool { return IsFWS(c) || c > 0x20 && c != ';' && c != 0x7f }
 
 // SplitColonList splits a colon-separated value (h=, and the h=, s= and
 // t= of key records) and removes the white space around each element
