@@ -64,6 +64,7 @@ func (c *sigCheck) prepare(f *dkimcore.Field, now time.Time) *dkimcore.BodyKey {
 	c.field = f
 	tags, err := dkimcore.ParseTagListInto(c.tagBuf[:0], f.Value())
 	if err != nil {
+		clear(c.tagBuf[:cap(c.tagBuf)]) // what the parse wrote before it failed
 		c.decide(PermError, "malformed signature tags: "+err.Error(), fmt.Errorf("dkim: malformed signature tags: %w", err))
 		return nil
 	}
@@ -98,10 +99,11 @@ func (c *sigCheck) prepare(f *dkimcore.Field, now time.Time) *dkimcore.BodyKey {
 	return &dkimcore.BodyKey{Relaxed: relaxedBody, Limit: -1}
 }
 
-// reset clears the check for another message, keeping its buffers.
+// reset clears the check for another message, keeping its buffers: their
+// used part, the rest was cleared before.
 func (c *sigCheck) reset() {
-	clear(c.tagBuf[:cap(c.tagBuf)])
-	clear(c.nameBuf[:cap(c.nameBuf)])
+	clear(c.tagBuf)
+	clear(c.nameBuf)
 	*c = sigCheck{tagBuf: c.tagBuf[:0], nameBuf: c.nameBuf[:0]}
 }
 

@@ -129,7 +129,7 @@ func parseTagList(s string) (map[string]string, error) {
 
 // stripFWS removes all white space (folding included) from a tag value.
 func stripFWS(s string) string {
-	if strings.IndexAny(s, " \t\r\n") < 0 {
+	if !hasFWS(s) {
 		return s
 	}
 	return strings.Map(func(r rune) rune {
@@ -138,6 +138,16 @@ func stripFWS(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// hasFWS reports whether s has white space.
+func hasFWS(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 // parseSignature reads the tags a Result reports and the ones this

@@ -153,7 +153,7 @@ func (sc *scratch) release() {
 	if cap(sc.fields) > maxPooledFields || cap(sc.checks) > DefaultMaxSignatures {
 		return
 	}
-	clear(sc.fields)
+	clear(sc.fields) // the used part: the rest was cleared before
 	sc.fields = sc.fields[:0]
 	for i := range sc.checks {
 		sc.checks[i].reset()

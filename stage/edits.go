@@ -120,7 +120,7 @@ func (d *Driver) forgedAuthResults(value string) bool {
 // does not start with a field name gets "X-ACL-Warn:" in front.
 func splitAddedHeader(text string) []Field {
 	lines := []string{text} // the usual one-line text, without splitting
-	if strings.ContainsAny(text, "\r\n") {
+	if strings.IndexByte(text, '\n') >= 0 || strings.IndexByte(text, '\r') >= 0 {
 		lines = strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
 	}
 	var out []Field

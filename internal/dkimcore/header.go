@@ -107,7 +107,7 @@ func SplitHeaderInto(fields []Field, s string, mode SplitMode) []Field {
 		if colon < 0 {
 			return
 		}
-		name := strings.TrimRight(raw[:colon], " \t")
+		name := trimWSPRight(raw[:colon])
 		if mode == Lenient {
 			name = TrimFWS(name)
 		} else if !ValidFieldName(name) {
@@ -129,7 +129,10 @@ func SplitHeaderInto(fields []Field, s string, mode SplitMode) []Field {
 			end = pos + i + 1
 		}
 		line := s[pos:end]
-		content := strings.TrimRight(line, "\r\n")
+		content := line
+		for content != "" && (content[len(content)-1] == '\n' || content[len(content)-1] == '\r') {
+			content = content[:len(content)-1]
+		}
 		if content == "" {
 			break // the empty line that ends the header
 		}
@@ -143,6 +146,14 @@ func SplitHeaderInto(fields []Field, s string, mode SplitMode) []Field {
 	}
 	flush(pos)
 	return fields
+}
+
+// trimWSPRight removes the SP and HTAB at the end of s.
+func trimWSPRight(s string) string {
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // commonNames interns the lower-case form of frequent field names, so
