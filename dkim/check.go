@@ -231,7 +231,7 @@ func (c *sigCheck) tagValue(name string) string {
 // key returns the signature's key, or nil with the outcome decided: the
 // DNS answer must hold exactly one TXT record, a usable key.
 func (c *sigCheck) key(keys *keyCache) *dkimcore.PublicKey {
-	txts, err := keys.get(c.keyName)
+	recs, err := keys.get(c.keyName)
 	switch {
 	case err != nil && isTemporary(err):
 		c.decide(TempError, "key unavailable: "+dnsErrorText(err), fmt.Errorf("dkim: key unavailable: %w", err))
@@ -239,14 +239,14 @@ func (c *sigCheck) key(keys *keyCache) *dkimcore.PublicKey {
 	case err != nil:
 		c.decide(PermError, "no key for signature", fmt.Errorf("dkim: no key for signature: %w", err))
 		return nil
-	case len(txts) == 0:
+	case len(recs) == 0:
 		c.perm("no valid key found")
 		return nil
-	case len(txts) > 1:
+	case len(recs) > 1:
 		c.perm("multiple TXT records found for key")
 		return nil
 	}
-	key, err := dkimcore.ParseKeyRecordCached(txts[0])
+	key, err := dkimcore.ParseKeyRecordParts(recs[0].TXT)
 	if err != nil {
 		c.decide(PermError, keyReason(err), fmt.Errorf("dkim: %s: %w", keyReason(err), err))
 		return nil

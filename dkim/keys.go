@@ -27,9 +27,9 @@ type keyCache struct {
 }
 
 type keyEntry struct {
-	name string // lower case
-	txts []string
-	err  error // a *net.DNSError, as resolver.LookupTXT gives it
+	name string            // lower case
+	recs []resolver.Record // TXT records, read-only (the resolver's)
+	err  error             // a *net.DNSError, as resolver.LookupTXTRecords gives it
 }
 
 // indexedKeys is the entry count past which a map finds them.
@@ -44,11 +44,11 @@ func (k *keyCache) reset(ctx context.Context, dns resolver.Querier) {
 }
 
 // lookup queries the TXT records at name.
-func (k *keyCache) lookup(name string) ([]string, error) {
+func (k *keyCache) lookup(name string) ([]resolver.Record, error) {
 	if k.dns == nil {
 		return noResolver(name)
 	}
-	return resolver.LookupTXT(k.ctx, k.dns, name)
+	return resolver.LookupTXTRecords(k.ctx, k.dns, name)
 }
 
 // find returns the entry of a lower-case name, or -1.
@@ -70,22 +70,22 @@ func (k *keyCache) find(key string) int {
 // get returns the TXT records at name, querying them unless an earlier
 // call for the name (whatever its case) did. The calls that run at the
 // same time (fetch) are for distinct names.
-func (k *keyCache) get(name string) ([]string, error) {
+func (k *keyCache) get(name string) ([]resolver.Record, error) {
 	key := ascii.Lower(name)
 	k.mu.Lock()
 	if i := k.find(key); i >= 0 {
 		e := k.entries[i]
 		k.mu.Unlock()
-		return e.txts, e.err
+		return e.recs, e.err
 	}
 	k.mu.Unlock()
-	txts, err := k.lookup(name)
+	recs, err := k.lookup(name)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if i := k.find(key); i >= 0 { // a query for the same name in another case
-		return k.entries[i].txts, k.entries[i].err
+		return k.entries[i].recs, k.entries[i].err
 	}
-	k.entries = append(k.entries, keyEntry{name: key, txts: txts, err: err})
+	k.entries = append(k.entries, keyEntry{name: key, recs: recs, err: err})
 	if len(k.entries) > indexedKeys {
 		if k.index == nil {
 			k.index = make(map[string]int, 2*indexedKeys)
@@ -95,7 +95,7 @@ func (k *keyCache) get(name string) ([]string, error) {
 		}
 		k.index[key] = len(k.entries) - 1
 	}
-	return txts, err
+	return recs, err
 }
 
 // fetch queries the names, in parallel when there are several, and
@@ -155,6 +155,6 @@ func isTemporary(err error) bool {
 
 // noResolver is the key lookup of a Verifier without DNS: every key is
 // temporarily unavailable.
-func noResolver(name string) ([]string, error) {
+func noResolver(name string) ([]resolver.Record, error) {
 	return nil, &net.DNSError{Err: "no DNS resolver configured", Name: name, IsTemporary: true}
 }

@@ -26,6 +26,22 @@ func TXTLookup(ctx context.Context, q Querier) func(domain string) ([]string, er
 
 // LookupTXT is one lookup of TXTLookup's hook, without making the hook.
 func LookupTXT(ctx context.Context, q Querier, domain string) ([]string, error) {
+	recs, err := LookupTXTRecords(ctx, q, domain)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, strings.Join(rec.TXT, ""))
+	}
+	return out, nil
+}
+
+// LookupTXTRecords is LookupTXT with the records as the answer holds
+// them, their character-strings not joined (a caller that keeps what it
+// derives from the joined text need not build it each time). The records
+// may be shared with the resolver's cache: read-only.
+func LookupTXTRecords(ctx context.Context, q Querier, domain string) ([]Record, error) {
 	ans, err := q.Query(ctx, domain, TypeTXT)
 	if err != nil {
 		if errors.Is(err, ErrBadName) {
@@ -46,9 +62,5 @@ func LookupTXT(ctx context.Context, q Querier, domain string) ([]string, error) 
 	if len(ans.Records) == 0 {
 		return nil, &net.DNSError{Err: "no such host", Name: domain, IsNotFound: true}
 	}
-	out := make([]string, 0, len(ans.Records))
-	for _, rec := range ans.Records {
-		out = append(out, strings.Join(rec.TXT, ""))
-	}
-	return out, nil
+	return ans.Records, nil
 }
