@@ -1,6 +1,9 @@
 package authres
 
-import "strings"
+import (
+	"strings"
+	"unsafe"
+)
 
 // HeaderName is the field name of RFC 8601.
 const HeaderName = "Authentication-Results"
@@ -90,5 +93,9 @@ func Line(authservID string, results []Result) string {
 	if len(b) == n {
 		b = append(b, "; none"...)
 	}
-	return string(b)
+	return bufString(b)
 }
+
+// bufString returns the text of a buffer that is no longer written to,
+// without copying it (as strings.Builder does).
+func bufString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -65,7 +65,7 @@ func (r Result) items() (items []string, ok bool) {
 // is "" when the method or the result is not a token.
 func (r Result) String() string {
 	b, _ := r.appendTo(make([]byte, 0, 64))
-	return string(b)
+	return bufString(b)
 }
 
 // appendTo appends String's text to b; ok is false, and nothing is

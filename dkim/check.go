@@ -60,31 +60,31 @@ func (c *sigCheck) perm(reason string) *sigCheck { return c.decide(PermError, re
 // verifier's clock and, as go-msgauth did, the real one), q=. It returns
 // the body hash the signature needs, if it may still pass.
 // c is a cleared check (reset), whose tag and name buffers are reused.
-func (c *sigCheck) prepare(f *dkimcore.Field, now time.Time) *dkimcore.BodyKey {
+func (c *sigCheck) prepare(f *dkimcore.Field, now time.Time) (dkimcore.BodyKey, bool) {
 	c.field = f
 	tags, err := dkimcore.ParseTagListInto(c.tagBuf[:0], f.Value())
 	if err != nil {
 		clear(c.tagBuf[:cap(c.tagBuf)]) // what the parse wrote before it failed
 		c.decide(PermError, "malformed signature tags: "+err.Error(), fmt.Errorf("dkim: malformed signature tags: %w", err))
-		return nil
+		return dkimcore.BodyKey{}, false
 	}
 	c.tags, c.tagBuf = tags, tags
 	if v, _ := tags.Get("v"); v != "1" {
 		c.perm("incompatible signature version")
-		return nil
+		return dkimcore.BodyKey{}, false
 	}
 	for _, t := range requiredTags {
 		if _, ok := tags.Get(t); !ok {
 			c.perm("signature missing required tag")
-			return nil
+			return dkimcore.BodyKey{}, false
 		}
 	}
 	if !c.readIdentity() || !c.readTimes(now) {
-		return nil
+		return dkimcore.BodyKey{}, false
 	}
 	if q, ok := tags.Get("q"); ok && !containsFold(dkimcore.SplitColonList(q), "dns/txt") {
 		c.perm("unsupported public key query method")
-		return nil
+		return dkimcore.BodyKey{}, false
 	}
 	a, _ := tags.Get("a")
 	c.alg = dkimcore.StripFWS(a) // compared as written, as go-msgauth did
@@ -94,9 +94,9 @@ func (c *sigCheck) prepare(f *dkimcore.Field, now time.Time) *dkimcore.BodyKey {
 	c.relaxedHeader, relaxedBody, c.canonErr = dkimcore.ParseCanon(dkimcore.StripFWS(cv), present)
 	_, c.hasLength = tags.Get("l")
 	if c.canonErr != nil || c.hasLength || dkimcore.KeyTypeOf(c.alg) == "" {
-		return nil // refused after the key query, as go-msgauth did: no body hash
+		return dkimcore.BodyKey{}, false // refused after the key query, as go-msgauth did: no body hash
 	}
-	return &dkimcore.BodyKey{Relaxed: relaxedBody, Limit: -1}
+	return dkimcore.BodyKey{Relaxed: relaxedBody, Limit: -1}, true
 }
 
 // reset clears the check for another message, keeping its buffers: their

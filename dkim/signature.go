@@ -177,8 +177,22 @@ func signatureOf(tags dkimcore.TagList) signature {
 	return sig
 }
 
+// signature is signatureOf(c.tags), sharing the check's "@" + d= as the
+// identifier when i= is absent.
+func (c *sigCheck) signature() signature {
+	sig := readSignatureAs(c.tags.Get, c.identifier)
+	sig.readTimes(c.tags.Get)
+	return sig
+}
+
 // readSignature reads the tags a Result reports through get.
 func readSignature(get func(name string) (string, bool)) signature {
+	return readSignatureAs(get, "")
+}
+
+// readSignatureAs is readSignature given "@" + d= already written, if
+// known (else "").
+func readSignatureAs(get func(name string) (string, bool), atDomain string) signature {
 	var sig signature
 	d, _ := get("d")
 	sig.domain = strings.ToLower(stripFWS(d))
@@ -189,7 +203,11 @@ func readSignature(get func(name string) (string, bool)) signature {
 	i, hasI := get("i")
 	sig.identifier = stripFWS(i)
 	if !hasI && sig.domain != "" {
-		sig.identifier = "@" + sig.domain
+		if len(atDomain) == 1+len(sig.domain) && atDomain[0] == '@' && atDomain[1:] == sig.domain {
+			sig.identifier = atDomain
+		} else {
+			sig.identifier = "@" + sig.domain
+		}
 	}
 	b, _ := get("b")
 	sig.bprefix = firstNonFWS(b, 8)
@@ -224,6 +242,9 @@ func (sig *signature) readTimes(get func(name string) (string, bool)) {
 // firstNonFWS returns the first n characters of s that are not white
 // space.
 func firstNonFWS(s string, n int) string {
+	if len(s) >= n && !hasFWS(s[:n]) {
+		return s[:n]
+	}
 	out := make([]byte, 0, n)
 	for i := 0; i < len(s) && len(out) < n; i++ {
 		if c := s[i]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {

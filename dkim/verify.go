@@ -138,6 +138,8 @@ type scratch struct {
 	hash    hash.Hash // the header hash of one signature at a time
 	canon   []byte    // one canonical header field at a time
 	decoded []byte    // b= and bh= decoded
+	names   []string  // the key names to query
+	sigs    []signature
 	sum     [sha256.Size]byte
 }
 
@@ -160,6 +162,9 @@ func (sc *scratch) release() {
 	}
 	sc.checks = sc.checks[:0]
 	sc.keys.reset(nil, nil)
+	clear(sc.names[:cap(sc.names)])
+	clear(sc.sigs)
+	sc.sigs = sc.sigs[:0]
 	scratchPool.Put(sc)
 }
 
@@ -360,6 +365,7 @@ func (s *Stream) endHeader(end, _ int) {
 	// The fields share the header's bytes, not a copy: the stream drops
 	// s.hdr here and never writes those bytes again.
 	hdr := s.hdr[:end]
+	s.sigs = sc.sigs[:0] // given back with sc
 	sc.fields = dkimcore.SplitHeaderInto(sc.fields, unsafe.String(unsafe.SliceData(hdr), len(hdr)), dkimcore.Lenient)
 	s.hdr = nil
 	now := s.v.now()
@@ -374,16 +380,17 @@ func (s *Stream) endHeader(end, _ int) {
 			continue
 		}
 		c := sc.newCheck()
-		if bk := c.prepare(f, now); bk != nil {
-			c.body = s.bodies.Add(*bk)
+		if bk, ok := c.prepare(f, now); ok {
+			c.body = s.bodies.Add(bk)
 		}
 		if c.tags != nil {
-			s.sigs = append(s.sigs, signatureOf(c.tags))
+			s.sigs = append(s.sigs, c.signature())
 		} else {
 			s.sigs = append(s.sigs, parseSignature(f.Value()))
 		}
 	}
 	if len(s.sigs) == 0 {
+		s.sigs = nil
 		sc.release()
 		return
 	}
@@ -417,9 +424,11 @@ func (s *Stream) Cancel() {
 	}
 }
 
-// keyNames returns the distinct keys the signatures still need.
+// keyNames returns the distinct keys the signatures still need, in the
+// scratch state's buffer.
 func (s *Stream) keyNames() []string {
-	var names []string
+	names := s.sc.names[:0]
+	defer func() { s.sc.names = names[:0] }()
 	for i := range s.sc.checks {
 		c := &s.sc.checks[i]
 		if c.decided {
@@ -484,7 +493,7 @@ func (s *Stream) EndContext(ctx context.Context) error {
 	}
 	s.results = s.buildResults()
 	if sc != nil {
-		s.sc = nil
+		sc.sigs, s.sigs, s.sc = s.sigs, nil, nil
 		sc.release() // no worker runs: it was waited for
 	}
 	s.bodies.Release()
@@ -528,6 +537,7 @@ func (s *Stream) Abort() {
 	if sc := s.sc; sc != nil {
 		s.sc = nil
 		if s.pw == nil { // a running worker still writes to sc.keys
+			sc.sigs, s.sigs = s.sigs, nil
 			sc.release()
 		}
 	}

@@ -241,9 +241,10 @@ func (b *BodyHasher) Short() bool { return b.key.Limit >= 0 && b.total < b.key.L
 
 // BodyHashes feeds one body to every distinct body hash the signatures of
 // a message need: each (canonicalisation, l=) pair is hashed once however
-// many signatures share it.
+// many signatures share it. A BodyHashes in use must not be copied.
 type BodyHashes struct {
-	list []*BodyHasher
+	list  []*BodyHasher
+	first [2]*BodyHasher // the memory of list for the usual one or two
 }
 
 // hasherPool keeps the hashers Release gives back: each holds a 4 KiB
@@ -258,6 +259,9 @@ func (s *BodyHashes) Add(key BodyKey) *BodyHasher {
 	}
 	h := hasherPool.Get().(*BodyHasher)
 	h.reset(key)
+	if s.list == nil {
+		s.list = s.first[:0]
+	}
 	s.list = append(s.list, h)
 	return h
 }
