@@ -160,7 +160,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, in Input) Outcome {
 	if e.DNS == nil {
 		return o.tempError(errNoResolver)
 	}
-	w := &walker{ctx: ctx, dns: e.DNS, memo: map[string]*lookup{}}
+	w := &walker{ctx: ctx, dns: e.DNS}
 
 	// Policy discovery.
 	d, err := e.discover(w, from)
@@ -493,7 +493,23 @@ const maxWalk = 8
 type walker struct {
 	ctx  context.Context
 	dns  resolver.Querier
-	memo map[string]*lookup
+	memo []memoEntry // the TXT queries made, a few: the walks are short
+	room [4]memoEntry
+}
+
+type memoEntry struct {
+	domain string
+	l      *lookup
+}
+
+// memoized returns the lookup already made for domain, or nil.
+func (w *walker) memoized(domain string) *lookup {
+	for i := range w.memo {
+		if w.memo[i].domain == domain {
+			return w.memo[i].l
+		}
+	}
+	return nil
 }
 
 // lookup is the outcome of a TXT query at _dmarc.<domain>.
@@ -513,11 +529,14 @@ type foundRecord struct {
 // lookup queries _dmarc.<domain> for TXT records and keeps those that
 // start with v=DMARC1 (RFC 9989 §4.10 step 2).
 func (w *walker) lookup(domain string) (*lookup, error) {
-	if l, ok := w.memo[domain]; ok {
+	if l := w.memoized(domain); l != nil {
 		return l, l.err
 	}
 	l := &lookup{}
-	w.memo[domain] = l
+	if w.memo == nil {
+		w.memo = w.room[:0]
+	}
+	w.memo = append(w.memo, memoEntry{domain, l})
 	name := "_dmarc." + domain
 	ans, err := w.dns.Query(w.ctx, name, resolver.TypeTXT)
 	switch {
@@ -581,7 +600,7 @@ func (w *walker) walk(start string) ([]foundRecord, error) {
 // NOERROR answer for _dmarc.<domain> already proves it; otherwise an A
 // query answered NXDOMAIN says it does not.
 func (w *walker) exists(domain string) (bool, error) {
-	if l, ok := w.memo[domain]; ok && l.err == nil && l.exists {
+	if l := w.memoized(domain); l != nil && l.err == nil && l.exists {
 		return true, nil
 	}
 	ans, err := w.dns.Query(w.ctx, domain, resolver.TypeA)

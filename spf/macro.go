@@ -185,8 +185,13 @@ type macroVars struct {
 	receiver     string // r
 	ip           netip.Addr
 	now          time.Time
-	// ptr returns %{p} for the current domain; nil means "unknown".
-	ptr func(domain string) string
+	// clock, when set, gives now on the first %{t}: the clock is read
+	// only by a record that asks for it.
+	clock func() time.Time
+	// ptr returns %{p} for the current domain; nil means "unknown". An
+	// evaluation's own %{p} is its pMacro (eval, without a closure).
+	ptr  func(domain string) string
+	eval *eval
 }
 
 // value returns the unescaped, untransformed value of a macro letter.
@@ -215,6 +220,9 @@ func (v *macroVars) value(letter byte) string {
 		}
 		return "in-addr"
 	case 'p':
+		if v.eval != nil {
+			return v.eval.pMacro(v.domain)
+		}
 		if v.ptr == nil {
 			return "unknown"
 		}
@@ -225,6 +233,9 @@ func (v *macroVars) value(letter byte) string {
 		}
 		return v.receiver
 	case 't':
+		if v.clock != nil {
+			v.now, v.clock = v.clock(), nil
+		}
 		return strconv.FormatInt(v.now.Unix(), 10)
 	}
 	return ""
