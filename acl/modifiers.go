@@ -43,7 +43,7 @@ func (c *compiler) modifier(a *aclProg, verb Verb, it *config.Item, ci item) (it
 	ci.kind = kAction
 	switch it.Name {
 	case "logwrite":
-		ci.action = func(r *runner) error {
+		ci.action = func(r runner) error {
 			s, err := r.eval(e)
 			if err != nil {
 				return err
@@ -52,7 +52,7 @@ func (c *compiler) modifier(a *aclProg, verb Verb, it *config.Item, ci item) (it
 			return nil
 		}
 	case "add_header":
-		ci.action = func(r *runner) error {
+		ci.action = func(r runner) error {
 			s, err := r.eval(e)
 			if err != nil {
 				return err
@@ -63,7 +63,7 @@ func (c *compiler) modifier(a *aclProg, verb Verb, it *config.Item, ci item) (it
 			return nil
 		}
 	case "remove_header":
-		ci.action = func(r *runner) error {
+		ci.action = func(r runner) error {
 			s, err := r.eval(e)
 			if err != nil {
 				return err
@@ -131,7 +131,7 @@ func (c *compiler) setModifier(a *aclProg, it *config.Item, ci item) (item, bool
 	conn := strings.HasPrefix(it.Arg, "acl_c")
 	n := len(m)
 	ci.kind = kAction
-	ci.action = func(r *runner) error {
+	ci.action = func(r runner) error {
 		s, err := r.eval(e)
 		if err != nil {
 			return err
@@ -180,7 +180,7 @@ func (c *compiler) controlModifier(a *aclProg, it *config.Item, ci item) (item, 
 	}
 	apply := def.Apply
 	ci.kind = kAction
-	ci.action = func(r *runner) error {
+	ci.action = func(r runner) error {
 		if apply != nil {
 			return apply(r.t, arg)
 		}
@@ -215,7 +215,7 @@ func (c *compiler) delayModifier(a *aclProg, it *config.Item, ci item) (item, bo
 		fixed = d
 	}
 	ci.kind = kAction
-	ci.action = func(r *runner) error {
+	ci.action = func(r runner) error {
 		d := fixed
 		if d < 0 {
 			s, err := r.eval(e)

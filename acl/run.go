@@ -116,7 +116,7 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 	}
 	t.depth++
 	nHeaders, nRemove := len(t.AddHeaders), len(t.RemoveHeaders)
-	r := &runner{ctx: ctx, p: p, t: t}
+	r := runner{ctx: ctx, p: p, t: t}
 	pos := a.pos
 	defer func() {
 		t.depth--

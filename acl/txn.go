@@ -155,13 +155,21 @@ func (t *Txn) Feature(name string) any {
 
 // NewTxn starts the first transaction of a connection.
 func NewTxn(conn *Conn, svc *Services) *Txn {
+	t := new(Txn)
+	InitTxn(t, conn, svc)
+	return t
+}
+
+// InitTxn is NewTxn filling a Txn the caller allocated (with the rest of
+// a connection's state, say).
+func InitTxn(t *Txn, conn *Conn, svc *Services) {
 	if conn == nil {
 		conn = &Conn{}
 	}
 	if svc == nil {
 		svc = &Services{}
 	}
-	return &Txn{Conn: conn, Services: svc, Results: results.New()}
+	*t = Txn{Conn: conn, Services: svc, Results: results.New()}
 }
 
 // Reset closes the message (see Close) and starts the next one (at MAIL

@@ -88,6 +88,7 @@ type Message struct {
 	headerBytes int
 	bodyStarted bool
 	writers     []acl.BodyWriter
+	writerRoom  [2]acl.BodyWriter // the memory of writers for the usual DKIM and ARC
 }
 
 // Driver is one SMTP connection. Its methods are called from one
@@ -118,10 +119,21 @@ func New(env *Env) *Driver {
 	if env == nil {
 		env = &Env{}
 	}
-	d := &Driver{env: env, fresh: true}
-	d.Conn = &acl.Conn{}
-	d.Txn = acl.NewTxn(d.Conn, env.Services)
+	c := &connection{}
+	d := &c.drv
+	d.env, d.fresh = env, true
+	d.Conn = &c.conn
+	d.Txn = &c.txn
+	acl.InitTxn(d.Txn, d.Conn, env.Services)
 	return d
+}
+
+// connection is what New allocates, in one piece: the driver, its
+// connection and its first transaction.
+type connection struct {
+	drv  Driver
+	conn acl.Conn
+	txn  acl.Txn
 }
 
 // Env returns the configuration the connection runs under.

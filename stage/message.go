@@ -85,6 +85,9 @@ func (d *Driver) EndOfHeader() {
 	for _, list := range [][]acl.BodyHook{hooks, d.env.BodyHooks} {
 		for _, h := range list {
 			if w := d.startWriter(h); w != nil {
+				if d.Msg.writers == nil {
+					d.Msg.writers = d.Msg.writerRoom[:0]
+				}
 				d.Msg.writers = append(d.Msg.writers, w)
 			}
 		}
