@@ -105,12 +105,14 @@ func headerText(s string) (AddedHeader, bool) {
 		}
 		break
 	}
-	s = strings.TrimRight(s, "\r\n")
+	for s != "" && (s[len(s)-1] == '\r' || s[len(s)-1] == '\n') {
+		s = s[:len(s)-1]
+	}
 	if strings.TrimSpace(s) == "" {
 		return h, false
 	}
 	name, _, ok := strings.Cut(s, ":")
-	if !ok || name == "" || strings.ContainsAny(name, " \t") {
+	if !ok || name == "" || strings.IndexByte(name, ' ') >= 0 || strings.IndexByte(name, '\t') >= 0 {
 		s = "X-ACL-Warn: " + s
 	}
 	h.Text = s

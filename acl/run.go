@@ -165,7 +165,7 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 				}
 			}
 			if err != nil {
-				err = fmt.Errorf("%s: %w", it.where, err)
+				err = &itemError{it.where, err}
 				break
 			}
 			if !ok {
@@ -201,6 +201,18 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 	}
 	return Result{Verb: Deny, ACL: a.name, Pos: a.pos, Message: ""}
 }
+
+// itemError is the failure of a condition or modifier, prefixed with
+// where it is written: what fmt.Errorf("%s: %w") would make, without
+// formatting it until it is read.
+type itemError struct {
+	where string
+	err   error
+}
+
+func (e *itemError) Error() string { return e.where + ": " + e.err.Error() }
+
+func (e *itemError) Unwrap() error { return e.err }
 
 // deadlineError says where a run was when its deadline (acl_timeout or the
 // stage's timeout) passed; it wraps the context's error.

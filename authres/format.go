@@ -75,11 +75,22 @@ func Format(authservID string, results []Result) string {
 // of an ARC-Authentication-Results field (RFC 8617 §4.1.1) and the value
 // behind $dmarc_ar_header; "authserv-id; none" without results.
 func Line(authservID string, results []Result) string {
-	b := make([]byte, 0, 64+len(authservID)+64*len(results))
+	return bufString(appendLine(make([]byte, 0, 64+len(authservID)+64*len(results)), authservID, results))
+}
+
+// Field is HeaderName, ": " and Line: the whole field on one line,
+// without its final CRLF.
+func Field(authservID string, results []Result) string {
+	b := make([]byte, 0, len(HeaderName)+2+64+len(authservID)+64*len(results))
+	return bufString(appendLine(append(b, HeaderName+": "...), authservID, results))
+}
+
+// appendLine appends Line's text.
+func appendLine(b []byte, authservID string, results []Result) []byte {
 	if Token(authservID) {
 		b = append(b, authservID...)
 	} else {
-		b = appendWrap(b, '"', '"', authservID, `"\`)
+		b = appendWrap(b, '"', '"', authservID)
 	}
 	n := len(b)
 	for _, r := range results {
@@ -93,7 +104,7 @@ func Line(authservID string, results []Result) string {
 	if len(b) == n {
 		b = append(b, "; none"...)
 	}
-	return bufString(b)
+	return b
 }
 
 // bufString returns the text of a buffer that is no longer written to,

@@ -78,28 +78,28 @@ func appendPValue(b []byte, s string) []byte {
 	if Token(s) || Address(s) {
 		return append(b, s...)
 	}
-	return appendWrap(b, '"', '"', s, `"\`)
+	return appendWrap(b, '"', '"', s)
 }
 
 // Quote writes s as an RFC 5322 quoted-string; control characters become
 // spaces, so the value cannot break the header.
-func Quote(s string) string { return wrap('"', '"', s, `"\`) }
+func Quote(s string) string { return wrap('"', '"', s) }
 
 // Comment writes s as an RFC 5322 comment, "(…)"; parentheses and
 // backslashes are escaped, control characters become spaces.
-func Comment(s string) string { return wrap('(', ')', s, `()\`) }
+func Comment(s string) string { return wrap('(', ')', s) }
 
-func wrap(open, close byte, s, escape string) string {
-	return string(appendWrap(make([]byte, 0, len(s)+2), open, close, s, escape))
+func wrap(open, close byte, s string) string {
+	return string(appendWrap(make([]byte, 0, len(s)+2), open, close, s))
 }
 
-// appendWrap appends s between open and close, with the characters of
-// escape escaped and control characters replaced by spaces.
-func appendWrap(b []byte, open, close byte, s, escape string) []byte {
+// appendWrap appends s between open and close, with those two and the
+// backslash escaped and control characters replaced by spaces.
+func appendWrap(b []byte, open, close byte, s string) []byte {
 	b = append(b, open)
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case strings.IndexByte(escape, c) >= 0:
+		case c == '\\' || c == open || c == close:
 			b = append(b, '\\', c)
 		case c < ' ' || c == 0x7f:
 			b = append(b, ' ')

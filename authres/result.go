@@ -77,10 +77,10 @@ func (r Result) appendTo(b []byte) (_ []byte, ok bool) {
 	}
 	b = append(append(append(b, method...), '='), result...)
 	if r.Comment != "" {
-		b = appendWrap(append(b, ' '), '(', ')', r.Comment, `()\`)
+		b = appendWrap(append(b, ' '), '(', ')', r.Comment)
 	}
 	if r.Reason != "" {
-		b = appendWrap(append(b, " reason="...), '"', '"', r.Reason, `"\`)
+		b = appendWrap(append(b, " reason="...), '"', '"', r.Reason)
 	}
 	for _, p := range r.Props {
 		if !Token(p.Type) || !Token(p.Name) {

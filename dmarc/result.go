@@ -129,5 +129,5 @@ func (o Outcome) ARHeader(authservID string) string {
 	if !ok {
 		return ""
 	}
-	return authres.HeaderName + ": " + authres.Line(authservID, []authres.Result{ar})
+	return authres.Field(authservID, []authres.Result{ar})
 }
