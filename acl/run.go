@@ -30,6 +30,9 @@ type runner struct {
 func (r *runner) eval(e *expand.Expr) (string, error) { return e.EvalLimits(r.ctx, r.t, r.p.limits) }
 
 func (r *runner) log(kind string, pos config.Pos, text string) {
+	if r.t.Logs == nil {
+		r.t.Logs = make([]LogLine, 0, 2) // a message logs a line or two
+	}
 	r.t.Logs = append(r.t.Logs, LogLine{Stage: r.t.Stage, ACL: "", Pos: pos, Kind: kind, Text: text})
 }
 

@@ -48,9 +48,9 @@ func (d *Driver) edits() *Edits {
 	for _, ah := range t.AddHeaders {
 		fs := splitAddedHeader(ah.Text)
 		if ah.AtStart {
-			e.AtStart = append(e.AtStart, fs...)
+			e.AtStart = appendFields(e.AtStart, fs)
 		} else {
-			e.AtEnd = append(e.AtEnd, fs...)
+			e.AtEnd = appendFields(e.AtEnd, fs)
 		}
 	}
 	if d.env.AuthservID != "" {
@@ -63,6 +63,15 @@ func (d *Driver) edits() *Edits {
 		e.Quarantine, e.QuarantineReason = true, sanitizeLine(reason)
 	}
 	return e
+}
+
+// appendFields is append(dst, fs...), taking fs itself when dst is empty
+// (fs is the caller's own).
+func appendFields(dst, fs []Field) []Field {
+	if len(dst) == 0 {
+		return fs
+	}
+	return append(dst, fs...)
 }
 
 // deletions lists the header fields to delete.

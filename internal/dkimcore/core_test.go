@@ -283,3 +283,19 @@ func TestWordScansAgainstReference(t *testing.T) {
 		}
 	}
 }
+
+// LowerName lowers field names in ASCII, whatever the spelling, common or
+// not.
+func TestLowerName(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"From", "from"}, {"from", "from"}, {"FROM", "from"},
+		{"Message-ID", "message-id"}, {"Message-Id", "message-id"}, {"MESSAGE-ID", "message-id"},
+		{"DKIM-Signature", "dkim-signature"}, {"Dkim-Signature", "dkim-signature"},
+		{"ARC-Seal", "arc-seal"}, {"Received-SPF", "received-spf"}, {"CC", "cc"}, {"Cc", "cc"},
+		{"X-Custom-Header", "x-custom-header"}, {"x-custom", "x-custom"}, {"Ünicode-X", "Ünicode-x"},
+	} {
+		if got := LowerName(tt.in); got != tt.want {
+			t.Errorf("LowerName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -157,7 +157,9 @@ func trimWSPRight(s string) string {
 }
 
 // commonNames interns the lower-case form of frequent field names, so
-// that lowering them does not allocate.
+// that lowering them does not allocate; it also maps their usual
+// spellings ("Message-ID", "Message-Id", "DKIM-Signature") to it, so that
+// lowering them is one lookup.
 var commonNames = map[string]string{}
 
 func init() {
@@ -173,12 +175,36 @@ func init() {
 		"content-disposition", "thread-index", "thread-topic",
 	} {
 		commonNames[n] = n
+		for _, sp := range spellings(n) {
+			commonNames[sp] = n
+		}
 	}
+}
+
+// acronyms are the words of field names usually written in capitals.
+var acronyms = map[string]bool{"id": true, "mime": true, "dkim": true, "arc": true, "spf": true, "cc": true}
+
+// spellings returns the usual spellings of a lower-case field name: each
+// word capitalised, and with its acronyms in capitals.
+func spellings(n string) []string {
+	words := strings.Split(n, "-")
+	title, caps := make([]string, len(words)), make([]string, len(words))
+	for i, w := range words {
+		title[i] = strings.ToUpper(w[:1]) + w[1:]
+		caps[i] = title[i]
+		if acronyms[w] {
+			caps[i] = strings.ToUpper(w)
+		}
+	}
+	return []string{strings.Join(title, "-"), strings.Join(caps, "-")}
 }
 
 // LowerName lower-cases a field name, without allocating for names
 // already in lower case and for the common ones.
 func LowerName(name string) string {
+	if n, ok := commonNames[name]; ok {
+		return n
+	}
 	upper := false
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; 'A' <= c && c <= 'Z' {
