@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/mailsidecar/sidecar/internal/dkimcore"
 )
 
 // headerFieldName is the name of the signature header field (RFC 6376 §3.5).
@@ -91,12 +89,6 @@ type signature struct {
 	selector   string // s=
 	algorithm  string // a=
 	bprefix    string // first 8 of b=
-	hasLength  bool   // l= present
-	hasExpiry  bool
-	expiry     time.Time // x=
-	hasTime    bool
-	timestamp  time.Time // t=
-	err        error     // the tag list or a tag could not be read
 }
 
 // errTagList is a malformed tag=value list (RFC 6376 §3.2).
@@ -150,49 +142,47 @@ func hasFWS(s string) bool {
 	return false
 }
 
-// parseSignature reads the tags a Result reports and the ones this
-// package checks itself (x=, t=, l=) from a DKIM-Signature value.
+// parseSignature reads the tags a Result reports from a DKIM-Signature
+// value; from a malformed tag list, those read before the fault.
 func parseSignature(value string) signature {
-	tags, err := parseTagList(value)
-	get := func(name string) (string, bool) {
+	tags, _ := parseTagList(value)
+	return readSignature(func(name string) (string, bool) {
 		v, ok := tags[name]
 		return v, ok
-	}
-	sig := readSignature(get)
-	if err != nil {
-		sig.err = err
-		return sig
-	}
-	sig.readTimes(get)
-	return sig
+	})
 }
 
-// signatureOf is parseSignature for a value whose strict parse (RFC 6376
-// §3.2) succeeded: a valid list is read alike by both parsers (same tags,
-// values trimmed of the same white space), so the tag map need not be
-// built again.
-func signatureOf(tags dkimcore.TagList) signature {
-	sig := readSignature(tags.Get)
-	sig.readTimes(tags.Get)
-	return sig
-}
-
-// signature is signatureOf(c.tags), sharing the check's "@" + d= as the
-// identifier when i= is absent.
+// signature is parseSignature for the value of a check whose strict parse
+// (RFC 6376 §3.2) succeeded: a valid list is read alike by both parsers
+// (same tags, values trimmed of the same white space), so the tag map
+// need not be built again, and what the check read already (d=, i=) is
+// not read twice.
 func (c *sigCheck) signature() signature {
-	sig := readSignatureAs(c.tags.Get, c.identifier)
-	sig.readTimes(c.tags.Get)
+	if c.identifier == "" { // the check stopped before reading d= and i=
+		return readSignature(c.tags.Get)
+	}
+	var sig signature
+	sig.domain = strings.ToLower(c.domain) // c.domain is d= lowered in ASCII
+	sv, _ := c.tags.Get("s")
+	sig.selector = stripFWS(sv)
+	a, _ := c.tags.Get("a")
+	sig.algorithm = strings.ToLower(stripFWS(a))
+	switch _, hasI := c.tags.Get("i"); {
+	case hasI:
+		sig.identifier = c.identifier // i= without its FWS
+	case sig.domain == "":
+	case sig.domain == c.domain:
+		sig.identifier = c.identifier // "@" + d=
+	default:
+		sig.identifier = "@" + sig.domain
+	}
+	b, _ := c.tags.Get("b")
+	sig.bprefix = firstNonFWS(b, 8)
 	return sig
 }
 
 // readSignature reads the tags a Result reports through get.
 func readSignature(get func(name string) (string, bool)) signature {
-	return readSignatureAs(get, "")
-}
-
-// readSignatureAs is readSignature given "@" + d= already written, if
-// known (else "").
-func readSignatureAs(get func(name string) (string, bool), atDomain string) signature {
 	var sig signature
 	d, _ := get("d")
 	sig.domain = strings.ToLower(stripFWS(d))
@@ -203,40 +193,11 @@ func readSignatureAs(get func(name string) (string, bool), atDomain string) sign
 	i, hasI := get("i")
 	sig.identifier = stripFWS(i)
 	if !hasI && sig.domain != "" {
-		if len(atDomain) == 1+len(sig.domain) && atDomain[0] == '@' && atDomain[1:] == sig.domain {
-			sig.identifier = atDomain
-		} else {
-			sig.identifier = "@" + sig.domain
-		}
+		sig.identifier = "@" + sig.domain
 	}
 	b, _ := get("b")
 	sig.bprefix = firstNonFWS(b, 8)
-	_, sig.hasLength = get("l")
 	return sig
-}
-
-// readTimes reads x= and t= through get.
-func (sig *signature) readTimes(get func(name string) (string, bool)) {
-	if v, ok := get("x"); ok {
-		t, err := parseUnixTime(v)
-		if err != nil {
-			sig.err = fmt.Errorf("malformed x= (expiration): %w", err)
-			return
-		}
-		sig.hasExpiry, sig.expiry = true, t
-	}
-	if v, ok := get("t"); ok {
-		t, err := parseUnixTime(v)
-		if err != nil {
-			sig.err = fmt.Errorf("malformed t= (timestamp): %w", err)
-			return
-		}
-		sig.hasTime, sig.timestamp = true, t
-	}
-	if sig.hasExpiry && sig.hasTime && !sig.expiry.After(sig.timestamp) {
-		// RFC 6376 §3.5: x= MUST be greater than t=.
-		sig.err = errors.New("x= (expiration) is not after t= (timestamp)")
-	}
 }
 
 // firstNonFWS returns the first n characters of s that are not white

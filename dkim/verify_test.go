@@ -14,6 +14,7 @@ import (
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
@@ -677,6 +678,35 @@ func TestSignatureValuesMatchesSplitFields(t *testing.T) {
 		got := signatureValues([]byte(hdr))
 		if strings.Join(got, "|") != strings.Join(want, "|") || len(got) != len(want) {
 			t.Errorf("%q: got %q, want %q", hdr, got, want)
+		}
+	}
+}
+
+// A check's signature reads the same tags as the generic reader, reusing
+// what the check read: with and without i=, in any case, with FWS, with
+// a d= outside ASCII, and for checks that stop before reading d=.
+func TestCheckSignatureIsReadSignature(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	for _, v := range []string{
+		" v=1; a=rsa-sha256; d=Example.COM; s=sel; h=From; bh=AAAA; b=abc\r\n\tdefghij",
+		" v=1; a=RSA-SHA256; d=example.com; i=user@Sub.Example.com; s=sel; h=from; bh=AAAA; b=AB CD EF GH IJ",
+		" v=1; a=rsa-sha256; d=ex\u00c4mple.com; s=s; h=From; bh=A; b=B",
+		" v=1; a=rsa-sha256; d=; s=s; h=From; bh=A; b=B",
+		" v=1; a=rsa-sha256; d=example.com; i=x@other.org; s=s; h=From; bh=A; b=B",
+		" v=2; a=rsa-sha256; d=example.com; s=s; h=From; bh=A; b=B",
+		" v=1; a=rsa-sha256; d=example.com; s=s; h=To; bh=A; b=B",
+	} {
+		f, err := dkimcore.NewField([]byte("DKIM-Signature:" + v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c sigCheck
+		c.prepare(&f, now)
+		if c.tags == nil {
+			t.Fatalf("%q: tags did not parse", v)
+		}
+		if got, want := c.signature(), readSignature(c.tags.Get); got != want {
+			t.Errorf("%q:\n got %+v\nwant %+v", v, got, want)
 		}
 	}
 }
