@@ -45,27 +45,31 @@ func eqBytes(w uint64, c byte) uint64 {
 // left to the caller's byte-wise canonicalisation. The work is linear in
 // the bytes passed over, plus the line ends stepped back over once.
 func relaxedRun(p []byte, i int) int {
-	j := i
-	for ; j+9 <= len(p); j += 8 {
-		q := p[j : j+9 : j+9]
-		w := binary.LittleEndian.Uint64(q[:8])
+	// The masks read once from memory stay in registers through the
+	// loop, where constants would be written into each turn again.
+	m := &swarMasks
+	l7, gt, ge, hi := m[0], m[1], m[2], m[3]
+	q := p[i:]
+	for ; len(q) >= 9; q = q[8:] {
+		w := binary.LittleEndian.Uint64(q)
 		n := binary.LittleEndian.Uint64(q[1:]) // each byte's next byte
-		t := w & low7
+		t := w & l7
 		// The high bit of each byte of 0x20 or less (the others are text,
 		// 0x80 and above included); of each of 0x20 or more; of each
 		// byte whose next byte is above 0x20.
-		ctl := ctlBytes(w)
-		notCtl := t + ge20 | w
-		nextText := (n&low7 + gt20) | n
+		ctl := hi &^ (t + gt | w)
+		notCtl := t + ge | w
+		nextText := (n&l7 + gt) | n
 		// A SP followed by text is left as written; CR, LF, HTAB, a SP
 		// before them and the other controls are looked at one by one.
 		for odd := ctl &^ (notCtl & nextText); odd != 0; odd &= odd - 1 {
-			at := j + bits.TrailingZeros64(odd)>>3
+			at := len(p) - len(q) + bits.TrailingZeros64(odd)>>3
 			if !plainByte(p, at) {
 				return backOverLineEnds(p, i, at)
 			}
 		}
 	}
+	j := len(p) - len(q)
 	for ; j < len(p); j++ {
 		if !plainByte(p, j) {
 			break
@@ -73,6 +77,9 @@ func relaxedRun(p []byte, i int) int {
 	}
 	return backOverLineEnds(p, i, j)
 }
+
+// swarMasks are low7, gt20, ge20 and high, as data (see relaxedRun).
+var swarMasks = [4]uint64{low7, gt20, ge20, high}
 
 // plainByte reports whether relaxed canonicalisation leaves p[at], a byte
 // of a run after its first, unchanged: text, a SP followed by text, the CR
