@@ -31,6 +31,15 @@ func load64(s string) uint64 {
 // ctlBytes returns the high bit of each byte of w of 0x20 or less.
 func ctlBytes(w uint64) uint64 { return ((w&low7)+gt20|w)&high ^ high }
 
+// skipText returns the first position from j of s where a byte of 0x20
+// or less may be, skipping eight bytes at a time those with none.
+func skipText(s string, j int) int {
+	for j+8 <= len(s) && ctlBytes(load64(s[j:])) == 0 {
+		j += 8
+	}
+	return j
+}
+
 // eqBytes returns the high bit of each byte of w equal to c.
 func eqBytes(w uint64, c byte) uint64 {
 	x := w ^ uint64(c)*0x0101010101010101

@@ -2,6 +2,7 @@ package dkimcore
 
 import (
 	"errors"
+	"math/bits"
 	"strings"
 )
 
@@ -186,11 +187,9 @@ func validTagValue(s string) bool {
 	// are looked at one by one.
 	for ; i+8 <= len(s); i += 8 {
 		w := load64(s[i:])
-		if ctlBytes(w)|eqBytes(w, 0x7f)|eqBytes(w, ';') == 0 {
-			continue
-		}
-		for _, c := range []byte(s[i : i+8]) {
-			if !valueByte(c) {
+		// Of these, only FWS is allowed.
+		for odd := ctlBytes(w) | eqBytes(w, 0x7f) | eqBytes(w, ';'); odd != 0; odd &= odd - 1 {
+			if !IsFWS(s[i+bits.TrailingZeros64(odd)>>3]) {
 				return false
 			}
 		}
