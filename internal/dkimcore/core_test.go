@@ -173,10 +173,7 @@ func TestRelaxedRunsAgainstReference(t *testing.T) {
 	}
 	for _, alpha := range alphabets {
 		for n := range 300 {
-			body := make([]byte, n)
-			for i := range body {
-				body[i] = alpha[rng.IntN(len(alpha))]
-			}
+			body := randomBytes(rng, n, alpha, alpha, 1)
 			want := sha256.Sum256(referenceCanon(body, true))
 			for chunk := 0; chunk <= 17; chunk++ {
 				h := NewBodyHasher(BodyKey{Relaxed: true, Limit: -1})
@@ -254,13 +251,7 @@ func TestWordScansAgainstReference(t *testing.T) {
 	const alpha = "AZaz09+/=\x00\x1f \t\r\n\x7f;\xc3"
 	for n := range 40 {
 		for range 200 {
-			b := make([]byte, n)
-			for i := range b {
-				b[i] = "ABCDEFGHabcdefgh0123+/"[rng.IntN(22)]
-				if rng.IntN(8) == 0 {
-					b[i] = alpha[rng.IntN(len(alpha))]
-				}
-			}
+			b := randomBytes(rng, n, "ABCDEFGHabcdefgh0123+/", alpha, 8)
 			s := string(b)
 			wantValid := true
 			var stripped []byte
@@ -307,11 +298,7 @@ func TestRelaxHeaderAgainstReference(t *testing.T) {
 	const alpha = "abcdefgh0123+/=;  \t\t\r\n\r\n\x00\x7f\xc3"
 	for n := range 60 {
 		for range 100 {
-			b := make([]byte, n)
-			for i := range b {
-				b[i] = alpha[rng.IntN(len(alpha))]
-			}
-			v := string(b)
+			v := string(randomBytes(rng, n, alpha, alpha, 1))
 			// The reference: unfold CRLF, WSP runs to one SP, trim the ends.
 			ref := strings.ReplaceAll(v, "\r\n", "")
 			ref = strings.ReplaceAll(ref, "\t", " ")
@@ -324,4 +311,17 @@ func TestRelaxHeaderAgainstReference(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomBytes returns n bytes drawn from common, each replaced by one
+// drawn from rare with probability 1/every.
+func randomBytes(rng *rand.Rand, n int, common, rare string, every int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = common[rng.IntN(len(common))]
+		if rng.IntN(every) == 0 {
+			b[i] = rare[rng.IntN(len(rare))]
+		}
+	}
+	return b
 }
