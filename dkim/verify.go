@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -112,9 +113,13 @@ type Stream struct {
 	v    Verifier
 	ctx  context.Context
 	st   streamState
-	hdr  []byte // header bytes until the header ends
+	hdr  []byte // header bytes until the header ends (sc.hdr's memory)
 	scan int    // hdr has no header end before this offset
-	sigs []signature
+	// marked: every byte of hdr was written by WriteField, each field
+	// marked in sc.marks, all of them such that SplitHeader would find
+	// them as they were written (see markable).
+	marked bool
+	sigs   []signature
 
 	sc      *scratch // from the header's end to End
 	bodies  dkimcore.BodyHashes
@@ -126,12 +131,14 @@ type Stream struct {
 	err     error
 }
 
-// scratch is what a Stream needs from the end of the header to End: the
-// header's fields, the checks of the first MaxSignatures signatures and
-// the key answers. Nothing in it outlives End (the Results hold strings
-// of the header copy, which is not pooled), so it is pooled between
-// messages.
+// scratch is what a Stream needs until End: the header block and its
+// fields, the checks of the first MaxSignatures signatures and the key
+// answers. Nothing in it outlives End (the Results hold copies of the
+// strings they take from the header: buildResults), so it is pooled
+// between messages.
 type scratch struct {
+	hdr     []byte      // the header block, the memory of Stream.hdr
+	marks   []fieldMark // where WriteField put each field in hdr
 	fields  []dkimcore.Field
 	checks  []sigCheck
 	keys    keyCache
@@ -145,16 +152,25 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{hash: sha256.New()} }}
 
-// maxPooledFields is the largest field slice kept in the pool: a hostile
-// header's is left to the collector.
-const maxPooledFields = 1024
+// maxPooledFields and maxPooledHeader bound what is kept in the pool: a
+// hostile header's memory is left to the collector.
+const (
+	maxPooledFields = 1024
+	maxPooledHeader = 64 << 10
+)
+
+// fieldMark is where WriteField put a field in the header block:
+// hdr[start:end] is the field with its CRLF, its name ends at colon.
+type fieldMark struct{ start, colon, end int }
 
 // release empties sc, dropping its references to the message, and gives
 // it back to the pool.
 func (sc *scratch) release() {
-	if cap(sc.fields) > maxPooledFields || cap(sc.checks) > DefaultMaxSignatures {
+	if cap(sc.fields) > maxPooledFields || cap(sc.checks) > DefaultMaxSignatures ||
+		cap(sc.hdr) > maxPooledHeader || cap(sc.marks) > maxPooledFields {
 		return
 	}
+	sc.hdr, sc.marks = sc.hdr[:0], sc.marks[:0]
 	clear(sc.fields) // the used part: the rest was cleared before
 	sc.fields = sc.fields[:0]
 	for i := range sc.checks {
@@ -190,7 +206,47 @@ const (
 // NewStream starts verifying one message. DNS queries run under ctx,
 // which must stay valid until End.
 func (v *Verifier) NewStream(ctx context.Context) *Stream {
-	return &Stream{v: *v, ctx: ctx}
+	return &Stream{v: *v, ctx: ctx, marked: true}
+}
+
+// scratch returns the stream's pooled state, taking it from the pool on
+// first use (with the header buffer it holds).
+func (s *Stream) scratch() *scratch {
+	if s.sc == nil {
+		s.sc = scratchPool.Get().(*scratch)
+		s.hdr = s.sc.hdr[:0]
+	}
+	return s.sc
+}
+
+// markable reports whether SplitHeader finds the field name:value as
+// WriteField writes it: a name without white space, colon or line break,
+// and a value whose every line break is a CRLF followed by white space
+// (a fold). Other fields are split by SplitHeader itself.
+func markable(name, value string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch name[i] {
+		case ' ', '\t', '\r', '\n', ':':
+			return false
+		}
+	}
+	lfs := 0
+	for i := strings.IndexByte(value, '\n'); i >= 0; {
+		if i == 0 || value[i-1] != '\r' || i+1 == len(value) || value[i+1] != ' ' && value[i+1] != '\t' {
+			return false
+		}
+		lfs++
+		j := strings.IndexByte(value[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	// Each LF has its CR: as many CR as LF means no other CR.
+	return strings.Count(value, "\r") == lfs
 }
 
 // Write takes the next bytes of the message: raw header bytes until the
@@ -222,11 +278,16 @@ func (s *Stream) WriteField(name, value string) error {
 	if s.err != nil {
 		return nil
 	}
+	sc := s.scratch()
+	start := len(s.hdr)
 	s.hdr = append(s.hdr, name...)
 	s.hdr = append(s.hdr, ':')
 	s.hdr = append(s.hdr, value...)
 	s.hdr = append(s.hdr, '\r', '\n')
 	s.scan = len(s.hdr)
+	if s.marked = s.marked && markable(name, value); s.marked {
+		sc.marks = append(sc.marks, fieldMark{start, start + len(name), len(s.hdr)})
+	}
 	if len(s.hdr) > MaxHeaderBytes {
 		s.failHeader()
 	}
@@ -239,6 +300,7 @@ func (s *Stream) WriteField(name, value string) error {
 // header 2). It is only a hint: n is capped at MaxHeaderBytes.
 func (s *Stream) GrowHeader(n int) {
 	if s.st == stHeader && s.err == nil && n > 0 {
+		s.scratch()
 		s.hdr = slices.Grow(s.hdr, min(n, MaxHeaderBytes+2))
 	}
 }
@@ -274,6 +336,8 @@ func (s *Stream) failHeader() {
 // only the header part in s.hdr and passes the rest on as body, so a
 // message written in one piece is not copied whole into the buffer.
 func (s *Stream) writeHeader(p []byte) {
+	s.scratch()
+	s.marked = false
 	n := len(s.hdr)
 	at := func(k int) int { // byte k of s.hdr followed by p; -1 past the end
 		switch {
@@ -361,12 +425,19 @@ func (s *Stream) writeHeader(p []byte) {
 // up.
 func (s *Stream) endHeader(end, _ int) {
 	s.st = stBody
-	sc := scratchPool.Get().(*scratch)
+	sc := s.scratch()
 	// The fields share the header's bytes, not a copy: the stream drops
-	// s.hdr here and never writes those bytes again.
+	// s.hdr here and never writes those bytes again until End or Abort
+	// give them back to the pool.
 	hdr := s.hdr[:end]
+	sc.hdr = s.hdr
 	s.sigs = sc.sigs[:0] // given back with sc
-	sc.fields = dkimcore.SplitHeaderInto(sc.fields, unsafe.String(unsafe.SliceData(hdr), len(hdr)), dkimcore.Lenient)
+	text := unsafe.String(unsafe.SliceData(hdr), len(hdr))
+	if s.marked && len(sc.marks) > 0 && sc.marks[len(sc.marks)-1].end == end {
+		sc.fields = fieldsOf(sc.fields[:0], text, sc.marks)
+	} else {
+		sc.fields = dkimcore.SplitHeaderInto(sc.fields, text, dkimcore.Lenient)
+	}
 	s.hdr = nil
 	now := s.v.now()
 	limit := s.v.maxSignatures()
@@ -390,12 +461,21 @@ func (s *Stream) endHeader(end, _ int) {
 		}
 	}
 	if len(s.sigs) == 0 {
-		s.sigs = nil
+		s.sigs, s.sc = nil, nil
 		sc.release()
 		return
 	}
 	sc.keys.reset(s.ctx, s.v.DNS)
-	s.sc = sc
+}
+
+// fieldsOf appends the fields WriteField marked in the header text: what
+// SplitHeader would find there (markable).
+func fieldsOf(fields []dkimcore.Field, text string, marks []fieldMark) []dkimcore.Field {
+	for _, m := range marks {
+		name := text[m.start:m.colon]
+		fields = append(fields, dkimcore.Field{Name: name, LName: dkimcore.LowerName(name), Raw: text[m.start:m.end], Colon: m.colon - m.start})
+	}
+	return fields
 }
 
 // writeBody hashes body bytes, and starts the key queries once the body
@@ -550,10 +630,28 @@ func (s *Stream) buildResults() []Result {
 		return nil
 	}
 	out := make([]Result, len(s.sigs))
+	// The tags are copied out of the header, whose memory goes back to
+	// the pool: into one string for all of them.
+	n := 0
+	for _, sig := range s.sigs {
+		n += len(sig.domain) + len(sig.identifier) + len(sig.selector) + len(sig.algorithm) + len(sig.bprefix)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, sig := range s.sigs {
+		for _, t := range [...]string{sig.domain, sig.identifier, sig.selector, sig.algorithm, sig.bprefix} {
+			b.WriteString(t)
+		}
+	}
+	tags := b.String()
+	take := func(t string) string {
+		t, tags = tags[:len(t)], tags[len(t):]
+		return t
+	}
 	for i, sig := range s.sigs {
 		r := Result{
-			Domain: sig.domain, Identifier: sig.identifier, Selector: sig.selector,
-			Algorithm: sig.algorithm, BPrefix: sig.bprefix,
+			Domain: take(sig.domain), Identifier: take(sig.identifier), Selector: take(sig.selector),
+			Algorithm: take(sig.algorithm), BPrefix: take(sig.bprefix),
 		}
 		switch {
 		case i >= s.v.maxSignatures():

@@ -710,3 +710,70 @@ func TestCheckSignatureIsReadSignature(t *testing.T) {
 		}
 	}
 }
+
+// The fields WriteField marks are those SplitHeader finds in the same
+// text; the fields it cannot vouch for are split by SplitHeader.
+func TestMarkedFieldsAreSplitFields(t *testing.T) {
+	fields := [][2]string{
+		{"From", " a@example.com"}, {"Subject", " folded\r\n\tline"}, {"X-Empty", ""},
+		{"DKIM-Signature", " v=1; a=rsa-sha256;\r\n b=abc"}, {"Name ", " trailing space in name"},
+		{"To", " bare\nLF"}, {"X", " CR\ronly"}, {" Lead", " space"}, {"X-Fold-End", " x\r\n"},
+		{"Odd:Name", " colon"}, {"X-Unfolded", " a\r\nB: b"}, {"x-lower", "v"},
+	}
+	for mask := 0; mask < 1<<len(fields); mask += 7 {
+		s := (&Verifier{}).NewStream(context.Background())
+		var hdr strings.Builder
+		for i, f := range fields {
+			if mask&(1<<i) != 0 {
+				s.WriteField(f[0], f[1])
+				hdr.WriteString(f[0] + ":" + f[1] + "\r\n")
+			}
+		}
+		if !s.marked || hdr.Len() == 0 {
+			continue
+		}
+		got := fieldsOf(nil, hdr.String(), s.sc.marks)
+		want := dkimcore.SplitHeaderString(hdr.String(), dkimcore.Lenient)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("mask %b:\nmarked %+v\n split %+v", mask, got, want)
+		}
+	}
+	for _, f := range fields[4:11] {
+		if markable(f[0], f[1]) {
+			t.Errorf("%q: %q marked", f[0], f[1])
+		}
+	}
+}
+
+// The Results of a message keep their tags when the stream's pooled
+// header memory serves the next message.
+func TestResultsOutliveThePooledHeader(t *testing.T) {
+	rk, _ := testKeys(t)
+	z := dnstest.NewZone()
+	addTXT(z, "sel._domainkey.example.com", keyRecord(t, rk, ""))
+	addTXT(z, "other._domainkey.example.org", keyRecord(t, rk, ""))
+	v := &Verifier{DNS: z}
+	verify := func(domain, selector string) []Result {
+		signed := sign(t, message, &msgdkim.SignOptions{Domain: domain, Selector: selector, Signer: rk})
+		head, body, _ := strings.Cut(signed, "\r\n\r\n")
+		s := v.NewStream(context.Background())
+		for _, f := range splitFields(head) {
+			s.WriteField(f.name, f.value)
+		}
+		s.EndHeader()
+		s.Write([]byte(body))
+		res, err := s.Close()
+		if err != nil || len(res) != 1 || res[0].Status != Pass {
+			t.Fatalf("%s: %+v, %v", domain, res, err)
+		}
+		return res
+	}
+	first := verify("example.com", "sel")
+	want := fmt.Sprint(first)
+	for range 20 {
+		verify("example.org", "other")
+	}
+	if got := fmt.Sprint(first); got != want || first[0].Domain != "example.com" || first[0].Selector != "sel" {
+		t.Errorf("first results changed:\n%s\nwas\n%s", got, want)
+	}
+}
