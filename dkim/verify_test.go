@@ -750,10 +750,11 @@ func TestMarkedFieldsAreSplitFields(t *testing.T) {
 func TestResultsOutliveThePooledHeader(t *testing.T) {
 	rk, _ := testKeys(t)
 	z := dnstest.NewZone()
-	addTXT(z, "sel._domainkey.example.com", keyRecord(t, rk, ""))
-	addTXT(z, "other._domainkey.example.org", keyRecord(t, rk, ""))
-	v := &Verifier{DNS: z}
+	for _, name := range []string{"sel._domainkey.example.com", "other._domainkey.example.org"} {
+		addTXT(z, name, keyRecord(t, rk, ""))
+	}
 	verify := func(domain, selector string) []Result {
+		v := &Verifier{DNS: z}
 		signed := sign(t, message, &msgdkim.SignOptions{Domain: domain, Selector: selector, Signer: rk})
 		head, body, _ := strings.Cut(signed, "\r\n\r\n")
 		s := v.NewStream(context.Background())
