@@ -220,7 +220,6 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 			helo: helo, receiver: receiver, ip: ip, clock: now,
 		},
 	}
-	e.vars.eval = e
 	v := e.evalDomain(domain, guess, false)
 	out.Result, out.Mechanism, out.Problem = v.result, v.mech, v.problem
 	out.Lookups, out.Voids, out.Guessed = e.lookups, e.voids, e.guessed
@@ -383,7 +382,7 @@ func (e *eval) evalRecord(rec *Record, domain string) verdict {
 
 func (e *eval) expandDomain(ms macroString, domain string) (string, bool) {
 	e.vars.domain = domain
-	return e.vars.expandDomain(ms)
+	return e.vars.expandDomainP(ms, e.pMacro)
 }
 
 // target returns the target-name of a mechanism (§4.8).
@@ -654,5 +653,5 @@ func (e *eval) explain(src *expSource) string {
 		return ""
 	}
 	e.vars.domain = src.domain
-	return e.vars.expandText(ms)
+	return e.vars.expandTextP(ms, e.pMacro)
 }
