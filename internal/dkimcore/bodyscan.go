@@ -59,21 +59,30 @@ func relaxedRun(p []byte, i int) int {
 	m := &swarMasks
 	l7, gt, ge, hi := m[0], m[1], m[2], m[3]
 	q := p[i:]
+	// Sixteen bytes a turn, then eight: most turns find nothing to look
+	// at.
+	for ; len(q) >= 17; q = q[16:] {
+		odd0 := oddBytes(binary.LittleEndian.Uint64(q), binary.LittleEndian.Uint64(q[1:]), l7, gt, ge, hi)
+		odd1 := oddBytes(binary.LittleEndian.Uint64(q[8:]), binary.LittleEndian.Uint64(q[9:]), l7, gt, ge, hi)
+		if odd0|odd1 == 0 {
+			continue
+		}
+		j := len(p) - len(q)
+		for ; odd0 != 0; odd0 &= odd0 - 1 {
+			if at := j + bits.TrailingZeros64(odd0)>>3; !plainByte(p, at) {
+				return backOverLineEnds(p, i, at)
+			}
+		}
+		for ; odd1 != 0; odd1 &= odd1 - 1 {
+			if at := j + 8 + bits.TrailingZeros64(odd1)>>3; !plainByte(p, at) {
+				return backOverLineEnds(p, i, at)
+			}
+		}
+	}
 	for ; len(q) >= 9; q = q[8:] {
-		w := binary.LittleEndian.Uint64(q)
-		n := binary.LittleEndian.Uint64(q[1:]) // each byte's next byte
-		t := w & l7
-		// The high bit of each byte of 0x20 or less (the others are text,
-		// 0x80 and above included); of each of 0x20 or more; of each
-		// byte whose next byte is above 0x20.
-		ctl := hi &^ (t + gt | w)
-		notCtl := t + ge | w
-		nextText := (n&l7 + gt) | n
-		// A SP followed by text is left as written; CR, LF, HTAB, a SP
-		// before them and the other controls are looked at one by one.
-		for odd := ctl &^ (notCtl & nextText); odd != 0; odd &= odd - 1 {
-			at := len(p) - len(q) + bits.TrailingZeros64(odd)>>3
-			if !plainByte(p, at) {
+		j := len(p) - len(q)
+		for odd := oddBytes(binary.LittleEndian.Uint64(q), binary.LittleEndian.Uint64(q[1:]), l7, gt, ge, hi); odd != 0; odd &= odd - 1 {
+			if at := j + bits.TrailingZeros64(odd)>>3; !plainByte(p, at) {
 				return backOverLineEnds(p, i, at)
 			}
 		}
@@ -85,6 +94,19 @@ func relaxedRun(p []byte, i int) int {
 		}
 	}
 	return backOverLineEnds(p, i, j)
+}
+
+// oddBytes returns the high bit of each byte of w that relaxed
+// canonicalisation may change, to be looked at one by one: a byte of 0x20
+// or less (the others are text, 0x80 and above included), unless it is a
+// SP followed by text; n holds each byte's next byte, l7, gt, ge and hi
+// are the masks of swarMasks.
+func oddBytes(w, n, l7, gt, ge, hi uint64) uint64 {
+	t := w & l7
+	ctl := hi &^ (t + gt | w) // 0x20 or less
+	notCtl := t + ge | w      // 0x20 or more
+	nextText := (n&l7 + gt) | n
+	return ctl &^ (notCtl & nextText)
 }
 
 // swarMasks are low7, gt20, ge20 and high, as data (see relaxedRun).
