@@ -202,6 +202,31 @@ func spellings(n string) []string {
 // LowerName lower-cases a field name, without allocating for names
 // already in lower case and for the common ones.
 func LowerName(name string) string {
+	// The names of nearly every signed header, without hashing them.
+	switch name {
+	case "from", "to", "subject", "date", "message-id", "dkim-signature", "cc", "mime-version", "content-type", "reply-to":
+		return name
+	case "From":
+		return "from"
+	case "To":
+		return "to"
+	case "Subject":
+		return "subject"
+	case "Date":
+		return "date"
+	case "Message-ID", "Message-Id":
+		return "message-id"
+	case "DKIM-Signature":
+		return "dkim-signature"
+	case "Cc":
+		return "cc"
+	case "MIME-Version", "Mime-Version":
+		return "mime-version"
+	case "Content-Type":
+		return "content-type"
+	case "Reply-To":
+		return "reply-to"
+	}
 	if n, ok := commonNames[name]; ok {
 		return n
 	}
