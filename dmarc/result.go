@@ -2,6 +2,7 @@ package dmarc
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/mailsidecar/sidecar/authres"
@@ -91,24 +92,27 @@ func (o Outcome) AuthResult() (ar authres.Result, ok bool) {
 	return ar, true
 }
 
-// policyComments are the comments of the published policies and
-// dispositions, written once.
-var policyComments = func() map[[2]Policy]string {
-	m := map[[2]Policy]string{}
-	for _, p := range []Policy{PolicyNone, PolicyQuarantine, PolicyReject} {
-		for _, d := range []Policy{PolicyNone, PolicyQuarantine, PolicyReject} {
-			m[[2]Policy{p, d}] = "p=" + string(p) + " dis=" + string(d)
+// policies are the published policies and dispositions, and
+// policyComments their "p=… dis=…" comments, written once.
+var (
+	policies       = [...]Policy{PolicyNone, PolicyQuarantine, PolicyReject}
+	policyComments = func() (c [len(policies)][len(policies)]string) {
+		for i, p := range policies {
+			for j, d := range policies {
+				c[i][j] = "p=" + string(p) + " dis=" + string(d)
+			}
 		}
-	}
-	return m
-}()
+		return c
+	}()
+)
 
 // policyComment is the comment "p=… dis=…" of a pass or fail.
 func policyComment(p, action Policy) string {
-	if c, ok := policyComments[[2]Policy{p, action}]; ok {
-		return c
+	i, j := slices.Index(policies[:], p), slices.Index(policies[:], action)
+	if i < 0 || j < 0 {
+		return "p=" + string(p) + " dis=" + string(action)
 	}
-	return "p=" + string(p) + " dis=" + string(action)
+	return policyComments[i][j]
 }
 
 // fromReason is the short reason for a nofrom outcome.
