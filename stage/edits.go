@@ -99,7 +99,9 @@ func (d *Driver) deletions() []FieldRef {
 			dels = append(dels, FieldRef{h.Name, count[key]})
 		}
 	}
-	sort.SliceStable(dels, func(i, j int) bool { return dels[i].Index > dels[j].Index })
+	if len(dels) > 1 {
+		sort.SliceStable(dels, func(i, j int) bool { return dels[i].Index > dels[j].Index })
+	}
 	return dels
 }
 
