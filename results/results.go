@@ -2,6 +2,7 @@ package results
 
 import (
 	"github.com/mailsidecar/sidecar/arc"
+	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/dkim"
 	"github.com/mailsidecar/sidecar/dmarc"
 	"github.com/mailsidecar/sidecar/dsninfo"
@@ -65,6 +66,19 @@ type DMARC struct {
 	// Override is set when a trusted ARC chain overrode a DMARC failure
 	// (RFC 8617 §7.2).
 	Override *dmarc.ARCOverride
+
+	ar           authres.Result // Outcome.AuthResult, once made
+	arOK, arMade bool
+}
+
+// AuthResult is Outcome.AuthResult, made once: the Outcome is final once
+// stored in the message. Its Props are shared: append to a copy.
+func (d *DMARC) AuthResult() (authres.Result, bool) {
+	if !d.arMade {
+		d.ar, d.arOK = d.Outcome.AuthResult()
+		d.arMade = true
+	}
+	return d.ar, d.arOK
 }
 
 // ARC is the validation of the message's ARC chain, and the seal sidecar
