@@ -491,10 +491,14 @@ const maxWalk = 8
 
 // walker makes the DNS queries of one evaluation, each at most once.
 type walker struct {
-	ctx  context.Context
-	dns  resolver.Querier
-	memo []memoEntry // the TXT queries made, a few: the walks are short
+	ctx context.Context
+	dns resolver.Querier
+	// The TXT queries made: a few, the walks are short; the first in
+	// room (no pointer into the walker, which can then stay on the
+	// stack), any others in more.
+	n    int
 	room [4]memoEntry
+	more []memoEntry
 }
 
 type memoEntry struct {
@@ -504,9 +508,14 @@ type memoEntry struct {
 
 // memoized returns the lookup already made for domain, or nil.
 func (w *walker) memoized(domain string) *lookup {
-	for i := range w.memo {
-		if w.memo[i].domain == domain {
-			return w.memo[i].l
+	for i := range w.n {
+		if w.room[i].domain == domain {
+			return w.room[i].l
+		}
+	}
+	for i := range w.more {
+		if w.more[i].domain == domain {
+			return w.more[i].l
 		}
 	}
 	return nil
@@ -533,10 +542,12 @@ func (w *walker) lookup(domain string) (*lookup, error) {
 		return l, l.err
 	}
 	l := &lookup{}
-	if w.memo == nil {
-		w.memo = w.room[:0]
+	if w.n < len(w.room) {
+		w.room[w.n] = memoEntry{domain, l}
+		w.n++
+	} else {
+		w.more = append(w.more, memoEntry{domain, l})
 	}
-	w.memo = append(w.memo, memoEntry{domain, l})
 	name := "_dmarc." + domain
 	ans, err := w.dns.Query(w.ctx, name, resolver.TypeTXT)
 	switch {
