@@ -649,10 +649,9 @@ func (s *Stream) buildResults() []Result {
 		return t
 	}
 	for i, sig := range s.sigs {
-		r := Result{
-			Domain: take(sig.domain), Identifier: take(sig.identifier), Selector: take(sig.selector),
-			Algorithm: take(sig.algorithm), BPrefix: take(sig.bprefix),
-		}
+		r := &out[i] // filled in place: a Result is large
+		r.Domain, r.Identifier, r.Selector = take(sig.domain), take(sig.identifier), take(sig.selector)
+		r.Algorithm, r.BPrefix = take(sig.algorithm), take(sig.bprefix)
 		switch {
 		case i >= s.v.maxSignatures():
 			r.Status, r.Reason = Policy, reasonTooMany
@@ -665,7 +664,6 @@ func (s *Stream) buildResults() []Result {
 				r.Reason, r.Err = c.reason, c.err
 			}
 		}
-		out[i] = r
 	}
 	return out
 }
