@@ -43,7 +43,7 @@ func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 	t.Stage = stage
 	t.prog = p
 	a := p.stage[stage]
-	if a == nil && len(p.hooks[stage]) == 0 {
+	if !p.Runs(stage) {
 		return Result{Verb: Accept}
 	}
 	if p.timeout > 0 {
@@ -62,6 +62,10 @@ func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 	}
 	return p.run(ctx, a, t)
 }
+
+// Runs reports whether Run does anything at a stage: hooks or an ACL to
+// run. A stage where it does not leaves the transaction as it was.
+func (p *Program) Runs(stage Stage) bool { return p.stage[stage] != nil || len(p.hooks[stage]) > 0 }
 
 // Timeout is acl_timeout: the longest one run of Run may take (0: none).
 func (p *Program) Timeout() time.Duration { return p.timeout }

@@ -104,7 +104,10 @@ type Driver struct {
 	discardAll  bool  // discard at connect or HELO: discard every message
 	connFailure error // an internal error at connect or HELO with no reply: tempfail every message
 	logged      int   // Txn.Logs the caller has written
-	fresh       bool  // Txn is as New made it (no other method ran): Connect need not reset it
+	// used: something outside the driver (an ACL, a hook, a body writer, a
+	// finisher) may have seen the Txn's message state since it was made
+	// or reset; if not, the next reset keeps that state (Txn.ResetUnused).
+	used bool
 }
 
 // Unlogged returns the log lines of the connection and its message that
@@ -121,7 +124,7 @@ func New(env *Env) *Driver {
 	}
 	c := &connection{}
 	d := &c.drv
-	d.env, d.fresh = env, true
+	d.env = env
 	d.Conn = &c.conn
 	d.Txn = &c.txn
 	acl.InitTxn(d.Txn, d.Conn, env.Services)
@@ -145,13 +148,21 @@ func (d *Driver) Connect(ctx context.Context, c Client) acl.Result {
 	// The connection's structures are reused: Reset closes the message
 	// and starts the next with everything but the connection cleared.
 	*d.Conn = acl.Conn{ClientIP: c.IP, ClientPort: c.Port, ClientName: c.Name, LocalIP: c.LocalIP, LocalPort: c.LocalPort}
-	if !d.fresh {
-		d.Txn.Reset()
-	}
-	d.fresh = false
+	d.resetTxn()
 	d.ConnVerdict, d.discardAll, d.connFailure, d.logged = nil, false, nil, 0
 	d.Msg = Message{}
 	return d.envelope(ctx, acl.Connect)
+}
+
+// resetTxn starts the transaction afresh, keeping its message state when
+// nothing has used it.
+func (d *Driver) resetTxn() {
+	if d.used {
+		d.Txn.Reset()
+	} else {
+		d.Txn.ResetUnused()
+	}
+	d.used = false
 }
 
 // Helo records the HELO/EHLO name and runs the HELO ACL.
@@ -169,7 +180,7 @@ func (d *Driver) Mail(ctx context.Context, from, queueID string, params ...strin
 	// What was logged since the last written line (at connect and HELO,
 	// say) stays with the message.
 	carry := append([]acl.LogLine(nil), d.Unlogged()...)
-	d.Txn.Reset()
+	d.resetTxn()
 	d.Txn.Logs, d.logged = carry, 0
 	d.Msg = Message{Open: true, Start: time.Now()}
 	d.Txn.HasSender = true
@@ -205,7 +216,6 @@ func (d *Driver) Rcpt(ctx context.Context, rcpt string, params ...string) acl.Re
 
 // SetQueueID records the queue ID once the MTA has one.
 func (d *Driver) SetQueueID(id string) {
-	d.fresh = false
 	if id != "" {
 		d.Txn.QueueID = id
 	}
@@ -213,7 +223,6 @@ func (d *Driver) SetQueueID(id string) {
 
 // envelope runs the ACL of an envelope stage and records its verdict.
 func (d *Driver) envelope(ctx context.Context, st acl.Stage) acl.Result {
-	d.fresh = false
 	var start time.Time
 	if d.env.Observer != nil {
 		start = time.Now()
@@ -279,7 +288,6 @@ func (d *Driver) DiscardsAll() bool { return d.discardAll }
 // MTA does not wait for): the open message tempfails at its end, or, with
 // no message open, every message of the connection.
 func (d *Driver) Fail(err error) {
-	d.fresh = false
 	switch {
 	case d.Msg.Open:
 		if d.Msg.Failure == nil {
@@ -300,6 +308,9 @@ func (d *Driver) run(ctx context.Context, st acl.Stage) (res acl.Result) {
 	prog := d.env.Program
 	if prog == nil {
 		return acl.Result{Verb: acl.Accept}
+	}
+	if prog.Runs(st) {
+		d.used = true
 	}
 	if lim := d.env.StageTimeout; lim > 0 && (prog.Timeout() <= 0 || prog.Timeout() > lim) {
 		// acl_timeout, when shorter, already bounds the run.

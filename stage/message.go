@@ -12,7 +12,6 @@ import (
 // CRLF. The header fields of one message are capped at MaxHeaderBytes,
 // whatever the order of the calls; past it the message fails.
 func (d *Driver) Header(name, value string) {
-	d.fresh = false
 	defer d.recoverMessage("header")
 	if hasBareLF(value) {
 		value = lfToCRLF(value)
@@ -71,8 +70,8 @@ func lfToCRLF(s string) string {
 // EndOfHeader starts the features' body writers: the header is complete.
 // Body starts them too when the MTA sent no end of header.
 func (d *Driver) EndOfHeader() {
-	d.fresh = false
 	defer d.recoverMessage("end of headers")
+	d.used = true // the body hooks start with the transaction
 	if d.Msg.bodyStarted {
 		return
 	}
@@ -109,8 +108,8 @@ func (d *Driver) startWriter(h acl.BodyHook) (w acl.BodyWriter) {
 // Body passes a chunk of the body to the writers and counts it; nothing
 // of the body is kept.
 func (d *Driver) Body(p []byte) {
-	d.fresh = false
 	defer d.recoverMessage("body")
+	d.used = true
 	if !d.Msg.bodyStarted {
 		d.EndOfHeader()
 	}
