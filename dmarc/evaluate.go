@@ -503,19 +503,19 @@ type walker struct {
 
 type memoEntry struct {
 	domain string
-	l      *lookup
+	l      lookup
 }
 
 // memoized returns the lookup already made for domain, or nil.
 func (w *walker) memoized(domain string) *lookup {
 	for i := range w.n {
 		if w.room[i].domain == domain {
-			return w.room[i].l
+			return &w.room[i].l
 		}
 	}
 	for i := range w.more {
 		if w.more[i].domain == domain {
-			return w.more[i].l
+			return &w.more[i].l
 		}
 	}
 	return nil
@@ -541,41 +541,50 @@ func (w *walker) lookup(domain string) (*lookup, error) {
 	if l := w.memoized(domain); l != nil {
 		return l, l.err
 	}
-	l := &lookup{}
+	l := w.remember(domain, w.query(domain))
+	return l, l.err
+}
+
+// remember keeps the lookup of domain and returns where it is kept.
+func (w *walker) remember(domain string, l lookup) *lookup {
 	if w.n < len(w.room) {
 		w.room[w.n] = memoEntry{domain, l}
 		w.n++
-	} else {
-		w.more = append(w.more, memoEntry{domain, l})
+		return &w.room[w.n-1].l
 	}
+	w.more = append(w.more, memoEntry{domain, l})
+	return &w.more[len(w.more)-1].l
+}
+
+// query makes the lookup of domain: the TXT records at _dmarc.<domain>
+// that start with v=DMARC1 and parse.
+func (w *walker) query(domain string) lookup {
+	var l lookup
 	name := "_dmarc." + domain
 	ans, err := w.dns.Query(w.ctx, name, resolver.TypeTXT)
 	switch {
 	case errors.Is(err, resolver.ErrBadName):
-		return l, nil
+		return l
 	case err != nil:
 		l.err = fmt.Errorf("DMARC record lookup at %s: %w", name, err)
-		return l, l.err
+		return l
 	}
 	l.exists = ans.Rcode == resolver.RcodeSuccess
-	var recs []*Record
+	n := 0
 	for _, rr := range ans.Records {
 		txt := strings.Join(rr.TXT, "")
 		if !isDMARC(txt) {
 			continue
 		}
 		if rec, err := parseRecordCached(txt); err == nil {
-			recs = append(recs, rec)
+			n++
+			l.record = rec
 		}
 	}
-	switch len(recs) {
-	case 0:
-	case 1:
-		l.record = recs[0]
-	default:
-		l.multiple = true
+	if n > 1 { // several records count as none
+		l.record, l.multiple = nil, true
 	}
-	return l, nil
+	return l
 }
 
 // walk is the DNS Tree Walk of RFC 9989 §4.10 from start: it returns the
