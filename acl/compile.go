@@ -51,8 +51,8 @@ type item struct {
 	where  string // "pos: name", the prefix of its errors
 	neg    bool
 	cond   CondFunc
-	expr   *expand.Expr          // message, log_message
-	action func(r *runner) error // other modifiers
+	expr   *expand.Expr         // message, log_message
+	action func(r runner) error // other modifiers (r by value: a run allocates no runner)
 }
 
 type statement struct {

@@ -74,3 +74,26 @@ localpartlist admins = postmaster : abuse : *-request : owner-*
 		})
 	}
 }
+
+// Controls keep each name once, the last argument set, and forget a
+// deleted one.
+func TestControlsList(t *testing.T) {
+	var cs Controls
+	cs.Set("a", "1")
+	cs.Set("b", "")
+	cs.Set("a", "2")
+	if v, ok := cs.Get("a"); !ok || v != "2" || len(cs) != 2 {
+		t.Errorf("a = %q %v in %v", v, ok, cs)
+	}
+	cs.Delete("a")
+	if _, ok := cs.Get("a"); ok || len(cs) != 1 {
+		t.Errorf("a still set: %v", cs)
+	}
+	if v, ok := cs.Get("b"); !ok || v != "" {
+		t.Errorf("b = %q %v", v, ok)
+	}
+	cs.Delete("missing")
+	if len(cs) != 1 {
+		t.Errorf("deleting a missing control changed %v", cs)
+	}
+}

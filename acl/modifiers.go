@@ -43,7 +43,7 @@ func (c *compiler) modifier(a *aclProg, verb Verb, it *config.Item, ci item) (it
 	ci.kind = kAction
 	switch it.Name {
 	case "logwrite":
-		ci.action = func(r *runner) error {
+		ci.action = func(r runner) error {
 			s, err := r.eval(e)
 			if err != nil {
 				return err
@@ -52,7 +52,7 @@ func (c *compiler) modifier(a *aclProg, verb Verb, it *config.Item, ci item) (it
 			return nil
 		}
 	case "add_header":
-		ci.action = func(r *runner) error {
+		ci.action = func(r runner) error {
 			s, err := r.eval(e)
 			if err != nil {
 				return err
@@ -63,7 +63,7 @@ func (c *compiler) modifier(a *aclProg, verb Verb, it *config.Item, ci item) (it
 			return nil
 		}
 	case "remove_header":
-		ci.action = func(r *runner) error {
+		ci.action = func(r runner) error {
 			s, err := r.eval(e)
 			if err != nil {
 				return err
@@ -105,12 +105,14 @@ func headerText(s string) (AddedHeader, bool) {
 		}
 		break
 	}
-	s = strings.TrimRight(s, "\r\n")
+	for s != "" && (s[len(s)-1] == '\r' || s[len(s)-1] == '\n') {
+		s = s[:len(s)-1]
+	}
 	if strings.TrimSpace(s) == "" {
 		return h, false
 	}
 	name, _, ok := strings.Cut(s, ":")
-	if !ok || name == "" || strings.ContainsAny(name, " \t") {
+	if !ok || name == "" || strings.IndexByte(name, ' ') >= 0 || strings.IndexByte(name, '\t') >= 0 {
 		s = "X-ACL-Warn: " + s
 	}
 	h.Text = s
@@ -131,7 +133,7 @@ func (c *compiler) setModifier(a *aclProg, it *config.Item, ci item) (item, bool
 	conn := strings.HasPrefix(it.Arg, "acl_c")
 	n := len(m)
 	ci.kind = kAction
-	ci.action = func(r *runner) error {
+	ci.action = func(r runner) error {
 		s, err := r.eval(e)
 		if err != nil {
 			return err
@@ -180,7 +182,7 @@ func (c *compiler) controlModifier(a *aclProg, it *config.Item, ci item) (item, 
 	}
 	apply := def.Apply
 	ci.kind = kAction
-	ci.action = func(r *runner) error {
+	ci.action = func(r runner) error {
 		if apply != nil {
 			return apply(r.t, arg)
 		}
@@ -215,7 +217,7 @@ func (c *compiler) delayModifier(a *aclProg, it *config.Item, ci item) (item, bo
 		fixed = d
 	}
 	ci.kind = kAction
-	ci.action = func(r *runner) error {
+	ci.action = func(r runner) error {
 		d := fixed
 		if d < 0 {
 			s, err := r.eval(e)

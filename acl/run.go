@@ -30,6 +30,9 @@ type runner struct {
 func (r *runner) eval(e *expand.Expr) (string, error) { return e.EvalLimits(r.ctx, r.t, r.p.limits) }
 
 func (r *runner) log(kind string, pos config.Pos, text string) {
+	if r.t.Logs == nil {
+		r.t.Logs = make([]LogLine, 0, 2) // a message logs a line or two
+	}
 	r.t.Logs = append(r.t.Logs, LogLine{Stage: r.t.Stage, ACL: "", Pos: pos, Kind: kind, Text: text})
 }
 
@@ -40,7 +43,7 @@ func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 	t.Stage = stage
 	t.prog = p
 	a := p.stage[stage]
-	if a == nil && len(p.hooks[stage]) == 0 {
+	if !p.Runs(stage) {
 		return Result{Verb: Accept}
 	}
 	if p.timeout > 0 {
@@ -48,9 +51,9 @@ func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 		// deadline is read from the clock at the statement and call
 		// boundaries: a timer is made only if a lookup waits on it.
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > p.timeout {
-			var cancel context.CancelFunc
-			ctx, cancel = deadline.WithTimeout(ctx, p.timeout)
-			defer cancel()
+			dl := deadline.New(ctx, p.timeout)
+			defer dl.Cancel()
+			ctx = dl
 		}
 	}
 	p.runHooks(ctx, stage, t)
@@ -59,6 +62,10 @@ func (p *Program) Run(ctx context.Context, stage Stage, t *Txn) Result {
 	}
 	return p.run(ctx, a, t)
 }
+
+// Runs reports whether Run does anything at a stage: hooks or an ACL to
+// run. A stage where it does not leaves the transaction as it was.
+func (p *Program) Runs(stage Stage) bool { return p.stage[stage] != nil || len(p.hooks[stage]) > 0 }
 
 // Timeout is acl_timeout: the longest one run of Run may take (0: none).
 func (p *Program) Timeout() time.Duration { return p.timeout }
@@ -116,7 +123,7 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 	}
 	t.depth++
 	nHeaders, nRemove := len(t.AddHeaders), len(t.RemoveHeaders)
-	r := &runner{ctx: ctx, p: p, t: t}
+	r := runner{ctx: ctx, p: p, t: t}
 	pos := a.pos
 	defer func() {
 		t.depth--
@@ -165,7 +172,7 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 				}
 			}
 			if err != nil {
-				err = fmt.Errorf("%s: %w", it.where, err)
+				err = &itemError{it.where, err}
 				break
 			}
 			if !ok {
@@ -201,6 +208,18 @@ func (p *Program) run(ctx context.Context, a *aclProg, t *Txn) (res Result) {
 	}
 	return Result{Verb: Deny, ACL: a.name, Pos: a.pos, Message: ""}
 }
+
+// itemError is the failure of a condition or modifier, prefixed with
+// where it is written: what fmt.Errorf("%s: %w") would make, without
+// formatting it until it is read.
+type itemError struct {
+	where string
+	err   error
+}
+
+func (e *itemError) Error() string { return e.where + ": " + e.err.Error() }
+
+func (e *itemError) Unwrap() error { return e.err }
 
 // deadlineError says where a run was when its deadline (acl_timeout or the
 // stage's timeout) passed; it wraps the context's error.

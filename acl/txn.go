@@ -35,22 +35,51 @@ type Conn struct {
 	Vars       []string
 	// Controls are the controls set at CONNECT or HELO that hold for
 	// every message of the connection (control = dmarc_disable_verify).
-	Controls map[string]string
+	Controls Controls
 }
 
 // Control returns the argument of a connection-wide control and whether
 // it was set.
-func (c *Conn) Control(name string) (string, bool) {
-	v, ok := c.Controls[name]
-	return v, ok
-}
+func (c *Conn) Control(name string) (string, bool) { return c.Controls.Get(name) }
 
 // SetControl records a connection-wide control.
-func (c *Conn) SetControl(name, arg string) {
-	if c.Controls == nil {
-		c.Controls = map[string]string{}
+func (c *Conn) SetControl(name, arg string) { c.Controls.Set(name, arg) }
+
+// Controls are the controls set by "control =", with their arguments:
+// each name once, a control set again taking the new argument. A
+// message sets few, so they are a list, not a map.
+type Controls []ControlValue
+
+// ControlValue is a control set and its argument.
+type ControlValue struct{ Name, Arg string }
+
+// Get returns the argument of the named control and whether it is set.
+func (cs Controls) Get(name string) (string, bool) {
+	for _, c := range cs {
+		if c.Name == name {
+			return c.Arg, true
+		}
 	}
-	c.Controls[name] = arg
+	return "", false
+}
+
+// Set sets the named control with its argument.
+func (cs *Controls) Set(name, arg string) {
+	for i := range *cs {
+		if (*cs)[i].Name == name {
+			(*cs)[i].Arg = arg
+			return
+		}
+	}
+	if *cs == nil {
+		*cs = make(Controls, 0, 2)
+	}
+	*cs = append(*cs, ControlValue{name, arg})
+}
+
+// Delete unsets the named control.
+func (cs *Controls) Delete(name string) {
+	*cs = slices.DeleteFunc(*cs, func(c ControlValue) bool { return c.Name == name })
 }
 
 // Header is one header field of the message: the name, and the raw value
@@ -95,7 +124,7 @@ type Txn struct {
 	QueueID     string
 	Vars        []string // acl_m variables
 
-	Controls      map[string]string
+	Controls      Controls
 	AddHeaders    []AddedHeader
 	RemoveHeaders []string
 	Logs          []LogLine
@@ -155,13 +184,21 @@ func (t *Txn) Feature(name string) any {
 
 // NewTxn starts the first transaction of a connection.
 func NewTxn(conn *Conn, svc *Services) *Txn {
+	t := new(Txn)
+	InitTxn(t, conn, svc)
+	return t
+}
+
+// InitTxn is NewTxn filling a Txn the caller allocated (with the rest of
+// a connection's state, say).
+func InitTxn(t *Txn, conn *Conn, svc *Services) {
 	if conn == nil {
 		conn = &Conn{}
 	}
 	if svc == nil {
 		svc = &Services{}
 	}
-	return &Txn{Conn: conn, Services: svc, Results: results.New()}
+	*t = Txn{Conn: conn, Services: svc, Results: results.New()}
 }
 
 // Reset closes the message (see Close) and starts the next one (at MAIL
@@ -169,6 +206,14 @@ func NewTxn(conn *Conn, svc *Services) *Txn {
 func (t *Txn) Reset() {
 	t.Results.Close()
 	*t = Txn{Conn: t.Conn, Services: t.Services, Results: results.New(), prog: t.prog}
+}
+
+// ResetUnused is Reset for a transaction whose message state nothing has
+// seen since it was made or last reset (no hook, ACL statement or body
+// writer ran: the caller knows): that state is kept for the next message
+// rather than closed and made anew.
+func (t *Txn) ResetUnused() {
+	*t = Txn{Conn: t.Conn, Services: t.Services, Results: t.Results, prog: t.prog}
 }
 
 // Close ends the message: at an abort and at the end of the connection.
@@ -189,18 +234,10 @@ func (t *Txn) Header(name string) []string {
 
 // Control returns the argument of a control set on the transaction and
 // whether it was set.
-func (t *Txn) Control(name string) (string, bool) {
-	v, ok := t.Controls[name]
-	return v, ok
-}
+func (t *Txn) Control(name string) (string, bool) { return t.Controls.Get(name) }
 
 // SetControl records a control (used by ControlDef.Apply).
-func (t *Txn) SetControl(name, arg string) {
-	if t.Controls == nil {
-		t.Controls = map[string]string{}
-	}
-	t.Controls[name] = arg
-}
+func (t *Txn) SetControl(name, arg string) { t.Controls.Set(name, arg) }
 
 // SenderDomain returns the domain of the envelope sender, lower-cased.
 func (t *Txn) SenderDomain() string { return strings.ToLower(domainOf(t.Sender)) }
@@ -237,6 +274,10 @@ func (t *Txn) AddAuthResult(r AuthResult) {
 			t.AuthResults[i] = r
 			return
 		}
+	}
+	if t.AuthResults == nil {
+		// Room for the usual SPF, DKIM, DMARC and ARC results at once.
+		t.AuthResults = make([]AuthResult, 0, 4)
 	}
 	t.AuthResults = append(t.AuthResults, r)
 }

@@ -1,6 +1,9 @@
 package authres
 
-import "strings"
+import (
+	"strings"
+	"unsafe"
+)
 
 // HeaderName is the field name of RFC 8601.
 const HeaderName = "Authentication-Results"
@@ -72,17 +75,38 @@ func Format(authservID string, results []Result) string {
 // of an ARC-Authentication-Results field (RFC 8617 §4.1.1) and the value
 // behind $dmarc_ar_header; "authserv-id; none" without results.
 func Line(authservID string, results []Result) string {
-	var b strings.Builder
-	b.WriteString(Value(authservID))
-	n := 0
+	return bufString(appendLine(make([]byte, 0, 64+len(authservID)+64*len(results)), authservID, results))
+}
+
+// Field is HeaderName, ": " and Line: the whole field on one line,
+// without its final CRLF.
+func Field(authservID string, results []Result) string {
+	b := make([]byte, 0, len(HeaderName)+2+64+len(authservID)+64*len(results))
+	return bufString(appendLine(append(b, HeaderName+": "...), authservID, results))
+}
+
+// appendLine appends Line's text.
+func appendLine(b []byte, authservID string, results []Result) []byte {
+	if Token(authservID) {
+		b = append(b, authservID...)
+	} else {
+		b = appendWrap(b, '"', '"', authservID)
+	}
+	n := len(b)
 	for _, r := range results {
-		if s := r.String(); s != "" {
-			b.WriteString("; " + s)
-			n++
+		m := len(b)
+		if b2, ok := r.appendTo(append(b, "; "...)); ok {
+			b = b2
+		} else {
+			b = b[:m]
 		}
 	}
-	if n == 0 {
-		b.WriteString("; none")
+	if len(b) == n {
+		b = append(b, "; none"...)
 	}
-	return b.String()
+	return b
 }
+
+// bufString returns the text of a buffer that is no longer written to,
+// without copying it (as strings.Builder does).
+func bufString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

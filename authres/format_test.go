@@ -105,3 +105,19 @@ func TestAuthResultComment(t *testing.T) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
+
+// Field is the header name, ": " and Line, for every kind of line.
+func TestFieldIsNameAndLine(t *testing.T) {
+	for _, tt := range []struct {
+		id      string
+		results []Result
+	}{
+		{"mx.example.net", nil},
+		{"mx.example.net", []Result{{Method: "dmarc", Result: "pass", Comment: "p=reject dis=none", Props: []Prop{P("header", "from", "example.com")}}}},
+		{"odd id", []Result{{Method: "bad method", Result: "pass"}, {Method: "SPF", Result: "Fail", Reason: `a "quoted" (reason)`}}},
+	} {
+		if got, want := Field(tt.id, tt.results), HeaderName+": "+Line(tt.id, tt.results); got != want {
+			t.Errorf("Field = %q, want %q", got, want)
+		}
+	}
+}

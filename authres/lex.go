@@ -12,12 +12,20 @@ func Token(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0 {
+		if !tokenByte[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// tokenByte marks the octets of a token.
+var tokenByte = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`()<>@,;:\"/[]?=`, c)
+	}
+	return t
+}()
 
 // Address reports whether s is [dot-atom] "@" dot-atom: an address or
 // "@domain", which a pvalue may hold unquoted.
@@ -65,29 +73,39 @@ func PValue(s string) string {
 	return Quote(s)
 }
 
+// appendPValue appends PValue(s).
+func appendPValue(b []byte, s string) []byte {
+	if Token(s) || Address(s) {
+		return append(b, s...)
+	}
+	return appendWrap(b, '"', '"', s)
+}
+
 // Quote writes s as an RFC 5322 quoted-string; control characters become
 // spaces, so the value cannot break the header.
-func Quote(s string) string { return wrap('"', '"', s, `"\`) }
+func Quote(s string) string { return wrap('"', '"', s) }
 
 // Comment writes s as an RFC 5322 comment, "(…)"; parentheses and
 // backslashes are escaped, control characters become spaces.
-func Comment(s string) string { return wrap('(', ')', s, `()\`) }
+func Comment(s string) string { return wrap('(', ')', s) }
 
-func wrap(open, close byte, s, escape string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte(open)
+func wrap(open, close byte, s string) string {
+	return string(appendWrap(make([]byte, 0, len(s)+2), open, close, s))
+}
+
+// appendWrap appends s between open and close, with those two and the
+// backslash escaped and control characters replaced by spaces.
+func appendWrap(b []byte, open, close byte, s string) []byte {
+	b = append(b, open)
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case strings.IndexByte(escape, c) >= 0:
-			b.WriteByte('\\')
-			b.WriteByte(c)
+		case c == '\\' || c == open || c == close:
+			b = append(b, '\\', c)
 		case c < ' ' || c == 0x7f:
-			b.WriteByte(' ')
+			b = append(b, ' ')
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	b.WriteByte(close)
-	return b.String()
+	return append(b, close)
 }

@@ -43,6 +43,7 @@ func (r Result) items() (items []string, ok bool) {
 	if !Token(method) || !Token(result) {
 		return nil, false
 	}
+	items = make([]string, 0, 3+len(r.Props))
 	items = append(items, method+"="+result)
 	if r.Comment != "" {
 		items = append(items, Comment(r.Comment))
@@ -63,8 +64,56 @@ func (r Result) items() (items []string, ok bool) {
 // field: "dkim=fail (body hash did not verify) header.d=example.com". It
 // is "" when the method or the result is not a token.
 func (r Result) String() string {
-	items, _ := r.items()
-	return strings.Join(items, " ")
+	b, _ := r.appendTo(make([]byte, 0, 64))
+	return bufString(b)
+}
+
+// appendTo appends String's text to b; ok is false, and nothing is
+// appended, when the method or the result is not a token.
+func (r Result) appendTo(b []byte) (_ []byte, ok bool) {
+	method, result := lowerToken(r.Method), lowerToken(r.Result)
+	if !Token(method) || !Token(result) {
+		return b, false
+	}
+	b = append(append(append(b, method...), '='), result...)
+	if r.Comment != "" {
+		b = appendWrap(append(b, ' '), '(', ')', r.Comment)
+	}
+	if r.Reason != "" {
+		b = appendWrap(append(b, " reason="...), '"', '"', r.Reason)
+	}
+	for _, p := range r.Props {
+		if !Token(p.Type) || !Token(p.Name) {
+			continue
+		}
+		b = appendLowerASCII(append(b, ' '), p.Type)
+		b = append(append(append(b, '.'), p.Name...), '=')
+		b = appendPValue(b, p.Value)
+	}
+	return b, true
+}
+
+// lowerToken is strings.ToLower without a copy for a token already in
+// lower case, the usual method and result.
+func lowerToken(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || 'A' <= c && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// appendLowerASCII appends s, a token, in lower case.
+func appendLowerASCII(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return b
 }
 
 // MaxReason bounds a reason or comment built from text that the outside

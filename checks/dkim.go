@@ -12,6 +12,7 @@ package checks
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/mailsidecar/sidecar/acl"
@@ -53,27 +54,19 @@ func dkimSettingsOf(t *acl.Txn) dkimSettings {
 // them, under that run's deadline. Closing the message (the next MAIL, an
 // abort, the end of the connection) cancels a verification that DATA
 // never finished.
-type DKIMWriter struct{ d *results.DKIM }
+//
+// It is the message's results.DKIM itself, so that starting it costs no
+// allocation.
+type DKIMWriter results.DKIM
 
 // Write takes body bytes with CRLF line ends.
-func (w *DKIMWriter) Write(p []byte) (int, error) { return w.d.Stream.Write(p) }
+func (w *DKIMWriter) Write(p []byte) (int, error) { return w.Stream.Write(p) }
 
 // End is called at the end of the message, before the DATA ACL runs.
 func (w *DKIMWriter) End() error { return nil }
 
 // Abort drops the verification of an aborted message.
-func (w *DKIMWriter) Abort() { abortDKIM(w.d) }
-
-// abortDKIM drops a verification that has not finished: its key lookups
-// are cancelled and it has no results.
-func abortDKIM(d *results.DKIM) {
-	if d.Finished {
-		return
-	}
-	d.Finished, d.Aborted = true, true
-	d.Stream.Abort()
-	d.Cancel()
-}
+func (w *DKIMWriter) Abort() { (*results.DKIM)(w).Abort() }
 
 // StartDKIM starts verifying the DKIM signatures of the transaction's
 // message. It is the milter body hook: call it at the end of the header,
@@ -81,8 +74,8 @@ func abortDKIM(d *results.DKIM) {
 // the body to the returned writer. It returns nil when the message has no
 // DKIM-Signature (there is then nothing to hash); the message still
 // records that it was examined, so that Authentication-Results says
-// dkim=none. The key lookups start at once, under a context that the
-// close of the message cancels.
+// dkim=none. The close of the message aborts the verification and
+// cancels its key lookups (results.DKIM.Abort).
 func StartDKIM(t *acl.Txn) *DKIMWriter {
 	m := t.Results
 	d := &m.DKIM
@@ -98,10 +91,11 @@ func StartDKIM(t *acl.Txn) *DKIMWriter {
 		d.Finished = true
 		return nil
 	}
-	v := &dkim.Verifier{DNS: t.Services.DNS, MaxSignatures: dkimSettingsOf(t).MaxSignatures, Now: t.Services.Now}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.Stream, d.Cancel = v.NewStream(ctx), cancel
-	m.OnClose(func() { abortDKIM(d) })
+	v := dkim.Verifier{DNS: t.Services.DNS, MaxSignatures: dkimSettingsOf(t).MaxSignatures, Now: t.Services.Now}
+	d.Stream = v.NewStream(context.Background())
+	if m.Closed() {
+		d.Abort()
+	}
 	n := 2
 	for _, h := range t.Headers {
 		n += len(h.Name) + len(h.Value) + 3
@@ -113,7 +107,7 @@ func StartDKIM(t *acl.Txn) *DKIMWriter {
 		}
 	}
 	_ = d.Stream.EndHeader()
-	return &DKIMWriter{d: d}
+	return (*DKIMWriter)(d)
 }
 
 // dkimResults returns the message's DKIM verification, finishing it on
@@ -133,12 +127,12 @@ func dkimResults(ctx context.Context, t *acl.Txn) (d *results.DKIM, examined boo
 		// and the deadline needs no timer for it.
 		stop := func() bool { return false }
 		if d.Stream.Prefetching() {
-			stop = context.AfterFunc(ctx, d.Cancel)
+			stop = context.AfterFunc(ctx, d.Stream.Cancel)
 		}
 		d.Err = d.Stream.EndContext(ctx)
 		d.Results = d.Stream.Results()
 		stop()
-		d.Cancel()
+		d.Stream.Cancel()
 		d.Current = currentSigner(d.Results, t)
 	}
 	return d, true
@@ -186,6 +180,7 @@ func dkimHook(ctx context.Context, t *acl.Txn) error {
 	}
 	// Appended, not through Txn.AddAuthResult, which would merge
 	// identical signatures: every signature is reported.
+	t.AuthResults = slices.Grow(t.AuthResults, len(d.Results)+2) // and DMARC's and ARC's
 	for _, r := range d.Results {
 		t.AuthResults = append(t.AuthResults, r.AuthResult())
 	}

@@ -338,11 +338,11 @@ const dkimSignExpandTimeout = 10 * time.Second
 // controls first (the message's, then the connection's), then the
 // default: authenticated clients and local submissions.
 func dkimSignWanted(t *acl.Txn) bool {
-	for _, controls := range []map[string]string{t.Controls, t.Conn.Controls} {
-		if _, off := controls[ctlDKIMDisableSign]; off {
+	for _, controls := range []acl.Controls{t.Controls, t.Conn.Controls} {
+		if _, off := controls.Get(ctlDKIMDisableSign); off {
 			return false
 		}
-		if _, on := controls[ctlDKIMSign]; on {
+		if _, on := controls.Get(ctlDKIMSign); on {
 			return true
 		}
 	}
@@ -615,10 +615,10 @@ func registerDKIMSign(reg *acl.Registry) {
 	set := func(on, off string) func(t *acl.Txn, arg string) error {
 		return func(t *acl.Txn, _ string) error {
 			if t.Stage == acl.Connect || t.Stage == acl.Helo {
-				delete(t.Conn.Controls, off)
+				t.Conn.Controls.Delete(off)
 				t.Conn.SetControl(on, "")
 			}
-			delete(t.Controls, off)
+			t.Controls.Delete(off)
 			t.SetControl(on, "")
 			return nil
 		}

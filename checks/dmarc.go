@@ -16,10 +16,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/config"
 	"github.com/mailsidecar/sidecar/dmarc"
 	"github.com/mailsidecar/sidecar/report"
@@ -256,9 +258,9 @@ func dmarcHook(ctx context.Context, t *acl.Txn) error {
 		return nil
 	}
 	e := dmarcOf(ctx, t)
-	if ar, ok := e.Outcome.AuthResult(); ok {
+	if ar, ok := e.AuthResult(); ok {
 		if e.Override != nil {
-			ar.Props = append(ar.Props, acl.AuthProp{Type: "policy", Name: "override", Value: "arc"})
+			ar.Props = append(slices.Clip(ar.Props), acl.AuthProp{Type: "policy", Name: "override", Value: "arc"})
 		}
 		t.AddAuthResult(ar)
 	}
@@ -301,7 +303,13 @@ func registerDMARC(reg *acl.Registry) {
 		{Name: "dmarc_domain_policy", Doc: "the policy the record declares for the From domain (p=, sp= or np=): none, quarantine or reject; empty without a record or on error",
 			Get: str(func(_ *acl.Txn, o *dmarc.Outcome) string { return string(o.Policy) })},
 		{Name: "dmarc_ar_header", Doc: "a whole Authentication-Results header with the DMARC result, for add_header; empty when DMARC is off",
-			Get: str(func(t *acl.Txn, o *dmarc.Outcome) string { return o.ARHeader(authservID(t)) })},
+			Get: func(ctx context.Context, t *acl.Txn) (string, error) {
+				ar, ok := dmarcOf(ctx, t).AuthResult()
+				if !ok {
+					return "", nil
+				}
+				return authres.Field(authservID(t), []authres.Result{ar}), nil
+			}},
 		{Name: "dmarc_alignment_spf", Doc: "yes when an SPF pass is aligned with the From domain, else no",
 			Get: str(func(_ *acl.Txn, o *dmarc.Outcome) string { return yesNo(o.AlignSPF) })},
 		{Name: "dmarc_alignment_dkim", Doc: "yes when a DKIM pass is aligned with the From domain, else no",

@@ -1,7 +1,6 @@
 package dkim
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,6 +22,11 @@ var requiredTags = []string{"v", "a", "b", "bh", "d", "h", "s"}
 type sigCheck struct {
 	field *dkimcore.Field
 	tags  dkimcore.TagList
+
+	// tagBuf and nameBuf keep the memory of tags and names for the next
+	// message (see scratch).
+	tagBuf  dkimcore.TagList
+	nameBuf []string
 
 	decided bool // the outcome is known without the key
 	status  Status
@@ -55,29 +59,32 @@ func (c *sigCheck) perm(reason string) *sigCheck { return c.decide(PermError, re
 // the required tags, i= within d=, From signed, t= and x= (against the
 // verifier's clock and, as go-msgauth did, the real one), q=. It returns
 // the body hash the signature needs, if it may still pass.
-func prepare(f *dkimcore.Field, now time.Time) (*sigCheck, *dkimcore.BodyKey) {
-	c := &sigCheck{field: f}
-	tags, err := dkimcore.ParseTagList(f.Value())
+// c is a cleared check (reset), whose tag and name buffers are reused.
+func (c *sigCheck) prepare(f *dkimcore.Field, now time.Time) (dkimcore.BodyKey, bool) {
+	c.field = f
+	tags, err := dkimcore.ParseTagListInto(c.tagBuf[:0], f.Value())
 	if err != nil {
-		return c.decide(PermError, "malformed signature tags: "+err.Error(), fmt.Errorf("dkim: malformed signature tags: %w", err)), nil
+		clear(c.tagBuf[:cap(c.tagBuf)]) // what the parse wrote before it failed
+		c.decide(PermError, "malformed signature tags: "+err.Error(), fmt.Errorf("dkim: malformed signature tags: %w", err))
+		return dkimcore.BodyKey{}, false
 	}
-	c.tags = tags
+	c.tags, c.tagBuf = tags, tags
 	if v, _ := tags.Get("v"); v != "1" {
-		return c.perm("incompatible signature version"), nil
+		c.perm("incompatible signature version")
+		return dkimcore.BodyKey{}, false
 	}
 	for _, t := range requiredTags {
 		if _, ok := tags.Get(t); !ok {
-			return c.perm("signature missing required tag"), nil
+			c.perm("signature missing required tag")
+			return dkimcore.BodyKey{}, false
 		}
 	}
-	if !c.readIdentity() {
-		return c, nil
-	}
-	if !c.readTimes(now) {
-		return c, nil
+	if !c.readIdentity() || !c.readTimes(now) {
+		return dkimcore.BodyKey{}, false
 	}
 	if q, ok := tags.Get("q"); ok && !containsFold(dkimcore.SplitColonList(q), "dns/txt") {
-		return c.perm("unsupported public key query method"), nil
+		c.perm("unsupported public key query method")
+		return dkimcore.BodyKey{}, false
 	}
 	a, _ := tags.Get("a")
 	c.alg = dkimcore.StripFWS(a) // compared as written, as go-msgauth did
@@ -87,9 +94,17 @@ func prepare(f *dkimcore.Field, now time.Time) (*sigCheck, *dkimcore.BodyKey) {
 	c.relaxedHeader, relaxedBody, c.canonErr = dkimcore.ParseCanon(dkimcore.StripFWS(cv), present)
 	_, c.hasLength = tags.Get("l")
 	if c.canonErr != nil || c.hasLength || dkimcore.KeyTypeOf(c.alg) == "" {
-		return c, nil // refused after the key query, as go-msgauth did: no body hash
+		return dkimcore.BodyKey{}, false // refused after the key query, as go-msgauth did: no body hash
 	}
-	return c, &dkimcore.BodyKey{Relaxed: relaxedBody, Limit: -1}
+	return dkimcore.BodyKey{Relaxed: relaxedBody, Limit: -1}, true
+}
+
+// reset clears the check for another message, keeping its buffers: their
+// used part, the rest was cleared before.
+func (c *sigCheck) reset() {
+	clear(c.tagBuf)
+	clear(c.nameBuf)
+	*c = sigCheck{tagBuf: c.tagBuf[:0], nameBuf: c.nameBuf[:0]}
 }
 
 // readIdentity reads d=, s=, i= and h=: i= must be d= or a subdomain of
@@ -110,9 +125,10 @@ func (c *sigCheck) readIdentity() bool {
 	s, _ := c.tags.Get("s")
 	c.keyName = dkimcore.StripFWS(s) + "._domainkey." + c.domain
 	h, _ := c.tags.Get("h")
-	c.names = dkimcore.SplitColonList(h)
+	c.names = dkimcore.SplitColonListInto(c.nameBuf[:0], h)
+	c.nameBuf = c.names
 	for i, n := range c.names {
-		c.names[i] = ascii.Lower(n)
+		c.names[i] = dkimcore.LowerName(n)
 	}
 	if !containsFold(c.names, "from") {
 		c.perm("From field not signed")
@@ -165,11 +181,11 @@ func containsFold(list []string, s string) bool {
 // finish verifies the signature with its key: the key record and its
 // fit with a=, c=, l=, then the body hash, then the signature over the
 // selected header fields (RFC 6376 §6.1.2, §6.1.3).
-func (c *sigCheck) finish(keys *keyCache, fields []dkimcore.Field, idx *dkimcore.FieldIndex) {
+func (c *sigCheck) finish(sc *scratch, idx *dkimcore.FieldIndex) {
 	if c.decided {
 		return
 	}
-	key := c.key(keys)
+	key := c.key(&sc.keys)
 	if key == nil {
 		return
 	}
@@ -177,21 +193,26 @@ func (c *sigCheck) finish(keys *keyCache, fields []dkimcore.Field, idx *dkimcore
 	if !c.suits(key) {
 		return
 	}
-	bh, err := dkimcore.DecodeBase64(c.tagValue("bh"))
+	decoded, err := dkimcore.DecodeBase64To(sc.decoded[:0], c.tagValue("bh"))
 	if err != nil {
 		c.decide(PermError, "malformed body hash: "+err.Error(), fmt.Errorf("dkim: malformed body hash: %w", err))
 		return
 	}
-	b, err := dkimcore.DecodeBase64(c.tagValue("b"))
+	n := len(decoded)
+	decoded, err = dkimcore.DecodeBase64To(decoded, c.tagValue("b"))
 	if err != nil {
 		c.decide(PermError, "malformed signature: "+err.Error(), fmt.Errorf("dkim: malformed signature: %w", err))
 		return
 	}
+	if cap(decoded) <= maxPooledCanon {
+		sc.decoded = decoded[:0]
+	}
+	bh, b := decoded[:n], decoded[n:]
 	if !dkimcore.Equal(c.body.Finish(), bh) {
 		c.decide(Fail, "body hash did not verify", nil)
 		return
 	}
-	if !c.headerVerifies(key, fields, idx, b) {
+	if !c.headerVerifies(key, sc, idx, b) {
 		c.decide(Fail, "signature did not verify", nil)
 		return
 	}
@@ -210,7 +231,7 @@ func (c *sigCheck) tagValue(name string) string {
 // key returns the signature's key, or nil with the outcome decided: the
 // DNS answer must hold exactly one TXT record, a usable key.
 func (c *sigCheck) key(keys *keyCache) *dkimcore.PublicKey {
-	txts, err := keys.get(c.keyName)
+	recs, err := keys.get(c.keyName)
 	switch {
 	case err != nil && isTemporary(err):
 		c.decide(TempError, "key unavailable: "+dnsErrorText(err), fmt.Errorf("dkim: key unavailable: %w", err))
@@ -218,14 +239,14 @@ func (c *sigCheck) key(keys *keyCache) *dkimcore.PublicKey {
 	case err != nil:
 		c.decide(PermError, "no key for signature", fmt.Errorf("dkim: no key for signature: %w", err))
 		return nil
-	case len(txts) == 0:
+	case len(recs) == 0:
 		c.perm("no valid key found")
 		return nil
-	case len(txts) > 1:
+	case len(recs) > 1:
 		c.perm("multiple TXT records found for key")
 		return nil
 	}
-	key, err := dkimcore.ParseKeyRecordCached(txts[0])
+	key, err := dkimcore.ParseKeyRecordParts(recs[0].TXT)
 	if err != nil {
 		c.decide(PermError, keyReason(err), fmt.Errorf("dkim: %s: %w", keyReason(err), err))
 		return nil
@@ -299,16 +320,21 @@ func (c *sigCheck) suits(key *dkimcore.PublicKey) bool {
 
 // headerVerifies hashes the selected header fields and the signature
 // field without its b= value, and checks b= over the digest.
-func (c *sigCheck) headerVerifies(key *dkimcore.PublicKey, fields []dkimcore.Field, idx *dkimcore.FieldIndex, sig []byte) bool {
-	if *idx == nil && dkimcore.NeedsIndex(fields, c.names) {
-		*idx = dkimcore.IndexFields(fields)
+func (c *sigCheck) headerVerifies(key *dkimcore.PublicKey, sc *scratch, idx *dkimcore.FieldIndex, sig []byte) bool {
+	if *idx == nil && dkimcore.NeedsIndex(sc.fields, c.names) {
+		*idx = dkimcore.IndexFields(sc.fields)
 	}
-	h := sha256.New()
-	var stack [1024]byte
-	buf := dkimcore.HashSelected(h, stack[:0], fields, *idx, c.names, c.relaxedHeader, c.field)
+	h := sc.hash
+	h.Reset()
+	buf := dkimcore.HashSelected(h, sc.canon[:0], sc.fields, *idx, c.names, c.relaxedHeader, c.field)
 	bt := c.tags.Find("b")
 	buf = dkimcore.CanonSigHeader(buf[:0], c.field, bt.Start, bt.End, c.relaxedHeader)
 	h.Write(buf)
-	var sum [sha256.Size]byte
-	return dkimcore.VerifySignature(key, h.Sum(sum[:0]), sig)
+	if cap(buf) <= maxPooledCanon {
+		sc.canon = buf[:0]
+	}
+	return dkimcore.VerifySignature(key, h.Sum(sc.sum[:0]), sig)
 }
+
+// maxPooledCanon bounds the canonical field buffer kept in the pool.
+const maxPooledCanon = 64 << 10

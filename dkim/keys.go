@@ -14,50 +14,88 @@ import (
 // keyCache runs each key query once per message and keeps the answer.
 // The TXT answer itself is cached by the resolver; the key it holds is
 // parsed once per record text by the core (dkimcore.ParseKeyRecordCached).
+// A keyCache is part of a Stream's pooled scratch state (reset per
+// message).
 type keyCache struct {
 	// ctx bounds the queries; End may replace it while no prefetch
 	// worker runs (see Stream.EndContext).
 	ctx     context.Context
 	dns     resolver.Querier // nil: every key is temporarily unavailable
 	mu      sync.Mutex
-	entries map[string]*keyEntry
+	entries []keyEntry
+	index   map[string]int // entries by lower-case name, once there are many
 }
 
 type keyEntry struct {
-	done chan struct{} // closed when the answer is in
-	txts []string
-	err  error // a *net.DNSError, as resolver.TXTLookup gives it
+	name string            // lower case
+	recs []resolver.Record // TXT records, read-only (the resolver's)
+	err  error             // a *net.DNSError, as resolver.LookupTXTRecords gives it
 }
 
-func newKeyCache(ctx context.Context, dns resolver.Querier) *keyCache {
-	return &keyCache{ctx: ctx, dns: dns, entries: map[string]*keyEntry{}}
+// indexedKeys is the entry count past which a map finds them.
+const indexedKeys = 16
+
+// reset empties the cache for a message whose queries run under ctx.
+func (k *keyCache) reset(ctx context.Context, dns resolver.Querier) {
+	clear(k.entries)
+	k.entries = k.entries[:0]
+	k.index = nil
+	k.ctx, k.dns = ctx, dns
 }
 
 // lookup queries the TXT records at name.
-func (k *keyCache) lookup(name string) ([]string, error) {
+func (k *keyCache) lookup(name string) ([]resolver.Record, error) {
 	if k.dns == nil {
 		return noResolver(name)
 	}
-	return resolver.TXTLookup(k.ctx, k.dns)(name)
+	return resolver.LookupTXTRecords(k.ctx, k.dns, name)
 }
 
-// get returns the TXT records at name. Concurrent calls for one name
-// share one query.
-func (k *keyCache) get(name string) ([]string, error) {
+// find returns the entry of a lower-case name, or -1.
+func (k *keyCache) find(key string) int {
+	if k.index != nil {
+		if i, ok := k.index[key]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range k.entries {
+		if k.entries[i].name == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// get returns the TXT records at name, querying them unless an earlier
+// call for the name (whatever its case) did. The calls that run at the
+// same time (fetch) are for distinct names.
+func (k *keyCache) get(name string) ([]resolver.Record, error) {
 	key := ascii.Lower(name)
 	k.mu.Lock()
-	e := k.entries[key]
-	if e != nil {
+	if i := k.find(key); i >= 0 {
+		e := k.entries[i]
 		k.mu.Unlock()
-		<-e.done
-		return e.txts, e.err
+		return e.recs, e.err
 	}
-	e = &keyEntry{done: make(chan struct{})}
-	k.entries[key] = e
 	k.mu.Unlock()
-	e.txts, e.err = k.lookup(name)
-	close(e.done)
-	return e.txts, e.err
+	recs, err := k.lookup(name)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if i := k.find(key); i >= 0 { // a query for the same name in another case
+		return k.entries[i].recs, k.entries[i].err
+	}
+	k.entries = append(k.entries, keyEntry{name: key, recs: recs, err: err})
+	if len(k.entries) > indexedKeys {
+		if k.index == nil {
+			k.index = make(map[string]int, 2*indexedKeys)
+			for i := range k.entries[:len(k.entries)-1] {
+				k.index[k.entries[i].name] = i
+			}
+		}
+		k.index[key] = len(k.entries) - 1
+	}
+	return recs, err
 }
 
 // fetch queries the names, in parallel when there are several, and
@@ -117,6 +155,6 @@ func isTemporary(err error) bool {
 
 // noResolver is the key lookup of a Verifier without DNS: every key is
 // temporarily unavailable.
-func noResolver(name string) ([]string, error) {
+func noResolver(name string) ([]resolver.Record, error) {
 	return nil, &net.DNSError{Err: "no DNS resolver configured", Name: name, IsTemporary: true}
 }

@@ -66,7 +66,7 @@ func (r Result) Passed() bool { return r.Status == Pass }
 // header.b=…, with the reason as a comment when it did not pass. Empty
 // tag values are left out.
 func (r Result) AuthResult() authres.Result {
-	ar := authres.Result{Method: "dkim", Result: string(r.Status)}
+	ar := authres.Result{Method: "dkim", Result: string(r.Status), Props: make([]authres.Prop, 0, 5)}
 	if r.Status != Pass {
 		ar.Comment = r.Reason
 	}

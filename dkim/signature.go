@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/mailsidecar/sidecar/internal/dkimcore"
 )
 
 // headerFieldName is the name of the signature header field (RFC 6376 §3.5).
@@ -91,12 +89,6 @@ type signature struct {
 	selector   string // s=
 	algorithm  string // a=
 	bprefix    string // first 8 of b=
-	hasLength  bool   // l= present
-	hasExpiry  bool
-	expiry     time.Time // x=
-	hasTime    bool
-	timestamp  time.Time // t=
-	err        error     // the tag list or a tag could not be read
 }
 
 // errTagList is a malformed tag=value list (RFC 6376 §3.2).
@@ -129,7 +121,7 @@ func parseTagList(s string) (map[string]string, error) {
 
 // stripFWS removes all white space (folding included) from a tag value.
 func stripFWS(s string) string {
-	if strings.IndexAny(s, " \t\r\n") < 0 {
+	if !hasFWS(s) {
 		return s
 	}
 	return strings.Map(func(r rune) rune {
@@ -140,30 +132,52 @@ func stripFWS(s string) string {
 	}, s)
 }
 
-// parseSignature reads the tags a Result reports and the ones this
-// package checks itself (x=, t=, l=) from a DKIM-Signature value.
-func parseSignature(value string) signature {
-	tags, err := parseTagList(value)
-	get := func(name string) (string, bool) {
-		v, ok := tags[name]
-		return v, ok
+// hasFWS reports whether s has white space.
+func hasFWS(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			return true
+		}
 	}
-	sig := readSignature(get)
-	if err != nil {
-		sig.err = err
-		return sig
-	}
-	sig.readTimes(get)
-	return sig
+	return false
 }
 
-// signatureOf is parseSignature for a value whose strict parse (RFC 6376
-// §3.2) succeeded: a valid list is read alike by both parsers (same tags,
-// values trimmed of the same white space), so the tag map need not be
-// built again.
-func signatureOf(tags dkimcore.TagList) signature {
-	sig := readSignature(tags.Get)
-	sig.readTimes(tags.Get)
+// parseSignature reads the tags a Result reports from a DKIM-Signature
+// value; from a malformed tag list, those read before the fault.
+func parseSignature(value string) signature {
+	tags, _ := parseTagList(value)
+	return readSignature(func(name string) (string, bool) {
+		v, ok := tags[name]
+		return v, ok
+	})
+}
+
+// signature is parseSignature for the value of a check whose strict parse
+// (RFC 6376 §3.2) succeeded: a valid list is read alike by both parsers
+// (same tags, values trimmed of the same white space), so the tag map
+// need not be built again, and what the check read already (d=, i=) is
+// not read twice.
+func (c *sigCheck) signature() signature {
+	if c.identifier == "" { // the check stopped before reading d= and i=
+		return readSignature(c.tags.Get)
+	}
+	var sig signature
+	sig.domain = strings.ToLower(c.domain) // c.domain is d= lowered in ASCII
+	sv, _ := c.tags.Get("s")
+	sig.selector = stripFWS(sv)
+	a, _ := c.tags.Get("a")
+	sig.algorithm = strings.ToLower(stripFWS(a))
+	switch _, hasI := c.tags.Get("i"); {
+	case hasI:
+		sig.identifier = c.identifier // i= without its FWS
+	case sig.domain == "":
+	case sig.domain == c.domain:
+		sig.identifier = c.identifier // "@" + d=
+	default:
+		sig.identifier = "@" + sig.domain
+	}
+	b, _ := c.tags.Get("b")
+	sig.bprefix = firstNonFWS(b, 8)
 	return sig
 }
 
@@ -183,37 +197,15 @@ func readSignature(get func(name string) (string, bool)) signature {
 	}
 	b, _ := get("b")
 	sig.bprefix = firstNonFWS(b, 8)
-	_, sig.hasLength = get("l")
 	return sig
-}
-
-// readTimes reads x= and t= through get.
-func (sig *signature) readTimes(get func(name string) (string, bool)) {
-	if v, ok := get("x"); ok {
-		t, err := parseUnixTime(v)
-		if err != nil {
-			sig.err = fmt.Errorf("malformed x= (expiration): %w", err)
-			return
-		}
-		sig.hasExpiry, sig.expiry = true, t
-	}
-	if v, ok := get("t"); ok {
-		t, err := parseUnixTime(v)
-		if err != nil {
-			sig.err = fmt.Errorf("malformed t= (timestamp): %w", err)
-			return
-		}
-		sig.hasTime, sig.timestamp = true, t
-	}
-	if sig.hasExpiry && sig.hasTime && !sig.expiry.After(sig.timestamp) {
-		// RFC 6376 §3.5: x= MUST be greater than t=.
-		sig.err = errors.New("x= (expiration) is not after t= (timestamp)")
-	}
 }
 
 // firstNonFWS returns the first n characters of s that are not white
 // space.
 func firstNonFWS(s string, n int) string {
+	if len(s) >= n && !hasFWS(s[:n]) {
+		return s[:n]
+	}
 	out := make([]byte, 0, n)
 	for i := 0; i < len(s) && len(out) < n; i++ {
 		if c := s[i]; c != ' ' && c != '\t' && c != '\r' && c != '\n' {

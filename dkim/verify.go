@@ -3,9 +3,12 @@ package dkim
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"hash"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -107,22 +110,89 @@ func (v *Verifier) Verify(ctx context.Context, msg io.Reader) ([]Result, error) 
 // runs and the body is discarded as it comes. A Stream is not safe for
 // concurrent use.
 type Stream struct {
-	v    *Verifier
+	v    Verifier
 	ctx  context.Context
 	st   streamState
-	hdr  []byte // header bytes until the header ends
+	hdr  []byte // header bytes until the header ends (sc.hdr's memory)
 	scan int    // hdr has no header end before this offset
-	sigs []signature
+	// marked: every byte of hdr was written by WriteField, each field
+	// marked in sc.marks, all of them such that SplitHeader would find
+	// them as they were written (see markable).
+	marked bool
+	sigs   []signature
 
-	fields  []dkimcore.Field // the header, from its end to End
-	checks  []*sigCheck      // the first MaxSignatures signatures
+	sc      *scratch // from the header's end to End
 	bodies  dkimcore.BodyHashes
 	bodyLen int64
-	keys    *keyCache
-	pw      *prefetch // the prefetch worker: key queries started by a long body
+	pw      *prefetch          // the prefetch worker: key queries started by a long body
+	cancel  context.CancelFunc // cancels the prefetch worker's queries
 
 	results []Result
 	err     error
+}
+
+// scratch is what a Stream needs until End: the header block and its
+// fields, the checks of the first MaxSignatures signatures and the key
+// answers. Nothing in it outlives End (the Results hold copies of the
+// strings they take from the header: buildResults), so it is pooled
+// between messages.
+type scratch struct {
+	hdr     []byte      // the header block, the memory of Stream.hdr
+	marks   []fieldMark // where WriteField put each field in hdr
+	fields  []dkimcore.Field
+	checks  []sigCheck
+	keys    keyCache
+	hash    hash.Hash // the header hash of one signature at a time
+	canon   []byte    // one canonical header field at a time
+	decoded []byte    // b= and bh= decoded
+	names   []string  // the key names to query
+	sigs    []signature
+	sum     [sha256.Size]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{hash: sha256.New()} }}
+
+// maxPooledFields and maxPooledHeader bound what is kept in the pool: a
+// hostile header's memory is left to the collector.
+const (
+	maxPooledFields = 1024
+	maxPooledHeader = 64 << 10
+)
+
+// fieldMark is where WriteField put a field in the header block:
+// hdr[start:end] is the field with its CRLF, its name ends at colon.
+type fieldMark struct{ start, colon, end int }
+
+// release empties sc, dropping its references to the message, and gives
+// it back to the pool.
+func (sc *scratch) release() {
+	if cap(sc.fields) > maxPooledFields || cap(sc.checks) > DefaultMaxSignatures ||
+		cap(sc.hdr) > maxPooledHeader || cap(sc.marks) > maxPooledFields {
+		return
+	}
+	sc.hdr, sc.marks = sc.hdr[:0], sc.marks[:0]
+	clear(sc.fields) // the used part: the rest was cleared before
+	sc.fields = sc.fields[:0]
+	for i := range sc.checks {
+		sc.checks[i].reset()
+	}
+	sc.checks = sc.checks[:0]
+	sc.keys.reset(nil, nil)
+	clear(sc.names[:cap(sc.names)])
+	clear(sc.sigs)
+	sc.sigs = sc.sigs[:0]
+	scratchPool.Put(sc)
+}
+
+// newCheck returns a cleared check at the end of sc.checks, reusing the
+// buffers of a check of an earlier message.
+func (sc *scratch) newCheck() *sigCheck {
+	if n := len(sc.checks); n < cap(sc.checks) {
+		sc.checks = sc.checks[:n+1]
+	} else {
+		sc.checks = append(sc.checks, sigCheck{})
+	}
+	return &sc.checks[len(sc.checks)-1]
 }
 
 type streamState int
@@ -136,7 +206,47 @@ const (
 // NewStream starts verifying one message. DNS queries run under ctx,
 // which must stay valid until End.
 func (v *Verifier) NewStream(ctx context.Context) *Stream {
-	return &Stream{v: v, ctx: ctx}
+	return &Stream{v: *v, ctx: ctx, marked: true}
+}
+
+// scratch returns the stream's pooled state, taking it from the pool on
+// first use (with the header buffer it holds).
+func (s *Stream) scratch() *scratch {
+	if s.sc == nil {
+		s.sc = scratchPool.Get().(*scratch)
+		s.hdr = s.sc.hdr[:0]
+	}
+	return s.sc
+}
+
+// markable reports whether SplitHeader finds the field name:value as
+// WriteField writes it: a name without white space, colon or line break,
+// and a value whose every line break is a CRLF followed by white space
+// (a fold). Other fields are split by SplitHeader itself.
+func markable(name, value string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch name[i] {
+		case ' ', '\t', '\r', '\n', ':':
+			return false
+		}
+	}
+	lfs := 0
+	for i := strings.IndexByte(value, '\n'); i >= 0; {
+		if i == 0 || value[i-1] != '\r' || i+1 == len(value) || value[i+1] != ' ' && value[i+1] != '\t' {
+			return false
+		}
+		lfs++
+		j := strings.IndexByte(value[i+1:], '\n')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	// Each LF has its CR: as many CR as LF means no other CR.
+	return strings.Count(value, "\r") == lfs
 }
 
 // Write takes the next bytes of the message: raw header bytes until the
@@ -168,11 +278,16 @@ func (s *Stream) WriteField(name, value string) error {
 	if s.err != nil {
 		return nil
 	}
+	sc := s.scratch()
+	start := len(s.hdr)
 	s.hdr = append(s.hdr, name...)
 	s.hdr = append(s.hdr, ':')
 	s.hdr = append(s.hdr, value...)
 	s.hdr = append(s.hdr, '\r', '\n')
 	s.scan = len(s.hdr)
+	if s.marked = s.marked && markable(name, value); s.marked {
+		sc.marks = append(sc.marks, fieldMark{start, start + len(name), len(s.hdr)})
+	}
 	if len(s.hdr) > MaxHeaderBytes {
 		s.failHeader()
 	}
@@ -185,6 +300,7 @@ func (s *Stream) WriteField(name, value string) error {
 // header 2). It is only a hint: n is capped at MaxHeaderBytes.
 func (s *Stream) GrowHeader(n int) {
 	if s.st == stHeader && s.err == nil && n > 0 {
+		s.scratch()
 		s.hdr = slices.Grow(s.hdr, min(n, MaxHeaderBytes+2))
 	}
 }
@@ -220,6 +336,8 @@ func (s *Stream) failHeader() {
 // only the header part in s.hdr and passes the rest on as body, so a
 // message written in one piece is not copied whole into the buffer.
 func (s *Stream) writeHeader(p []byte) {
+	s.scratch()
+	s.marked = false
 	n := len(s.hdr)
 	at := func(k int) int { // byte k of s.hdr followed by p; -1 past the end
 		switch {
@@ -307,38 +425,57 @@ func (s *Stream) writeHeader(p []byte) {
 // up.
 func (s *Stream) endHeader(end, _ int) {
 	s.st = stBody
+	sc := s.scratch()
 	// The fields share the header's bytes, not a copy: the stream drops
-	// s.hdr here and never writes those bytes again.
+	// s.hdr here and never writes those bytes again until End or Abort
+	// give them back to the pool.
 	hdr := s.hdr[:end]
-	s.fields = dkimcore.SplitHeaderString(unsafe.String(unsafe.SliceData(hdr), len(hdr)), dkimcore.Lenient)
+	sc.hdr = s.hdr
+	s.sigs = sc.sigs[:0] // given back with sc
+	text := unsafe.String(unsafe.SliceData(hdr), len(hdr))
+	if s.marked && len(sc.marks) > 0 && sc.marks[len(sc.marks)-1].end == end {
+		sc.fields = fieldsOf(sc.fields[:0], text, sc.marks)
+	} else {
+		sc.fields = dkimcore.SplitHeaderInto(sc.fields, text, dkimcore.Lenient)
+	}
 	s.hdr = nil
 	now := s.v.now()
 	limit := s.v.maxSignatures()
-	for i := range s.fields {
-		f := &s.fields[i]
+	for i := range sc.fields {
+		f := &sc.fields[i]
 		if f.LName != "dkim-signature" {
 			continue
 		}
-		if len(s.checks) >= limit {
+		if len(sc.checks) >= limit {
 			s.sigs = append(s.sigs, parseSignature(f.Value()))
 			continue
 		}
-		c, bk := prepare(f, now)
-		if bk != nil {
-			c.body = s.bodies.Add(*bk)
+		c := sc.newCheck()
+		if bk, ok := c.prepare(f, now); ok {
+			c.body = s.bodies.Add(bk)
 		}
-		s.checks = append(s.checks, c)
 		if c.tags != nil {
-			s.sigs = append(s.sigs, signatureOf(c.tags))
+			s.sigs = append(s.sigs, c.signature())
 		} else {
 			s.sigs = append(s.sigs, parseSignature(f.Value()))
 		}
 	}
 	if len(s.sigs) == 0 {
-		s.fields = nil
+		s.sigs, s.sc = nil, nil
+		sc.release()
 		return
 	}
-	s.keys = newKeyCache(s.ctx, s.v.DNS)
+	sc.keys.reset(s.ctx, s.v.DNS)
+}
+
+// fieldsOf appends the fields WriteField marked in the header text: what
+// SplitHeader would find there (markable).
+func fieldsOf(fields []dkimcore.Field, text string, marks []fieldMark) []dkimcore.Field {
+	for _, m := range marks {
+		name := text[m.start:m.colon]
+		fields = append(fields, dkimcore.Field{Name: name, LName: dkimcore.LowerName(name), Raw: text[m.start:m.end], Colon: m.colon - m.start})
+	}
+	return fields
 }
 
 // writeBody hashes body bytes, and starts the key queries once the body
@@ -350,14 +487,30 @@ func (s *Stream) writeBody(p []byte) {
 	s.bodies.Write(p)
 	s.bodyLen += int64(len(p))
 	if s.pw == nil && s.bodyLen > BodyBuffer {
-		s.pw = startPrefetch(s.keys, s.keyNames())
+		// The worker's queries run under a context of their own, which
+		// Cancel cancels.
+		s.sc.keys.ctx, s.cancel = context.WithCancel(s.ctx)
+		s.pw = startPrefetch(&s.sc.keys, s.keyNames())
 	}
 }
 
-// keyNames returns the distinct keys the signatures still need.
+// Cancel cancels the key queries a long body started in a goroutine (see
+// Stream): End then finishes with those keys unavailable (temperror).
+// It may be called from another goroutine, and more than once; it does
+// nothing when no query was started that way.
+func (s *Stream) Cancel() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+}
+
+// keyNames returns the distinct keys the signatures still need, in the
+// scratch state's buffer.
 func (s *Stream) keyNames() []string {
-	var names []string
-	for _, c := range s.checks {
+	names := s.sc.names[:0]
+	defer func() { s.sc.names = names[:0] }()
+	for i := range s.sc.checks {
+		c := &s.sc.checks[i]
 		if c.decided {
 			continue
 		}
@@ -402,23 +555,27 @@ func (s *Stream) EndContext(ctx context.Context) error {
 		}
 	}
 	s.st = stEnded
-	if s.keys != nil && s.err == nil {
+	sc := s.sc
+	if sc != nil && s.err == nil {
 		s.bodies.Finish()
 		if s.pw != nil {
 			s.pw.wait()
 		} else if names := s.keyNames(); len(names) > 0 {
 			if ctx != nil && s.ctx.Err() == nil {
-				s.keys.ctx = ctx // no worker reads it: End runs the queries
+				sc.keys.ctx = ctx // no worker reads it: End runs the queries
 			}
-			s.keys.fetch(names)
+			sc.keys.fetch(names)
 		}
 		var idx dkimcore.FieldIndex
-		for _, c := range s.checks {
-			c.finish(s.keys, s.fields, &idx)
+		for i := range sc.checks {
+			sc.checks[i].finish(sc, &idx)
 		}
 	}
 	s.results = s.buildResults()
-	s.fields, s.checks = nil, nil
+	if sc != nil {
+		sc.sigs, s.sigs, s.sc = s.sigs, nil, nil
+		sc.release() // no worker runs: it was waited for
+	}
 	s.bodies.Release()
 	return s.err
 }
@@ -456,7 +613,14 @@ func (s *Stream) Abort() {
 		return
 	}
 	s.st = stEnded
-	s.hdr, s.fields, s.checks = nil, nil, nil
+	s.hdr = nil
+	if sc := s.sc; sc != nil {
+		s.sc = nil
+		if s.pw == nil { // a running worker still writes to sc.keys
+			sc.sigs, s.sigs = s.sigs, nil
+			sc.release()
+		}
+	}
 	s.bodies.Release()
 }
 
@@ -466,24 +630,40 @@ func (s *Stream) buildResults() []Result {
 		return nil
 	}
 	out := make([]Result, len(s.sigs))
-	for i, sig := range s.sigs {
-		r := Result{
-			Domain: sig.domain, Identifier: sig.identifier, Selector: sig.selector,
-			Algorithm: sig.algorithm, BPrefix: sig.bprefix,
+	// The tags are copied out of the header, whose memory goes back to
+	// the pool: into one string for all of them.
+	n := 0
+	for _, sig := range s.sigs {
+		n += len(sig.domain) + len(sig.identifier) + len(sig.selector) + len(sig.algorithm) + len(sig.bprefix)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, sig := range s.sigs {
+		for _, t := range [...]string{sig.domain, sig.identifier, sig.selector, sig.algorithm, sig.bprefix} {
+			b.WriteString(t)
 		}
+	}
+	tags := b.String()
+	take := func(t string) string {
+		t, tags = tags[:len(t)], tags[len(t):]
+		return t
+	}
+	for i, sig := range s.sigs {
+		r := &out[i] // filled in place: a Result is large
+		r.Domain, r.Identifier, r.Selector = take(sig.domain), take(sig.identifier), take(sig.selector)
+		r.Algorithm, r.BPrefix = take(sig.algorithm), take(sig.bprefix)
 		switch {
 		case i >= s.v.maxSignatures():
 			r.Status, r.Reason = Policy, reasonTooMany
-		case s.err != nil || i >= len(s.checks):
+		case s.err != nil || s.sc == nil || i >= len(s.sc.checks):
 			r.Status, r.Reason, r.Err = TempError, "header too large to verify", s.err
 		default:
-			c := s.checks[i]
+			c := &s.sc.checks[i]
 			r.Status, r.Testing = c.status, c.testing
 			if c.status != Pass {
 				r.Reason, r.Err = c.reason, c.err
 			}
 		}
-		out[i] = r
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	msgdkim "github.com/emersion/go-msgauth/dkim"
 
+	"github.com/mailsidecar/sidecar/internal/dkimcore"
 	"github.com/mailsidecar/sidecar/internal/testkit/dnstest"
 	"github.com/mailsidecar/sidecar/resolver"
 )
@@ -678,5 +679,102 @@ func TestSignatureValuesMatchesSplitFields(t *testing.T) {
 		if strings.Join(got, "|") != strings.Join(want, "|") || len(got) != len(want) {
 			t.Errorf("%q: got %q, want %q", hdr, got, want)
 		}
+	}
+}
+
+// A check's signature reads the same tags as the generic reader, reusing
+// what the check read: with and without i=, in any case, with FWS, with
+// a d= outside ASCII, and for checks that stop before reading d=.
+func TestCheckSignatureIsReadSignature(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	for _, v := range []string{
+		" v=1; a=rsa-sha256; d=Example.COM; s=sel; h=From; bh=AAAA; b=abc\r\n\tdefghij",
+		" v=1; a=RSA-SHA256; d=example.com; i=user@Sub.Example.com; s=sel; h=from; bh=AAAA; b=AB CD EF GH IJ",
+		" v=1; a=rsa-sha256; d=ex\u00c4mple.com; s=s; h=From; bh=A; b=B",
+		" v=1; a=rsa-sha256; d=; s=s; h=From; bh=A; b=B",
+		" v=1; a=rsa-sha256; d=example.com; i=x@other.org; s=s; h=From; bh=A; b=B",
+		" v=2; a=rsa-sha256; d=example.com; s=s; h=From; bh=A; b=B",
+		" v=1; a=rsa-sha256; d=example.com; s=s; h=To; bh=A; b=B",
+	} {
+		f, err := dkimcore.NewField([]byte("DKIM-Signature:" + v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c sigCheck
+		c.prepare(&f, now)
+		if c.tags == nil {
+			t.Fatalf("%q: tags did not parse", v)
+		}
+		if got, want := c.signature(), readSignature(c.tags.Get); got != want {
+			t.Errorf("%q:\n got %+v\nwant %+v", v, got, want)
+		}
+	}
+}
+
+// The fields WriteField marks are those SplitHeader finds in the same
+// text; the fields it cannot vouch for are split by SplitHeader.
+func TestMarkedFieldsAreSplitFields(t *testing.T) {
+	fields := [][2]string{
+		{"From", " a@example.com"}, {"Subject", " folded\r\n\tline"}, {"X-Empty", ""},
+		{"DKIM-Signature", " v=1; a=rsa-sha256;\r\n b=abc"}, {"Name ", " trailing space in name"},
+		{"To", " bare\nLF"}, {"X", " CR\ronly"}, {" Lead", " space"}, {"X-Fold-End", " x\r\n"},
+		{"Odd:Name", " colon"}, {"X-Unfolded", " a\r\nB: b"}, {"x-lower", "v"},
+	}
+	for mask := 0; mask < 1<<len(fields); mask += 7 {
+		s := (&Verifier{}).NewStream(context.Background())
+		var hdr strings.Builder
+		for i, f := range fields {
+			if mask&(1<<i) != 0 {
+				s.WriteField(f[0], f[1])
+				hdr.WriteString(f[0] + ":" + f[1] + "\r\n")
+			}
+		}
+		if !s.marked || hdr.Len() == 0 {
+			continue
+		}
+		got := fieldsOf(nil, hdr.String(), s.sc.marks)
+		want := dkimcore.SplitHeaderString(hdr.String(), dkimcore.Lenient)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("mask %b:\nmarked %+v\n split %+v", mask, got, want)
+		}
+	}
+	for _, f := range fields[4:11] {
+		if markable(f[0], f[1]) {
+			t.Errorf("%q: %q marked", f[0], f[1])
+		}
+	}
+}
+
+// The Results of a message keep their tags when the stream's pooled
+// header memory serves the next message.
+func TestResultsOutliveThePooledHeader(t *testing.T) {
+	rk, _ := testKeys(t)
+	z := dnstest.NewZone()
+	for _, name := range []string{"sel._domainkey.example.com", "other._domainkey.example.org"} {
+		addTXT(z, name, keyRecord(t, rk, ""))
+	}
+	verify := func(domain, selector string) []Result {
+		v := &Verifier{DNS: z}
+		signed := sign(t, message, &msgdkim.SignOptions{Domain: domain, Selector: selector, Signer: rk})
+		head, body, _ := strings.Cut(signed, "\r\n\r\n")
+		s := v.NewStream(context.Background())
+		for _, f := range splitFields(head) {
+			s.WriteField(f.name, f.value)
+		}
+		s.EndHeader()
+		s.Write([]byte(body))
+		res, err := s.Close()
+		if err != nil || len(res) != 1 || res[0].Status != Pass {
+			t.Fatalf("%s: %+v, %v", domain, res, err)
+		}
+		return res
+	}
+	first := verify("example.com", "sel")
+	want := fmt.Sprint(first)
+	for range 20 {
+		verify("example.org", "other")
+	}
+	if got := fmt.Sprint(first); got != want || first[0].Domain != "example.com" || first[0].Selector != "sel" {
+		t.Errorf("first results changed:\n%s\nwas\n%s", got, want)
 	}
 }

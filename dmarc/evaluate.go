@@ -160,7 +160,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, in Input) Outcome {
 	if e.DNS == nil {
 		return o.tempError(errNoResolver)
 	}
-	w := &walker{ctx: ctx, dns: e.DNS, memo: map[string]*lookup{}}
+	w := &walker{ctx: ctx, dns: e.DNS}
 
 	// Policy discovery.
 	d, err := e.discover(w, from)
@@ -491,9 +491,34 @@ const maxWalk = 8
 
 // walker makes the DNS queries of one evaluation, each at most once.
 type walker struct {
-	ctx  context.Context
-	dns  resolver.Querier
-	memo map[string]*lookup
+	ctx context.Context
+	dns resolver.Querier
+	// The TXT queries made: a few, the walks are short; the first in
+	// room (no pointer into the walker, which can then stay on the
+	// stack), any others in more.
+	n    int
+	room [4]memoEntry
+	more []memoEntry
+}
+
+type memoEntry struct {
+	domain string
+	l      lookup
+}
+
+// memoized returns the lookup already made for domain, or nil.
+func (w *walker) memoized(domain string) *lookup {
+	for i := range w.n {
+		if w.room[i].domain == domain {
+			return &w.room[i].l
+		}
+	}
+	for i := range w.more {
+		if w.more[i].domain == domain {
+			return &w.more[i].l
+		}
+	}
+	return nil
 }
 
 // lookup is the outcome of a TXT query at _dmarc.<domain>.
@@ -513,39 +538,53 @@ type foundRecord struct {
 // lookup queries _dmarc.<domain> for TXT records and keeps those that
 // start with v=DMARC1 (RFC 9989 §4.10 step 2).
 func (w *walker) lookup(domain string) (*lookup, error) {
-	if l, ok := w.memo[domain]; ok {
+	if l := w.memoized(domain); l != nil {
 		return l, l.err
 	}
-	l := &lookup{}
-	w.memo[domain] = l
+	l := w.remember(domain, w.query(domain))
+	return l, l.err
+}
+
+// remember keeps the lookup of domain and returns where it is kept.
+func (w *walker) remember(domain string, l lookup) *lookup {
+	if w.n < len(w.room) {
+		w.room[w.n] = memoEntry{domain, l}
+		w.n++
+		return &w.room[w.n-1].l
+	}
+	w.more = append(w.more, memoEntry{domain, l})
+	return &w.more[len(w.more)-1].l
+}
+
+// query makes the lookup of domain: the TXT records at _dmarc.<domain>
+// that start with v=DMARC1 and parse.
+func (w *walker) query(domain string) lookup {
+	var l lookup
 	name := "_dmarc." + domain
 	ans, err := w.dns.Query(w.ctx, name, resolver.TypeTXT)
 	switch {
 	case errors.Is(err, resolver.ErrBadName):
-		return l, nil
+		return l
 	case err != nil:
 		l.err = fmt.Errorf("DMARC record lookup at %s: %w", name, err)
-		return l, l.err
+		return l
 	}
 	l.exists = ans.Rcode == resolver.RcodeSuccess
-	var recs []*Record
+	n := 0
 	for _, rr := range ans.Records {
 		txt := strings.Join(rr.TXT, "")
 		if !isDMARC(txt) {
 			continue
 		}
 		if rec, err := parseRecordCached(txt); err == nil {
-			recs = append(recs, rec)
+			n++
+			l.record = rec
 		}
 	}
-	switch len(recs) {
-	case 0:
-	case 1:
-		l.record = recs[0]
-	default:
-		l.multiple = true
+	if n > 1 { // several records count as none
+		l.record, l.multiple = nil, true
 	}
-	return l, nil
+	return l
 }
 
 // walk is the DNS Tree Walk of RFC 9989 §4.10 from start: it returns the
@@ -581,7 +620,7 @@ func (w *walker) walk(start string) ([]foundRecord, error) {
 // NOERROR answer for _dmarc.<domain> already proves it; otherwise an A
 // query answered NXDOMAIN says it does not.
 func (w *walker) exists(domain string) (bool, error) {
-	if l, ok := w.memo[domain]; ok && l.err == nil && l.exists {
+	if l := w.memoized(domain); l != nil && l.err == nil && l.exists {
 		return true, nil
 	}
 	ans, err := w.dns.Query(w.ctx, domain, resolver.TypeA)

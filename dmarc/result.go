@@ -2,6 +2,7 @@ package dmarc
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/mailsidecar/sidecar/authres"
@@ -81,13 +82,37 @@ func (o Outcome) AuthResult() (ar authres.Result, ok bool) {
 		if action == "" {
 			action = PolicyNone
 		}
-		ar.Comment = "p=" + string(o.Policy) + " dis=" + string(action)
+		ar.Comment = policyComment(o.Policy, action)
 	}
-	ar.Props = []authres.Prop{authres.P("header", "from", o.FromDomain)}
+	ar.Props = make([]authres.Prop, 1, 2)
+	ar.Props[0] = authres.P("header", "from", o.FromDomain)
 	if o.Result == Fail {
 		ar.Props = append(ar.Props, authres.P("policy", "dmarc", string(o.Disposition)))
 	}
 	return ar, true
+}
+
+// policies are the published policies and dispositions, and
+// policyComments their "p=… dis=…" comments, written once.
+var (
+	policies       = [...]Policy{PolicyNone, PolicyQuarantine, PolicyReject}
+	policyComments = func() (c [len(policies)][len(policies)]string) {
+		for i, p := range policies {
+			for j, d := range policies {
+				c[i][j] = "p=" + string(p) + " dis=" + string(d)
+			}
+		}
+		return c
+	}()
+)
+
+// policyComment is the comment "p=… dis=…" of a pass or fail.
+func policyComment(p, action Policy) string {
+	i, j := slices.Index(policies[:], p), slices.Index(policies[:], action)
+	if i < 0 || j < 0 {
+		return "p=" + string(p) + " dis=" + string(action)
+	}
+	return policyComments[i][j]
 }
 
 // fromReason is the short reason for a nofrom outcome.
@@ -108,5 +133,5 @@ func (o Outcome) ARHeader(authservID string) string {
 	if !ok {
 		return ""
 	}
-	return authres.HeaderName + ": " + authres.Line(authservID, []authres.Result{ar})
+	return authres.Field(authservID, []authres.Result{ar})
 }

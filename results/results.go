@@ -2,6 +2,7 @@ package results
 
 import (
 	"github.com/mailsidecar/sidecar/arc"
+	"github.com/mailsidecar/sidecar/authres"
 	"github.com/mailsidecar/sidecar/dkim"
 	"github.com/mailsidecar/sidecar/dmarc"
 	"github.com/mailsidecar/sidecar/dsninfo"
@@ -39,11 +40,9 @@ type From struct {
 
 // DKIM is the verification of every DKIM-Signature of the message.
 type DKIM struct {
-	// Stream verifies the signatures as the body passes; nil once
-	// finished, and for an unsigned message.
-	Stream *dkim.Stream
-	// Cancel cancels the verification's key lookups.
-	Cancel  func()
+	// Stream verifies the signatures as the body passes; nil for an
+	// unsigned message.
+	Stream  *dkim.Stream
 	Results []dkim.Result
 	Err     error
 	// Current is the index in Results of the signature the $dkim_
@@ -67,6 +66,19 @@ type DMARC struct {
 	// Override is set when a trusted ARC chain overrode a DMARC failure
 	// (RFC 8617 §7.2).
 	Override *dmarc.ARCOverride
+
+	ar           authres.Result // Outcome.AuthResult, once made
+	arOK, arMade bool
+}
+
+// AuthResult is Outcome.AuthResult, made once: the Outcome is final once
+// stored in the message. Its Props are shared: append to a copy.
+func (d *DMARC) AuthResult() (authres.Result, bool) {
+	if !d.arMade {
+		d.ar, d.arOK = d.Outcome.AuthResult()
+		d.arMade = true
+	}
+	return d.ar, d.arOK
 }
 
 // ARC is the validation of the message's ARC chain, and the seal sidecar
@@ -104,6 +116,18 @@ func (m *Message) DSNReport() *dsninfo.Report {
 	return m.DSN.Report
 }
 
+// Abort drops a verification that has not finished: its key lookups are
+// cancelled and it has no results. Closing the message aborts it; a
+// message whose verification never started has nothing to abort.
+func (d *DKIM) Abort() {
+	if d.Finished || d.Stream == nil {
+		return
+	}
+	d.Finished, d.Aborted = true, true
+	d.Stream.Abort()
+	d.Stream.Cancel()
+}
+
 // New starts the state of a message.
 func New() *Message { return &Message{DKIM: DKIM{Current: -1}} }
 
@@ -117,8 +141,9 @@ func (m *Message) OnClose(f func()) {
 	m.closers = append(m.closers, f)
 }
 
-// Close ends the message: registered work is cancelled, in reverse order.
-// Closing twice does nothing.
+// Close ends the message: registered work is cancelled, in reverse order,
+// then an unfinished DKIM verification (DKIM.Abort). Closing twice does
+// nothing.
 func (m *Message) Close() {
 	if m == nil || m.closed {
 		return
@@ -128,6 +153,7 @@ func (m *Message) Close() {
 		m.closers[i]()
 	}
 	m.closers = nil
+	m.DKIM.Abort()
 }
 
 // Closed reports whether the message was closed.

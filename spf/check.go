@@ -187,7 +187,9 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 	} else if sender != "" {
 		senderDomain = sender
 	}
-	sender = local + "@" + senderDomain // §4.3: "postmaster" for a missing local part
+	if i := strings.LastIndexByte(sender, '@'); i <= 0 {
+		sender = local + "@" + senderDomain // §4.3: "postmaster" for a missing local part
+	}
 	receiver := c.Receiver
 	if receiver == "" {
 		receiver = "unknown"
@@ -215,10 +217,9 @@ func (c *Checker) check(ctx context.Context, ip netip.Addr, domain, sender, helo
 		lim: c.Limits.withDefaults(),
 		vars: macroVars{
 			sender: sender, local: local, senderDomain: senderDomain,
-			helo: helo, receiver: receiver, ip: ip, now: now(),
+			helo: helo, receiver: receiver, ip: ip, clock: now,
 		},
 	}
-	e.vars.ptr = e.pMacro
 	v := e.evalDomain(domain, guess, false)
 	out.Result, out.Mechanism, out.Problem = v.result, v.mech, v.problem
 	out.Lookups, out.Voids, out.Guessed = e.lookups, e.voids, e.guessed
@@ -381,7 +382,7 @@ func (e *eval) evalRecord(rec *Record, domain string) verdict {
 
 func (e *eval) expandDomain(ms macroString, domain string) (string, bool) {
 	e.vars.domain = domain
-	return e.vars.expandDomain(ms)
+	return e.vars.expandDomainP(ms, e.pMacro)
 }
 
 // target returns the target-name of a mechanism (§4.8).
@@ -652,5 +653,5 @@ func (e *eval) explain(src *expSource) string {
 		return ""
 	}
 	e.vars.domain = src.domain
-	return e.vars.expandText(ms)
+	return e.vars.expandTextP(ms, e.pMacro)
 }

@@ -185,12 +185,20 @@ type macroVars struct {
 	receiver     string // r
 	ip           netip.Addr
 	now          time.Time
-	// ptr returns %{p} for the current domain; nil means "unknown".
+	// clock, when set, gives now on the first %{t}: the clock is read
+	// only by a record that asks for it.
+	clock func() time.Time
+	// ptr returns %{p} for the current domain; nil means "unknown". An
+	// evaluation passes its own to the expanding calls instead (the P
+	// forms), so that it keeps no pointer to itself.
 	ptr func(domain string) string
 }
 
 // value returns the unescaped, untransformed value of a macro letter.
-func (v *macroVars) value(letter byte) string {
+func (v *macroVars) value(letter byte) string { return v.valueP(letter, v.ptr) }
+
+// valueP is value with ptr giving %{p}.
+func (v *macroVars) valueP(letter byte, ptr func(domain string) string) string {
 	switch letter {
 	case 's':
 		return v.sender
@@ -215,16 +223,19 @@ func (v *macroVars) value(letter byte) string {
 		}
 		return "in-addr"
 	case 'p':
-		if v.ptr == nil {
+		if ptr == nil {
 			return "unknown"
 		}
-		return v.ptr(v.domain)
+		return ptr(v.domain)
 	case 'r':
 		if v.receiver == "" {
 			return "unknown"
 		}
 		return v.receiver
 	case 't':
+		if v.clock != nil {
+			v.now, v.clock = v.clock(), nil
+		}
 		return strconv.FormatInt(v.now.Unix(), 10)
 	}
 	return ""
@@ -319,14 +330,17 @@ func urlEscape(s string) string {
 // the parts are expanded from right to left and expansion stops once
 // maxDomainTail octets are collected: the work is bounded whatever the
 // length of the record.
-func (v *macroVars) expandDomain(ms macroString) (string, bool) {
+func (v *macroVars) expandDomain(ms macroString) (string, bool) { return v.expandDomainP(ms, v.ptr) }
+
+// expandDomainP is expandDomain with ptr giving %{p}.
+func (v *macroVars) expandDomainP(ms macroString, ptr func(domain string) string) (string, bool) {
 	var parts []string
 	n := 0
 	for i := len(ms) - 1; i >= 0 && n <= maxDomainTail; i-- {
 		p := &ms[i]
 		s := p.lit
 		if p.letter != 0 {
-			s = p.transform(v.value(p.letter))
+			s = p.transform(v.valueP(p.letter, ptr))
 		}
 		parts = append(parts, s)
 		n += len(s)
@@ -340,13 +354,16 @@ func (v *macroVars) expandDomain(ms macroString) (string, bool) {
 
 // expandText expands an explanation-string. The result is cut at
 // MaxExplanation octets.
-func (v *macroVars) expandText(ms macroString) string {
+func (v *macroVars) expandText(ms macroString) string { return v.expandTextP(ms, v.ptr) }
+
+// expandTextP is expandText with ptr giving %{p}.
+func (v *macroVars) expandTextP(ms macroString, ptr func(domain string) string) string {
 	var b strings.Builder
 	for i := range ms {
 		p := &ms[i]
 		s := p.lit
 		if p.letter != 0 {
-			s = p.transform(v.value(p.letter))
+			s = p.transform(v.valueP(p.letter, ptr))
 		}
 		if b.Len()+len(s) > MaxExplanation {
 			b.WriteString(s[:MaxExplanation-b.Len()])

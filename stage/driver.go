@@ -88,6 +88,7 @@ type Message struct {
 	headerBytes int
 	bodyStarted bool
 	writers     []acl.BodyWriter
+	writerRoom  [2]acl.BodyWriter // the memory of writers for the usual DKIM and ARC
 }
 
 // Driver is one SMTP connection. Its methods are called from one
@@ -103,6 +104,10 @@ type Driver struct {
 	discardAll  bool  // discard at connect or HELO: discard every message
 	connFailure error // an internal error at connect or HELO with no reply: tempfail every message
 	logged      int   // Txn.Logs the caller has written
+	// used: something outside the driver (an ACL, a hook, a body writer, a
+	// finisher) may have seen the Txn's message state since it was made
+	// or reset; if not, the next reset keeps that state (Txn.ResetUnused).
+	used bool
 }
 
 // Unlogged returns the log lines of the connection and its message that
@@ -117,10 +122,21 @@ func New(env *Env) *Driver {
 	if env == nil {
 		env = &Env{}
 	}
-	d := &Driver{env: env}
-	d.Conn = &acl.Conn{}
-	d.Txn = acl.NewTxn(d.Conn, env.Services)
+	c := &connection{}
+	d := &c.drv
+	d.env = env
+	d.Conn = &c.conn
+	d.Txn = &c.txn
+	acl.InitTxn(d.Txn, d.Conn, env.Services)
 	return d
+}
+
+// connection is what New allocates, in one piece: the driver, its
+// connection and its first transaction.
+type connection struct {
+	drv  Driver
+	conn acl.Conn
+	txn  acl.Txn
 }
 
 // Env returns the configuration the connection runs under.
@@ -132,10 +148,21 @@ func (d *Driver) Connect(ctx context.Context, c Client) acl.Result {
 	// The connection's structures are reused: Reset closes the message
 	// and starts the next with everything but the connection cleared.
 	*d.Conn = acl.Conn{ClientIP: c.IP, ClientPort: c.Port, ClientName: c.Name, LocalIP: c.LocalIP, LocalPort: c.LocalPort}
-	d.Txn.Reset()
+	d.resetTxn()
 	d.ConnVerdict, d.discardAll, d.connFailure, d.logged = nil, false, nil, 0
 	d.Msg = Message{}
 	return d.envelope(ctx, acl.Connect)
+}
+
+// resetTxn starts the transaction afresh, keeping its message state when
+// nothing has used it.
+func (d *Driver) resetTxn() {
+	if d.used {
+		d.Txn.Reset()
+	} else {
+		d.Txn.ResetUnused()
+	}
+	d.used = false
 }
 
 // Helo records the HELO/EHLO name and runs the HELO ACL.
@@ -153,7 +180,7 @@ func (d *Driver) Mail(ctx context.Context, from, queueID string, params ...strin
 	// What was logged since the last written line (at connect and HELO,
 	// say) stays with the message.
 	carry := append([]acl.LogLine(nil), d.Unlogged()...)
-	d.Txn.Reset()
+	d.resetTxn()
 	d.Txn.Logs, d.logged = carry, 0
 	d.Msg = Message{Open: true, Start: time.Now()}
 	d.Txn.HasSender = true
@@ -282,11 +309,14 @@ func (d *Driver) run(ctx context.Context, st acl.Stage) (res acl.Result) {
 	if prog == nil {
 		return acl.Result{Verb: acl.Accept}
 	}
+	if prog.Runs(st) {
+		d.used = true
+	}
 	if lim := d.env.StageTimeout; lim > 0 && (prog.Timeout() <= 0 || prog.Timeout() > lim) {
 		// acl_timeout, when shorter, already bounds the run.
-		var cancel context.CancelFunc
-		ctx, cancel = deadline.WithTimeout(ctx, lim)
-		defer cancel()
+		dl := deadline.New(ctx, lim)
+		defer dl.Cancel()
+		ctx = dl
 	}
 	defer func() {
 		if v := recover(); v != nil {

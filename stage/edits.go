@@ -48,9 +48,9 @@ func (d *Driver) edits() *Edits {
 	for _, ah := range t.AddHeaders {
 		fs := splitAddedHeader(ah.Text)
 		if ah.AtStart {
-			e.AtStart = append(e.AtStart, fs...)
+			e.AtStart = appendFields(e.AtStart, fs)
 		} else {
-			e.AtEnd = append(e.AtEnd, fs...)
+			e.AtEnd = appendFields(e.AtEnd, fs)
 		}
 	}
 	if d.env.AuthservID != "" {
@@ -63,6 +63,15 @@ func (d *Driver) edits() *Edits {
 		e.Quarantine, e.QuarantineReason = true, sanitizeLine(reason)
 	}
 	return e
+}
+
+// appendFields is append(dst, fs...), taking fs itself when dst is empty
+// (fs is the caller's own).
+func appendFields(dst, fs []Field) []Field {
+	if len(dst) == 0 {
+		return fs
+	}
+	return append(dst, fs...)
 }
 
 // deletions lists the header fields to delete.
@@ -90,7 +99,9 @@ func (d *Driver) deletions() []FieldRef {
 			dels = append(dels, FieldRef{h.Name, count[key]})
 		}
 	}
-	sort.SliceStable(dels, func(i, j int) bool { return dels[i].Index > dels[j].Index })
+	if len(dels) > 1 {
+		sort.SliceStable(dels, func(i, j int) bool { return dels[i].Index > dels[j].Index })
+	}
 	return dels
 }
 
@@ -119,8 +130,12 @@ func (d *Driver) forgedAuthResults(value string) bool {
 // starting with a space or tab continues the field before it; a line that
 // does not start with a field name gets "X-ACL-Warn:" in front.
 func splitAddedHeader(text string) []Field {
+	lines := []string{text} // the usual one-line text, without splitting
+	if strings.IndexByte(text, '\n') >= 0 || strings.IndexByte(text, '\r') >= 0 {
+		lines = strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n")
+	}
 	var out []Field
-	for _, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+	for _, line := range lines {
 		line = strings.TrimRight(line, "\r")
 		if strings.TrimSpace(line) == "" {
 			continue

@@ -20,12 +20,15 @@ type End struct {
 	Discard bool
 	// Edits are the changes to make to an accepted message; nil otherwise.
 	Edits *Edits
+
+	verdict Decision // the memory of Message.Verdict, allocated with the End
 }
 
 // EndOfMessage ends the body, runs the DATA ACL and decides what the MTA
 // is to do with the message. The message's finishers run with what it
 // got.
 func (d *Driver) EndOfMessage(ctx context.Context, queueID string) *End {
+	d.used = true
 	if obs := d.env.Observer; obs != nil {
 		start := time.Now()
 		defer func() { obs.StageDone(acl.Data, time.Since(start)) }()
@@ -58,7 +61,8 @@ func (d *Driver) EndOfMessage(ctx context.Context, queueID string) *End {
 			ending.Quarantined = end.Edits.Quarantine
 		}
 	}
-	d.Msg.Verdict = &Decision{acl.Data, end.Result}
+	end.verdict = Decision{acl.Data, end.Result}
+	d.Msg.Verdict = &end.verdict
 	d.finish(ending)
 	return end
 }
@@ -73,9 +77,9 @@ func (d *Driver) accepted(ctx context.Context) (err error) {
 		return nil
 	}
 	if lim := d.env.StageTimeout; lim > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = deadline.WithTimeout(ctx, lim)
-		defer cancel()
+		dl := deadline.New(ctx, lim)
+		defer dl.Cancel()
+		ctx = dl
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -90,6 +94,7 @@ func (d *Driver) accepted(ctx context.Context) (err error) {
 // body writers are dropped, the message closed and its header fields
 // forgotten with it.
 func (d *Driver) Abort() {
+	d.used = true // the message state is closed
 	if d.Msg.Open {
 		d.endOpen()
 	}
@@ -100,6 +105,7 @@ func (d *Driver) Abort() {
 
 // Close ends the connection: an open message is aborted and closed.
 func (d *Driver) Close() {
+	d.used = true // the message state is closed
 	if d.Msg.Open {
 		d.endOpen()
 	}
@@ -131,6 +137,7 @@ func (d *Driver) finish(e acl.Ending) {
 	if !d.Msg.Open {
 		return
 	}
+	d.used = true
 	d.Msg.Open = false
 	if p := d.env.Program; p != nil {
 		p.Finish(d.Txn, e)

@@ -13,7 +13,7 @@ import (
 // whatever the order of the calls; past it the message fails.
 func (d *Driver) Header(name, value string) {
 	defer d.recoverMessage("header")
-	if strings.IndexByte(value, '\n') >= 0 {
+	if hasBareLF(value) {
 		value = lfToCRLF(value)
 	}
 	if d.Msg.headerBytes == 0 {
@@ -22,6 +22,9 @@ func (d *Driver) Header(name, value string) {
 		// fields again without MAIL), so the cap is per message.
 		clear(d.Txn.Headers)
 		d.Txn.Headers = d.Txn.Headers[:0]
+		if d.Txn.Headers == nil {
+			d.Txn.Headers = make([]acl.Header, 0, 16) // a usual header at once
+		}
 	}
 	n := len(name) + 1 + len(value) + 2
 	d.Msg.Size += int64(n)
@@ -33,6 +36,22 @@ func (d *Driver) Header(name, value string) {
 		return
 	}
 	d.Txn.Headers = append(d.Txn.Headers, acl.Header{Name: name, Value: value})
+}
+
+// hasBareLF reports whether s has an LF without a CR before it: folded
+// values already in CRLF form are kept as they are, without a copy.
+func hasBareLF(s string) bool {
+	for i := strings.IndexByte(s, '\n'); i >= 0; {
+		if i == 0 || s[i-1] != '\r' {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], '\n')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // lfToCRLF turns bare LF into CRLF.
@@ -52,6 +71,7 @@ func lfToCRLF(s string) string {
 // Body starts them too when the MTA sent no end of header.
 func (d *Driver) EndOfHeader() {
 	defer d.recoverMessage("end of headers")
+	d.used = true // the body hooks start with the transaction
 	if d.Msg.bodyStarted {
 		return
 	}
@@ -64,6 +84,9 @@ func (d *Driver) EndOfHeader() {
 	for _, list := range [][]acl.BodyHook{hooks, d.env.BodyHooks} {
 		for _, h := range list {
 			if w := d.startWriter(h); w != nil {
+				if d.Msg.writers == nil {
+					d.Msg.writers = d.Msg.writerRoom[:0]
+				}
 				d.Msg.writers = append(d.Msg.writers, w)
 			}
 		}
@@ -86,6 +109,7 @@ func (d *Driver) startWriter(h acl.BodyHook) (w acl.BodyWriter) {
 // of the body is kept.
 func (d *Driver) Body(p []byte) {
 	defer d.recoverMessage("body")
+	d.used = true
 	if !d.Msg.bodyStarted {
 		d.EndOfHeader()
 	}

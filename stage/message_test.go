@@ -2,10 +2,13 @@ package stage
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/mailsidecar/sidecar/acl"
+	"github.com/mailsidecar/sidecar/config"
 )
 
 func declining(name string) acl.BodyHook {
@@ -59,5 +62,82 @@ func TestESMTPParamsKept(t *testing.T) {
 	if strings.Join(d.Txn.MailParams(), " ") != "RET=HDRS" || len(got) != 3 || got[0] != nil || strings.Join(got[1], " ") != "NOTIFY=NEVER" || got[2] != nil ||
 		d.Txn.RcptParams() != nil {
 		t.Errorf("mail %q, recipients %q, rcpt %q", d.Txn.MailParams(), got, d.Txn.RcptParams())
+	}
+}
+
+// Header values are kept with CRLF line breaks: bare LF become CRLF, and
+// a value already in CRLF form is the caller's string, not a copy.
+func TestHeaderLineBreaks(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{" plain", " plain"},
+		{" folded\r\n\tline", " folded\r\n\tline"},
+		{" folded\n\tline", " folded\r\n\tline"},
+		{" mixed\r\n\ta\n\tb", " mixed\r\n\ta\r\n\tb"},
+		{"\n\tfirst", "\r\n\tfirst"},
+		{" ends\r\n", " ends\r\n"},
+		{" ends\n", " ends\r\n"},
+	}
+	for _, tt := range tests {
+		d := New(nil)
+		d.Header("X", tt.in)
+		got := d.Txn.Headers[0].Value
+		if got != tt.want {
+			t.Errorf("%q: kept %q, want %q", tt.in, got, tt.want)
+		}
+		if tt.in == tt.want && unsafe.StringData(got) != unsafe.StringData(tt.in) {
+			t.Errorf("%q: copied", tt.in)
+		}
+	}
+}
+
+// The message state New made is kept for the first message when nothing
+// used it (no connect or HELO ACL ran), and made anew, the old one closed,
+// whenever something may have.
+func TestMailKeepsOnlyUnusedResults(t *testing.T) {
+	ctx := context.Background()
+	connectACL, err := config.Load("t.conf", []byte("acl_smtp_connect = c\nbegin acl\nc:\n  accept\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := acl.Compile(connectACL, acl.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		env    *Env
+		before func(d *Driver)
+		kept   bool
+	}{
+		{"no ACL ran", &Env{}, func(*Driver) {}, true},
+		{"a connect ACL ran", &Env{Program: prog}, func(*Driver) {}, false},
+		{"a message ended", &Env{}, func(d *Driver) {
+			d.Mail(ctx, "a@example.com", "Q0")
+			d.Rcpt(ctx, "b@example.org")
+			d.Header("From", " a@example.com")
+			d.EndOfHeader()
+			d.Body([]byte("hi\r\n"))
+			d.EndOfMessage(ctx, "Q0")
+		}, false},
+		{"an abort", &Env{}, func(d *Driver) { d.Abort() }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := New(tt.env)
+			d.Connect(ctx, Client{IP: netip.MustParseAddr("192.0.2.1")})
+			d.Helo(ctx, "client.example")
+			tt.before(d)
+			old := d.Txn.Results
+			d.Mail(ctx, "alice@example.com", "Q1")
+			if kept := d.Txn.Results == old; kept != tt.kept {
+				t.Errorf("results kept %v, want %v", kept, tt.kept)
+			}
+			if d.Txn.Results.Closed() {
+				t.Error("the new message's state is closed")
+			}
+			if !tt.kept && !old.Closed() {
+				t.Error("the old message state was not closed")
+			}
+		})
 	}
 }

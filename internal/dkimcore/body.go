@@ -115,8 +115,8 @@ func (b *BodyHasher) writeSimple(p []byte) {
 	}
 }
 
-// writeRelaxed: runs of text are copied whole; white space is held as a
-// flag, dropped at the end of a line.
+// writeRelaxed: runs left as written are passed on whole (relaxedRun);
+// white space is held as a flag, dropped at the end of a line.
 func (b *BodyHasher) writeRelaxed(p []byte) {
 	for i := 0; i < len(p); {
 		if b.cr {
@@ -131,19 +131,10 @@ func (b *BodyHasher) writeRelaxed(p []byte) {
 		}
 		switch relaxedClass[p[i]] {
 		case classText:
-			// A run of text and of single spaces between text, which
-			// relaxed canonicalisation leaves as it is: prose goes to the
-			// hash a line at a time, not a word at a time.
-			j := i + 1
-			for j < len(p) {
-				if c := relaxedClass[p[j]]; c == classText {
-					j++
-				} else if p[j] == ' ' && j+1 < len(p) && relaxedClass[p[j+1]] == classText {
-					j += 2
-				} else {
-					break
-				}
-			}
+			// A run that relaxed canonicalisation leaves as written
+			// (text, single spaces, line ends between text) goes to the
+			// hash in one piece, straight from p when it is long.
+			j := relaxedRun(p, i)
 			b.content(p[i:j])
 			i = j
 		case classWSP:
@@ -250,9 +241,10 @@ func (b *BodyHasher) Short() bool { return b.key.Limit >= 0 && b.total < b.key.L
 
 // BodyHashes feeds one body to every distinct body hash the signatures of
 // a message need: each (canonicalisation, l=) pair is hashed once however
-// many signatures share it.
+// many signatures share it. A BodyHashes in use must not be copied.
 type BodyHashes struct {
-	list []*BodyHasher
+	list  []*BodyHasher
+	first [2]*BodyHasher // the memory of list for the usual one or two
 }
 
 // hasherPool keeps the hashers Release gives back: each holds a 4 KiB
@@ -267,6 +259,9 @@ func (s *BodyHashes) Add(key BodyKey) *BodyHasher {
 	}
 	h := hasherPool.Get().(*BodyHasher)
 	h.reset(key)
+	if s.list == nil {
+		s.list = s.first[:0]
+	}
 	s.list = append(s.list, h)
 	return h
 }

@@ -36,7 +36,7 @@ func RelaxHeader(dst []byte, lname, value string) []byte {
 			continue
 		}
 		// A run of other characters (a lone CR is one of them).
-		j := i + 1
+		j := skipText(value, i+1)
 		for j < len(value) {
 			if c := value[j]; c == ' ' || c == '\t' || c == '\r' {
 				break

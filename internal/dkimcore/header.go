@@ -88,7 +88,13 @@ func SplitHeader(hdr []byte, mode SplitMode) []Field {
 // SplitHeaderString is SplitHeader without the copy: fields already in
 // CRLF form share the memory of s.
 func SplitHeaderString(s string, mode SplitMode) []Field {
-	fields := make([]Field, 0, 24)
+	return SplitHeaderInto(make([]Field, 0, 24), s, mode)
+}
+
+// SplitHeaderInto is SplitHeaderString appending the fields to
+// fields[:0], whose memory it reuses.
+func SplitHeaderInto(fields []Field, s string, mode SplitMode) []Field {
+	fields = fields[:0]
 	start := -1 // start of the current field in s
 	crlfOnly := true
 	flush := func(end int) {
@@ -101,7 +107,7 @@ func SplitHeaderString(s string, mode SplitMode) []Field {
 		if colon < 0 {
 			return
 		}
-		name := strings.TrimRight(raw[:colon], " \t")
+		name := trimWSPRight(raw[:colon])
 		if mode == Lenient {
 			name = TrimFWS(name)
 		} else if !ValidFieldName(name) {
@@ -123,7 +129,10 @@ func SplitHeaderString(s string, mode SplitMode) []Field {
 			end = pos + i + 1
 		}
 		line := s[pos:end]
-		content := strings.TrimRight(line, "\r\n")
+		content := line
+		for content != "" && (content[len(content)-1] == '\n' || content[len(content)-1] == '\r') {
+			content = content[:len(content)-1]
+		}
 		if content == "" {
 			break // the empty line that ends the header
 		}
@@ -139,8 +148,18 @@ func SplitHeaderString(s string, mode SplitMode) []Field {
 	return fields
 }
 
+// trimWSPRight removes the SP and HTAB at the end of s.
+func trimWSPRight(s string) string {
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
 // commonNames interns the lower-case form of frequent field names, so
-// that lowering them does not allocate.
+// that lowering them does not allocate; it also maps their usual
+// spellings ("Message-ID", "Message-Id", "DKIM-Signature") to it, so that
+// lowering them is one lookup.
 var commonNames = map[string]string{}
 
 func init() {
@@ -156,12 +175,61 @@ func init() {
 		"content-disposition", "thread-index", "thread-topic",
 	} {
 		commonNames[n] = n
+		for _, sp := range spellings(n) {
+			commonNames[sp] = n
+		}
 	}
+}
+
+// acronyms are the words of field names usually written in capitals.
+var acronyms = map[string]bool{"id": true, "mime": true, "dkim": true, "arc": true, "spf": true, "cc": true}
+
+// spellings returns the usual spellings of a lower-case field name: each
+// word capitalised, and with its acronyms in capitals.
+func spellings(n string) []string {
+	words := strings.Split(n, "-")
+	title, caps := make([]string, len(words)), make([]string, len(words))
+	for i, w := range words {
+		title[i] = strings.ToUpper(w[:1]) + w[1:]
+		caps[i] = title[i]
+		if acronyms[w] {
+			caps[i] = strings.ToUpper(w)
+		}
+	}
+	return []string{strings.Join(title, "-"), strings.Join(caps, "-")}
 }
 
 // LowerName lower-cases a field name, without allocating for names
 // already in lower case and for the common ones.
 func LowerName(name string) string {
+	// The names of nearly every signed header, without hashing them.
+	switch name {
+	case "from", "to", "subject", "date", "message-id", "dkim-signature", "cc", "mime-version", "content-type", "reply-to":
+		return name
+	case "From":
+		return "from"
+	case "To":
+		return "to"
+	case "Subject":
+		return "subject"
+	case "Date":
+		return "date"
+	case "Message-ID", "Message-Id":
+		return "message-id"
+	case "DKIM-Signature":
+		return "dkim-signature"
+	case "Cc":
+		return "cc"
+	case "MIME-Version", "Mime-Version":
+		return "mime-version"
+	case "Content-Type":
+		return "content-type"
+	case "Reply-To":
+		return "reply-to"
+	}
+	if n, ok := commonNames[name]; ok {
+		return n
+	}
 	upper := false
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; 'A' <= c && c <= 'Z' {

@@ -193,3 +193,8 @@ const maxCachedRecord = 4096
 // ParseKeyRecordCached is ParseKeyRecord through the process-wide cache
 // of parsed records.
 func ParseKeyRecordCached(txt string) (*PublicKey, error) { return parsedKeys.Parse(txt) }
+
+// ParseKeyRecordParts is ParseKeyRecordCached for a TXT record given as
+// its character-strings (a 2048-bit key needs two), joined only when the
+// record was not parsed before.
+func ParseKeyRecordParts(parts []string) (*PublicKey, error) { return parsedKeys.ParseParts(parts) }

@@ -32,12 +32,14 @@ func NeedsIndex(fields []Field, names []string) bool {
 // HashSelected hashes the canonical fields named by names (lower case):
 // for each name, the lowest field of that name not yet used, going up
 // (RFC 6376 §5.4.2). A name with no field left contributes nothing
-// (over-signing, names of absent fields). skip is the signature field
+// (over-signing, names of absent fields). buf is scratch memory for the
+// canonical fields, returned for reuse. skip is the signature field
 // itself, which its own h= never selects. idx may be nil; it is then
 // built when the selection is large. The work is linear in the number of
 // names and fields, whatever the h= list: each name costs one map lookup,
 // each field is canonicalised at most once.
 func HashSelected(h hash.Hash, buf []byte, fields []Field, idx FieldIndex, names []string, relaxed bool, skip *Field) []byte {
+	buf = buf[:0]
 	if idx == nil && !NeedsIndex(fields, names) {
 		return hashSelectedSmall(h, buf, fields, names, relaxed, skip)
 	}
@@ -55,14 +57,36 @@ func HashSelected(h hash.Hash, buf []byte, fields []Field, idx FieldIndex, names
 			continue
 		}
 		f := &fields[pos[len(pos)-1-n]]
-		buf = CanonHeader(buf[:0], f, relaxed)
-		h.Write(buf)
+		buf = writeCanon(h, buf, f, relaxed)
 		if used == nil {
 			used = make(map[string]int, min(len(names), len(fields)))
 		}
 		used[name] = n + 1
 	}
+	return flushCanon(h, buf)
+}
+
+// hashBatch is the canonical bytes gathered before they go to the hash in
+// one call: the fields of a usual header in one write, the memory bounded
+// whatever the header.
+const hashBatch = 4096
+
+// writeCanon appends the canonical form of f to buf, and hashes what buf
+// holds once it reaches hashBatch bytes.
+func writeCanon(h hash.Hash, buf []byte, f *Field, relaxed bool) []byte {
+	buf = CanonHeader(buf, f, relaxed)
+	if len(buf) >= hashBatch {
+		return flushCanon(h, buf)
+	}
 	return buf
+}
+
+// flushCanon hashes what buf holds and returns it emptied.
+func flushCanon(h hash.Hash, buf []byte) []byte {
+	if len(buf) > 0 {
+		h.Write(buf)
+	}
+	return buf[:0]
 }
 
 // hashSelectedSmall is HashSelected for the usual small header: a scan up
@@ -93,12 +117,11 @@ func hashSelectedSmall(h hash.Hash, buf []byte, fields []Field, names []string, 
 		i := cursors[c].next
 		for ; i >= 0; i-- {
 			if f := &fields[i]; f != skip && f.LName == name {
-				buf = CanonHeader(buf[:0], f, relaxed)
-				h.Write(buf)
+				buf = writeCanon(h, buf, f, relaxed)
 				break
 			}
 		}
 		cursors[c].next = i - 1
 	}
-	return buf
+	return flushCanon(h, buf)
 }

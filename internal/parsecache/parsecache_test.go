@@ -47,3 +47,34 @@ func TestParse(t *testing.T) {
 		t.Errorf("a cached text gave a new value: %p, %p", a, b)
 	}
 }
+
+// ParseParts parses the joined text once, and finds it again without
+// joining (or, past the stack buffer, joined); a text too long to cache is
+// parsed each time.
+func TestParseParts(t *testing.T) {
+	calls := 0
+	c := New(4, 2000, func(s string) (string, error) {
+		calls++
+		return strings.ToUpper(s), nil
+	})
+	for i, parts := range [][]string{{"ab", "cd"}, {"abc", "d"}, {"abcd"}} {
+		got, err := c.ParseParts(parts)
+		if err != nil || got != "ABCD" || calls != 1 {
+			t.Errorf("%d %q: %q, %v, %d parses", i, parts, got, err, calls)
+		}
+	}
+	for _, tt := range []struct {
+		n     int
+		calls []int // parses after each of two calls
+	}{{750, []int{2, 2}}, {1100, []int{3, 4}}} {
+		long := []string{strings.Repeat("x", tt.n), strings.Repeat("y", tt.n)}
+		for i, want := range tt.calls {
+			if got, _ := c.ParseParts(long); got != strings.ToUpper(long[0]+long[1]) || calls != want {
+				t.Errorf("%d+%d bytes, call %d: %d parses, want %d", tt.n, tt.n, i, calls, want)
+			}
+		}
+	}
+	if got, _ := c.ParseParts(nil); got != "" {
+		t.Errorf("no parts: %q", got)
+	}
+}
