@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // HistoryError is a history record that was not read: corrupt (a line
@@ -79,9 +80,53 @@ type HistoryReader struct {
 	offset int64 // bytes read so far
 
 	pending   []byte // a "job" line read ahead, starting the next record
+	pendBuf   []byte // pending's memory
 	pendLine  int
 	pendStart int64
 	eof       bool
+
+	// The values that repeat from record to record (the reporter, the
+	// domains, the addresses, the URIs), as they appear in the file →
+	// as the record holds them: one string for all their records.
+	words, lower, addrs interned
+}
+
+// interned is a table of the values seen first; once full it takes no
+// more, so that memory stays flat whatever the file holds (and a file
+// with more distinct values than it holds costs no more than without
+// it).
+type interned map[string]string
+
+const maxInterned = 1 << 16
+
+func (t *interned) get(b []byte) (string, bool) {
+	v, ok := (*t)[string(b)]
+	return v, ok
+}
+
+func (t *interned) put(b []byte, v string) string {
+	if *t == nil {
+		*t = make(map[string]string)
+	}
+	if len(*t) < maxInterned {
+		(*t)[string(b)] = v
+	}
+	return v
+}
+
+// word returns b as a string; lowerWord in lower case.
+func (h *HistoryReader) word(b []byte) string {
+	if v, ok := h.words.get(b); ok {
+		return v
+	}
+	return h.words.put(b, string(b))
+}
+
+func (h *HistoryReader) lowerWord(b []byte) string {
+	if v, ok := h.lower.get(b); ok {
+		return v
+	}
+	return h.lower.put(b, strings.ToLower(string(b)))
 }
 
 // NewHistoryReader reads records from r; file names it in errors.
@@ -168,7 +213,8 @@ func (h *HistoryReader) Next() (*HistoryRecord, error) {
 		}
 		if bytes.HasPrefix(line, []byte("job ")) || bytes.Equal(line, []byte("job")) {
 			if rec != nil {
-				h.pending = append(h.pending[:0:0], line...)
+				h.pendBuf = append(h.pendBuf[:0], line...)
+				h.pending = h.pendBuf
 				h.pendLine, h.pendStart = h.line, off
 				return h.finish(rec, have, bad, startLine, start)
 			}
@@ -247,7 +293,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 		}
 		*dst = n
 	}
-	word := func(bit int, dst *string, empty bool) {
+	word := func(bit int, dst *string, empty, lower bool) {
 		if !once(bit) {
 			return
 		}
@@ -255,36 +301,50 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 			fail("%q is not one word", value)
 			return
 		}
-		*dst = string(value)
+		if lower {
+			*dst = h.lowerWord(value)
+		} else {
+			*dst = h.word(value)
+		}
 	}
 	switch string(key) {
 	case "job":
-		word(keyJob, &rec.JobID, false)
+		if once(keyJob) {
+			if len(value) == 0 || bytes.IndexByte(value, ' ') >= 0 {
+				fail("%q is not one word", value)
+			} else {
+				rec.JobID = string(value) // one per record: not interned
+			}
+		}
 	case "reporter":
-		word(keyReporter, &rec.Reporter, false)
+		word(keyReporter, &rec.Reporter, false, false)
 	case "received":
 		var n int
 		num(keyReceived, &n, 1, 1<<40)
 		rec.Received = time.Unix(int64(n), 0)
 	case "ipaddr":
 		if once(keyIPAddr) {
+			if v, ok := h.addrs.get(value); ok {
+				rec.IPAddr = v
+				break
+			}
 			a, err := netip.ParseAddr(string(value))
 			if err != nil {
 				fail("%q is not an IP address", value)
+				rec.IPAddr = "invalid IP"
+				break
 			}
-			rec.IPAddr = a.Unmap().String()
+			rec.IPAddr = h.addrs.put(value, a.Unmap().String())
 		}
 	case "from":
-		word(keyFrom, &rec.From, false)
-		rec.From = strings.ToLower(rec.From)
+		word(keyFrom, &rec.From, false, true)
 	case "mfrom":
-		word(keyMailFrom, &rec.MailFrom, true)
-		rec.MailFrom = strings.ToLower(rec.MailFrom)
+		word(keyMailFrom, &rec.MailFrom, true, true)
 	case "pdomain":
-		word(keyPDomain, &rec.PolicyDomain, false)
-		rec.PolicyDomain = strings.ToLower(rec.PolicyDomain)
+		word(keyPDomain, &rec.PolicyDomain, false, true)
 	case "dkim":
-		f := bytes.Fields(value)
+		var fields [4][]byte
+		f := splitFields(value, fields[:0])
 		if len(f) != 3 {
 			fail("%q is not \"domain selector result\"", value)
 			return
@@ -294,7 +354,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 			fail("result %q is not a result code", f[2])
 			return
 		}
-		rec.DKIM = append(rec.DKIM, HistoryDKIM{Domain: strings.ToLower(string(f[0])), Selector: string(f[1]), Result: ARES(res)})
+		rec.DKIM = append(rec.DKIM, HistoryDKIM{Domain: h.lowerWord(f[0]), Selector: h.word(f[1]), Result: ARES(res)})
 	case "spf":
 		var n int
 		num(keySPF, &n, -1, 12)
@@ -305,7 +365,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 		if len(value) == 0 || bytes.IndexByte(value, ' ') >= 0 {
 			fail("%q is not one URI", value)
 		} else if string(value) != "-" {
-			rec.RUA = append(rec.RUA, string(value))
+			rec.RUA = append(rec.RUA, h.word(value))
 		}
 	case "pct":
 		num(keyPct, &rec.Pct, 0, 100)
@@ -351,6 +411,28 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 	default:
 		parseExt(rec, key, value, once, fail)
 	}
+}
+
+// splitFields appends the fields of b to f, as bytes.Fields splits them,
+// without allocating for ASCII text.
+func splitFields(b []byte, f [][]byte) [][]byte {
+	start := -1
+	for i, c := range b {
+		switch {
+		case c >= utf8.RuneSelf:
+			return bytes.Fields(b)
+		case c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			if start >= 0 {
+				f, start = append(f, b[start:i]), -1
+			}
+		case start < 0:
+			start = i
+		}
+	}
+	if start >= 0 {
+		f = append(f, b[start:])
+	}
+	return f
 }
 
 // parseSeals decodes the arc_policy JSON array.

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -142,6 +143,9 @@ func FuzzHistoryReader(f *testing.F) {
 	f.Add("job\njob x\nreporter\n\n\r\narc_policy 1 json:[{\"i\":1}]\ndkim a b 99\n")
 	f.Add(observed + "spf_domain A.example\nspf_scope helo\nrcpt_domain -\nnp 113\nt 0\nfo -\nruf x\noverride other\n")
 	f.Fuzz(func(t *testing.T, text string) {
+		if got, want := splitFields([]byte(text), nil), bytes.Fields([]byte(text)); !equalFields(got, want) {
+			t.Fatalf("splitFields(%q) = %q, want %q", text, got, want)
+		}
 		recs, _ := readAll(t, text)
 		// Whatever reads, writes back and reads again the same.
 		for _, r := range recs {
@@ -155,6 +159,53 @@ func FuzzHistoryReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+func equalFields(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSplitFields(t *testing.T) {
+	for _, in := range []string{"", " ", "a", "d.example s1 0", "  d.example\ts1  0 ", "a\vb\fc\rd\ne", "dé s 0", "a\u00a0b \u0085c", "x  "} {
+		if got, want := splitFields([]byte(in), nil), bytes.Fields([]byte(in)); !equalFields(got, want) {
+			t.Errorf("splitFields(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The reader shares the strings that repeat between records; its tables
+// stop growing when full, and every record still gets its own values.
+func TestHistoryReaderInterned(t *testing.T) {
+	const n = 2*maxInterned + 17
+	var text []byte
+	for i := 0; i < n; i++ {
+		d := fmt.Sprintf("D%d.Example", i%(maxInterned+100))
+		r := &HistoryRecord{JobID: fmt.Sprintf("J%d", i), Reporter: "mx1.example", Received: time.Unix(1700000000+int64(i), 0),
+			IPAddr: fmt.Sprintf("::ffff:198.51.%d.%d", i/250%250, i%250), From: d, MailFrom: d, PolicyDomain: d, Policy: HistoryPolicyPass,
+			RUA: []string{"mailto:r@" + d}, Pct: 100, ADKIM: 'r', ASPF: 'r', P: 'r', AlignDKIM: 4, AlignSPF: 4, ARC: ARESFail, ARCPolicy: 2,
+			DKIM: []HistoryDKIM{{d, "s1", ARESPass}}}
+		text = r.AppendFormat(text)
+	}
+	recs, errs := readAll(t, string(text))
+	if len(errs) != 0 || len(recs) != n {
+		t.Fatalf("%d records, %v", len(recs), errs)
+	}
+	for i, r := range recs {
+		d := fmt.Sprintf("d%d.example", i%(maxInterned+100))
+		ip := fmt.Sprintf("198.51.%d.%d", i/250%250, i%250)
+		if r.From != d || r.MailFrom != d || r.PolicyDomain != d || r.DKIM[0].Domain != d || r.IPAddr != ip ||
+			r.RUA[0] != "mailto:r@D"+d[1:len(d)-len("example")]+"Example" || r.JobID != fmt.Sprintf("J%d", i) {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+	}
 }
 
 // BenchmarkHistoryReader reads 100,000 records written by AppendFormat.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -27,19 +28,18 @@ type Source struct {
 
 // Summary counts the messages that arrived since the given time, per
 // policy domain with a DMARC record (or only domain), busiest first,
-// with each domain's top failing sources (at most top).
+// with each domain's top failing sources (at most top). Like Groups, it
+// reads the rollup for the whole days and the messages for the rest.
 func (s *Store) Summary(ctx context.Context, since time.Time, domain string, top int) ([]DomainSummary, error) {
-	where := " WHERE received >= " + s.ph(1) + " AND policy NOT IN (13, 14)"
-	args := []any{since.Unix()}
-	if domain != "" {
-		where += " AND policy_domain = " + s.ph(2)
-		args = append(args, domain)
+	const pass = "(g.align_dkim = 4 OR g.align_spf = 4)"
+	from := func(q *query) string {
+		return " FROM (" + q.counts(since.Unix(), math.MaxInt64, domain) + ") c JOIN report_groups g ON g.gid = c.gid WHERE g.policy NOT IN (13, 14)"
 	}
-	const pass = "(align_dkim = 4 OR align_spf = 4)"
-	rows, err := s.db.QueryContext(ctx, "SELECT policy_domain, COUNT(*), SUM(CASE WHEN "+pass+" THEN 1 ELSE 0 END),"+
-		" SUM(CASE WHEN align_spf = 4 THEN 1 ELSE 0 END), SUM(CASE WHEN align_dkim = 4 THEN 1 ELSE 0 END),"+
-		" SUM(CASE WHEN action IN (0, 1) THEN 1 ELSE 0 END), SUM(CASE WHEN action = 4 THEN 1 ELSE 0 END)"+
-		" FROM messages"+where+" GROUP BY policy_domain ORDER BY COUNT(*) DESC, policy_domain", args...)
+	sum := func(cond string) string { return "CAST(SUM(CASE WHEN " + cond + " THEN c.n ELSE 0 END) AS BIGINT)" }
+	q := &query{s: s}
+	rows, err := s.db.QueryContext(ctx, "SELECT g.policy_domain, CAST(SUM(c.n) AS BIGINT), "+sum(pass)+", "+sum("g.align_spf = 4")+", "+
+		sum("g.align_dkim = 4")+", "+sum("g.action IN (0, 1)")+", "+sum("g.action = 4")+from(q)+
+		" GROUP BY g.policy_domain ORDER BY SUM(c.n) DESC, g.policy_domain", q.args...)
 	if err != nil {
 		return nil, s.fail("summary", err)
 	}
@@ -60,8 +60,9 @@ func (s *Store) Summary(ctx context.Context, since time.Time, domain string, top
 	if err := rows.Err(); err != nil {
 		return nil, s.fail("summary", err)
 	}
-	rows, err = s.db.QueryContext(ctx, "SELECT policy_domain, ip, COUNT(*) FROM messages"+where+" AND NOT "+pass+
-		" GROUP BY policy_domain, ip ORDER BY policy_domain, COUNT(*) DESC, ip", args...)
+	q = &query{s: s}
+	rows, err = s.db.QueryContext(ctx, "SELECT g.policy_domain, g.ip, CAST(SUM(c.n) AS BIGINT)"+from(q)+" AND NOT "+pass+
+		" GROUP BY g.policy_domain, g.ip ORDER BY g.policy_domain, SUM(c.n) DESC, g.ip", q.args...)
 	if err != nil {
 		return nil, s.fail("summary", err)
 	}
