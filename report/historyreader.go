@@ -85,48 +85,66 @@ type HistoryReader struct {
 	pendStart int64
 	eof       bool
 
-	// The values that repeat from record to record (the reporter, the
-	// domains, the addresses, the URIs), as they appear in the file →
-	// as the record holds them: one string for all their records.
-	words, lower, addrs interned
+	// The values that repeat from record to record, as they appear in
+	// the file → as the record holds them: one string for all their
+	// records. One table per kind of value, each remembering its last
+	// value apart (the reporter, the selector, the envelope and policy
+	// domains that are the From domain again).
+	reporters, selectors, uris, lower, addrs interned
 }
 
 // interned is a table of the values seen first; once full it takes no
 // more, so that memory stays flat whatever the file holds (and a file
 // with more distinct values than it holds costs no more than without
-// it).
-type interned map[string]string
+// it). In front of it, the last value asked for.
+type interned struct {
+	m        map[string]string
+	last     []byte
+	lastVal  string
+	haveLast bool
+}
 
 const maxInterned = 1 << 16
 
 func (t *interned) get(b []byte) (string, bool) {
-	v, ok := (*t)[string(b)]
+	if t.haveLast && bytes.Equal(b, t.last) {
+		return t.lastVal, true
+	}
+	v, ok := t.m[string(b)]
+	if ok {
+		t.remember(b, v)
+	}
 	return v, ok
 }
 
 func (t *interned) put(b []byte, v string) string {
-	if *t == nil {
-		*t = make(map[string]string)
+	if t.m == nil {
+		t.m = make(map[string]string)
 	}
-	if len(*t) < maxInterned {
-		(*t)[string(b)] = v
+	if len(t.m) < maxInterned {
+		t.m[string(b)] = v
 	}
+	t.remember(b, v)
 	return v
 }
 
-// word returns b as a string; lowerWord in lower case.
-func (h *HistoryReader) word(b []byte) string {
-	if v, ok := h.words.get(b); ok {
-		return v
-	}
-	return h.words.put(b, string(b))
+func (t *interned) remember(b []byte, v string) {
+	t.last, t.lastVal, t.haveLast = append(t.last[:0], b...), v, true
 }
 
-func (h *HistoryReader) lowerWord(b []byte) string {
-	if v, ok := h.lower.get(b); ok {
+// str returns b as a string from the table; lowerStr in lower case.
+func (t *interned) str(b []byte) string {
+	if v, ok := t.get(b); ok {
 		return v
 	}
-	return h.lower.put(b, strings.ToLower(string(b)))
+	return t.put(b, string(b))
+}
+
+func (t *interned) lowerStr(b []byte) string {
+	if v, ok := t.get(b); ok {
+		return v
+	}
+	return t.put(b, strings.ToLower(string(b)))
 }
 
 // NewHistoryReader reads records from r; file names it in errors.
@@ -172,16 +190,32 @@ var errLongLine = fmt.Errorf("line longer than %d bytes", MaxHistoryLine)
 // a *HistoryError (the reader goes on with the next record on the next
 // call); the end of the input is io.EOF; any other error is the reader's.
 func (h *HistoryReader) Next() (*HistoryRecord, error) {
+	rec := &HistoryRecord{}
+	if err := h.NextInto(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// NextInto reads the next record into rec as Next does, reusing the
+// memory of rec's DKIM and RUA lists: a reader of many records that
+// keeps none of them (an import) allocates one record, not one per
+// record. After an error rec holds nothing of use.
+func (h *HistoryReader) NextInto(rec *HistoryRecord) error {
 	var (
-		rec       *HistoryRecord
+		started   bool
 		have      int
 		bad       error
 		startLine int
 		start     int64
 		lastLF    = true
 	)
+	reset := func(n int, off int64) {
+		*rec = HistoryRecord{DKIM: rec.DKIM[:0], RUA: rec.RUA[:0]}
+		started, have, bad, startLine, start = true, 0, nil, n, off
+	}
 	begin := func(line []byte, n int, off int64) {
-		rec, have, bad, startLine, start = &HistoryRecord{}, 0, nil, n, off
+		reset(n, off)
 		h.parseLine(rec, line, &have, &bad)
 	}
 	if h.pending != nil {
@@ -196,12 +230,12 @@ func (h *HistoryReader) Next() (*HistoryRecord, error) {
 			break
 		}
 		if err != nil && err != errLongLine {
-			return nil, err
+			return err
 		}
 		lastLF = lf
 		if err == errLongLine {
-			if rec == nil {
-				rec, startLine, start = &HistoryRecord{}, h.line, off
+			if !started {
+				reset(h.line, off)
 			}
 			if bad == nil {
 				bad = fmt.Errorf("line %d: %w", h.line, err)
@@ -212,47 +246,47 @@ func (h *HistoryReader) Next() (*HistoryRecord, error) {
 			continue
 		}
 		if bytes.HasPrefix(line, []byte("job ")) || bytes.Equal(line, []byte("job")) {
-			if rec != nil {
+			if started {
 				h.pendBuf = append(h.pendBuf[:0], line...)
 				h.pending = h.pendBuf
 				h.pendLine, h.pendStart = h.line, off
-				return h.finish(rec, have, bad, startLine, start)
+				return h.finish(have, bad, startLine, start)
 			}
 			begin(line, h.line, off)
 			continue
 		}
-		if rec == nil {
+		if !started {
 			// Lines before the first "job": the tail of a record whose
 			// start is not in this file. One error for the run of them.
-			rec, startLine, start = &HistoryRecord{}, h.line, off
+			reset(h.line, off)
 			bad = errors.New(`lines before the first "job" line`)
 			have = keysRequired
 			continue
 		}
 		h.parseLine(rec, line, &have, &bad)
 	}
-	if rec == nil {
-		return nil, io.EOF
+	if !started {
+		return io.EOF
 	}
 	// The last record: cut short when its last line has no end (whatever
 	// that line holds), or when it ends before its required keys.
 	if !lastLF {
-		return nil, &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: errors.New("no line end")}
+		return &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: errors.New("no line end")}
 	}
 	if bad == nil && have&keysRequired != keysRequired {
-		return nil, &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: fmt.Errorf("missing %s", missingKeys(have))}
+		return &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: fmt.Errorf("missing %s", missingKeys(have))}
 	}
-	return h.finish(rec, have, bad, startLine, start)
+	return h.finish(have, bad, startLine, start)
 }
 
-func (h *HistoryReader) finish(rec *HistoryRecord, have int, bad error, line int, off int64) (*HistoryRecord, error) {
+func (h *HistoryReader) finish(have int, bad error, line int, off int64) error {
 	if bad == nil && have&keysRequired != keysRequired {
 		bad = fmt.Errorf("missing %s", missingKeys(have))
 	}
 	if bad != nil {
-		return nil, &HistoryError{File: h.file, Line: line, Offset: off, Err: bad}
+		return &HistoryError{File: h.file, Line: line, Offset: off, Err: bad}
 	}
-	return rec, nil
+	return nil
 }
 
 func missingKeys(have int) string {
@@ -293,7 +327,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 		}
 		*dst = n
 	}
-	word := func(bit int, dst *string, empty, lower bool) {
+	word := func(bit int, dst *string, empty bool, t *interned) {
 		if !once(bit) {
 			return
 		}
@@ -301,10 +335,10 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 			fail("%q is not one word", value)
 			return
 		}
-		if lower {
-			*dst = h.lowerWord(value)
+		if t == &h.lower {
+			*dst = t.lowerStr(value)
 		} else {
-			*dst = h.word(value)
+			*dst = t.str(value)
 		}
 	}
 	switch string(key) {
@@ -317,7 +351,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 			}
 		}
 	case "reporter":
-		word(keyReporter, &rec.Reporter, false, false)
+		word(keyReporter, &rec.Reporter, false, &h.reporters)
 	case "received":
 		var n int
 		num(keyReceived, &n, 1, 1<<40)
@@ -337,11 +371,11 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 			rec.IPAddr = h.addrs.put(value, a.Unmap().String())
 		}
 	case "from":
-		word(keyFrom, &rec.From, false, true)
+		word(keyFrom, &rec.From, false, &h.lower)
 	case "mfrom":
-		word(keyMailFrom, &rec.MailFrom, true, true)
+		word(keyMailFrom, &rec.MailFrom, true, &h.lower)
 	case "pdomain":
-		word(keyPDomain, &rec.PolicyDomain, false, true)
+		word(keyPDomain, &rec.PolicyDomain, false, &h.lower)
 	case "dkim":
 		var fields [4][]byte
 		f := splitFields(value, fields[:0])
@@ -354,7 +388,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 			fail("result %q is not a result code", f[2])
 			return
 		}
-		rec.DKIM = append(rec.DKIM, HistoryDKIM{Domain: h.lowerWord(f[0]), Selector: h.word(f[1]), Result: ARES(res)})
+		rec.DKIM = append(rec.DKIM, HistoryDKIM{Domain: h.lower.lowerStr(f[0]), Selector: h.selectors.str(f[1]), Result: ARES(res)})
 	case "spf":
 		var n int
 		num(keySPF, &n, -1, 12)
@@ -365,7 +399,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 		if len(value) == 0 || bytes.IndexByte(value, ' ') >= 0 {
 			fail("%q is not one URI", value)
 		} else if string(value) != "-" {
-			rec.RUA = append(rec.RUA, h.word(value))
+			rec.RUA = append(rec.RUA, h.uris.str(value))
 		}
 	case "pct":
 		num(keyPct, &rec.Pct, 0, 100)

@@ -33,6 +33,68 @@ func readAll(t testing.TB, text string) ([]*HistoryRecord, []*HistoryError) {
 	}
 }
 
+// readInto reads text with NextInto into one record, and returns each
+// record formatted, and the errors formatted.
+func readInto(t testing.TB, text string) (recs, errs []string) {
+	t.Helper()
+	r := NewHistoryReader(strings.NewReader(text), "dmarc.dat")
+	rec := &HistoryRecord{}
+	for {
+		err := r.NextInto(rec)
+		if err == io.EOF {
+			return recs, errs
+		}
+		var he *HistoryError
+		if errors.As(err, &he) {
+			errs = append(errs, he.Error())
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, string(rec.AppendFormat(nil)))
+	}
+}
+
+// sameAsNext checks that NextInto, reusing one record, reads text as
+// Next does.
+func sameAsNext(t testing.TB, text string) {
+	t.Helper()
+	recs, errs := readAll(t, text)
+	gotRecs, gotErrs := readInto(t, text)
+	var wantRecs, wantErrs []string
+	for _, r := range recs {
+		wantRecs = append(wantRecs, string(r.AppendFormat(nil)))
+	}
+	for _, e := range errs {
+		wantErrs = append(wantErrs, e.Error())
+	}
+	if strings.Join(gotRecs, "\x00") != strings.Join(wantRecs, "\x00") || strings.Join(gotErrs, "\n") != strings.Join(wantErrs, "\n") {
+		t.Fatalf("NextInto read %d records and %q, Next %d and %q", len(gotRecs), gotErrs, len(wantRecs), wantErrs)
+	}
+}
+
+// NextInto reads what Next reads, though its record's lists shrink and
+// grow from one record to the next.
+func TestHistoryReaderNextInto(t *testing.T) {
+	var text []byte
+	for i := 0; i < 50; i++ {
+		r := &HistoryRecord{JobID: fmt.Sprintf("J%d", i), Reporter: "mx1.example", Received: time.Unix(1700000000+int64(i), 0),
+			IPAddr: "192.0.2.1", From: "d.example", MailFrom: "d.example", PolicyDomain: "d.example", Policy: HistoryPolicyPass,
+			Pct: 100, ADKIM: 'r', ASPF: 'r', P: 'r', AlignDKIM: 4, AlignSPF: 4, ARC: ARESFail, ARCPolicy: 2}
+		for k := 0; k < i%4; k++ {
+			r.DKIM = append(r.DKIM, HistoryDKIM{fmt.Sprintf("k%d.example", k), "s1", ARESPass})
+			r.RUA = append(r.RUA, fmt.Sprintf("mailto:r%d@d.example", k))
+		}
+		if i%3 == 0 {
+			r.Ext = &HistoryExt{SPFDomain: "d.example", RcptDomains: []string{"x.example"}, FO: "1"}
+		}
+		text = r.AppendFormat(text)
+	}
+	sameAsNext(t, string(text))
+	sameAsNext(t, observed+"pct 1000\n"+observed+observed[:40])
+}
+
 // The writer's output reads back as the same records: the round trip of
 // AppendFormat and the reader, including DKIM lines, rua lists and seals.
 func TestHistoryReaderRoundTrip(t *testing.T) {
@@ -146,6 +208,7 @@ func FuzzHistoryReader(f *testing.F) {
 		if got, want := splitFields([]byte(text), nil), bytes.Fields([]byte(text)); !equalFields(got, want) {
 			t.Fatalf("splitFields(%q) = %q, want %q", text, got, want)
 		}
+		sameAsNext(t, text)
 		recs, _ := readAll(t, text)
 		// Whatever reads, writes back and reads again the same.
 		for _, r := range recs {

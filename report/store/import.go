@@ -139,8 +139,9 @@ func readChunks(ctx context.Context, r io.Reader, file string, res *ImportResult
 			return false
 		}
 	}
+	rec := &report.HistoryRecord{} // one for all: the batch keeps its key, not the record
 	for {
-		rec, err := hr.Next()
+		err := hr.NextInto(rec)
 		if err == io.EOF {
 			break
 		}
