@@ -224,12 +224,15 @@ func TestPostgresQueriesMatchSQLite(t *testing.T) {
 		!strings.Contains(ld, "&{SPFDomain:") {
 		t.Errorf("SQLite:\n%s", ld)
 	}
-	// A database made before the sidecar history format gets its columns.
-	old := pg.CreateDB(t, "old")
-	raw, err := sql.Open("pgx", old)
-	if err != nil {
-		t.Fatal(err)
+	// Stores made before the rollup, and before the sidecar history
+	// format, are converted.
+	for _, ext := range []bool{false, true} {
+		old := pg.CreateDB(t, fmt.Sprintf("old%v", ext))
+		raw, err := sql.Open("pgx", old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		checkMigration(t, old, raw, Postgres, ext)
 	}
-	defer raw.Close()
-	checkMigration(t, old, raw, Postgres, true)
 }
