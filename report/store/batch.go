@@ -178,28 +178,14 @@ func (w *txWriter) resolveGroups(ctx context.Context, b *batch) error {
 // puts their ids into known: those it inserted, and those another
 // importer did.
 func (w *txWriter) addGroups(ctx context.Context, b *batch, missing []int) error {
-	known := w.known
-	type group struct{ hash, key string } // hash: keyHash's bytes
-	groups := make([]group, len(missing))
+	groups := make([]hashedKey, len(missing))
 	byHash := make(map[string]string, len(missing))
 	for i, row := range missing {
 		k := string(b.key(&b.rows[row]))
-		groups[i] = group{keyHash(k), k}
+		groups[i] = hashedKey{keyHash(k), k}
 		byHash[groups[i].hash] = k
 	}
-	slices.SortFunc(groups, func(x, y group) int { return strings.Compare(x.hash, y.hash) })
-	scan := func(rows *sql.Rows) error {
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			var h []byte
-			if err := rows.Scan(&id, &h); err != nil {
-				return err
-			}
-			known[byHash[string(h)]] = id
-		}
-		return rows.Err()
-	}
+	slices.SortFunc(groups, func(x, y hashedKey) int { return strings.Compare(x.hash, y.hash) })
 	for rest := groups; len(rest) > 0; {
 		n := min(len(rest), groupRows)
 		args := make([]any, 0, n*(1+nGroupColumns))
@@ -210,11 +196,7 @@ func (w *txWriter) addGroups(ctx context.Context, b *batch, missing []int) error
 			}
 			args = append(append(args, []byte(g.hash)), vals...)
 		}
-		rows, err := w.query(ctx, stmtGroups, n, args)
-		if err != nil {
-			return err
-		}
-		if err := scan(rows); err != nil {
+		if err := w.scanIDs(ctx, stmtGroups, n, args, byHash); err != nil {
 			return err
 		}
 		rest = rest[n:]
@@ -222,22 +204,40 @@ func (w *txWriter) addGroups(ctx context.Context, b *batch, missing []int) error
 	// The groups another importer inserted first.
 	var others []any
 	for _, g := range groups {
-		if _, ok := known[g.key]; !ok {
+		if _, ok := w.known[g.key]; !ok {
 			others = append(others, []byte(g.hash))
 		}
 	}
 	for len(others) > 0 {
 		n := min(len(others), groupRows)
-		rows, err := w.query(ctx, stmtGroupIDs, n, others[:n])
-		if err != nil {
-			return err
-		}
-		if err := scan(rows); err != nil {
+		if err := w.scanIDs(ctx, stmtGroupIDs, n, others[:n], byHash); err != nil {
 			return err
 		}
 		others = others[n:]
 	}
 	return nil
+}
+
+// hashedKey is a group key and its hash (keyHash's bytes).
+type hashedKey struct{ hash, key string }
+
+// scanIDs runs a statement returning (gid, gkey) rows and puts the ids
+// into known, by the keys of the hashes.
+func (w *txWriter) scanIDs(ctx context.Context, kind, n int, args []any, byHash map[string]string) error {
+	rows, err := w.query(ctx, kind, n, args)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var h []byte
+		if err := rows.Scan(&id, &h); err != nil {
+			return err
+		}
+		w.known[byHash[string(h)]] = id
+	}
+	return rows.Err()
 }
 
 // dayGroup is a row of group_days: the start of a UTC day (Unix seconds)

@@ -38,52 +38,7 @@ func TestPostgresConcurrentImport(t *testing.T) {
 		}
 		files[h] = b.Bytes()
 	}
-	// Importer i imports host i's file, then host (i+1)'s from its
-	// (777·i+1)-th record on, both in parallel with the others: every
-	// file is imported twice at once, in chunks that start at other
-	// records, so that some statements find part of their rows stored.
-	importAll := func(extra func()) int64 {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var added int64
-		errs := make(chan error, 2*hosts+1)
-		for i := 0; i < hosts; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s, err := Open(context.Background(), url) // each its own schema creation race
-				if err != nil {
-					errs <- err
-					return
-				}
-				defer s.Close()
-				for k, f := range []int{i, (i + 1) % hosts} {
-					skip := k * 777 * (i + 1)
-					res, err := s.Import(context.Background(), bytes.NewReader(skipRecords(files[f], skip)), fmt.Sprintf("mx%d.dat", f), nil)
-					if err != nil {
-						errs <- err
-						return
-					}
-					if res.Records != int64(each-skip) || res.Corrupt != 0 {
-						errs <- fmt.Errorf("importer %d file %d: %+v", i, f, res)
-					}
-					mu.Lock()
-					added += res.Added
-					mu.Unlock()
-				}
-			}()
-		}
-		if extra != nil {
-			extra()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-		return added
-	}
-	added := importAll(nil)
+	added := importAll(t, url, files, each, nil)
 	s, err := Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +89,7 @@ func TestPostgresConcurrentImport(t *testing.T) {
 		t.Errorf("expire: %d %v", exp, err)
 	}
 	checkRollup(t, s)
-	importAll(func() {
+	importAll(t, url, files, each, func() {
 		if _, err := s.Expire(context.Background(), start.Add(5*time.Hour)); err != nil {
 			t.Error(err)
 		}
@@ -144,6 +99,54 @@ func TestPostgresConcurrentImport(t *testing.T) {
 	if err := s.DB().QueryRow("SELECT jobid FROM messages WHERE reporter = 'mx0.example' AND jobid = '00004E20'").Scan(&key); err != nil {
 		t.Errorf("job 20000: %v", err)
 	}
+}
+
+// importAll runs one importer per file at once: importer i imports file
+// i, then file i+1 from its (777·i+1)-th record on, so that every file is
+// imported twice at once, in chunks that start at other records (some
+// statements find part of their rows stored). extra runs meanwhile. It
+// returns the sum of what the importers added.
+func importAll(t *testing.T, url string, files [][]byte, each int, extra func()) int64 {
+	hosts := len(files)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var added int64
+	errs := make(chan error, 2*hosts+1)
+	for i := 0; i < hosts; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(context.Background(), url) // each its own schema creation race
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			for k, f := range []int{i, (i + 1) % hosts} {
+				skip := k * 777 * (i + 1)
+				res, err := s.Import(context.Background(), bytes.NewReader(skipRecords(files[f], skip)), fmt.Sprintf("mx%d.dat", f), nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res.Records != int64(each-skip) || res.Corrupt != 0 {
+					errs <- fmt.Errorf("importer %d file %d: %+v", i, f, res)
+				}
+				mu.Lock()
+				added += res.Added
+				mu.Unlock()
+			}
+		}()
+	}
+	if extra != nil {
+		extra()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	return added
 }
 
 // skipRecords returns the history b from its (n+1)-th record on.
