@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"math"
 	"strings"
 	"time"
 
@@ -106,34 +107,53 @@ func (q *query) arg(v any) string {
 // arrival. The whole UTC days come from group_days, the parts of days at
 // either end from messages.
 func (q *query) counts(begin, end int64, domain string) string {
-	only := func() string {
-		if domain == "" {
-			return ""
-		}
-		return " AND gid IN (SELECT gid FROM report_groups WHERE policy_domain = " + q.arg(domain) + ")"
-	}
-	messages := func(b, e int64) string {
-		return "SELECT gid, COUNT(*) AS n, MAX(received) AS last_received FROM messages WHERE received >= " + q.arg(b) +
-			" AND received < " + q.arg(e) + only() + " GROUP BY gid"
-	}
 	var parts []string
 	first, last := dayOf(begin), dayOf(end) // whole days: [first, last)
 	if first < begin {
 		first += 86400
 	}
 	if first >= last {
-		parts = append(parts, messages(begin, end))
+		parts = append(parts, q.messages("", begin, end, domain))
 	} else {
-		parts = append(parts, "SELECT gid, n, last_received FROM group_days WHERE day >= "+q.arg(first)+" AND day < "+q.arg(last)+only())
+		parts = append(parts, "SELECT gid, n, last_received FROM group_days WHERE day >= "+q.arg(first)+" AND day < "+q.arg(last)+q.only(domain))
 		if begin < first {
-			parts = append(parts, messages(begin, first))
+			parts = append(parts, q.messages("", begin, first, domain))
 		}
 		if last < end {
-			parts = append(parts, messages(last, end))
+			parts = append(parts, q.messages("", last, end, domain))
 		}
 	}
 	return "SELECT gid, CAST(SUM(n) AS BIGINT) AS n, MAX(last_received) AS last_received FROM (" +
 		strings.Join(parts, " UNION ALL ") + ") u GROUP BY gid"
+}
+
+// countsSince returns a subquery with a row (gid, n) for each group with
+// messages that arrived at begin or after, as counts does. Without the
+// latest arrival, the part of begin's day can be counted the shorter
+// way: when begin is in the first half of its day, as the day's count
+// less the messages before begin.
+func (q *query) countsSince(begin int64, domain string) string {
+	day := dayOf(begin)
+	if begin == day || begin-day > 43200 {
+		return q.counts(begin, math.MaxInt64, domain)
+	}
+	return "SELECT gid, CAST(SUM(n) AS BIGINT) AS n FROM (SELECT gid, n, last_received FROM group_days WHERE day >= " + q.arg(day) + q.only(domain) +
+		" UNION ALL " + q.messages("-", day, begin, domain) + ") u GROUP BY gid HAVING SUM(n) > 0"
+}
+
+// messages is the subquery counting the messages of [b, e) per group
+// (sign "-": negatively).
+func (q *query) messages(sign string, b, e int64, domain string) string {
+	return "SELECT gid, " + sign + "COUNT(*) AS n, MAX(received) AS last_received FROM messages WHERE received >= " + q.arg(b) +
+		" AND received < " + q.arg(e) + q.only(domain) + " GROUP BY gid"
+}
+
+// only restricts a subquery to the groups of domain, unless it is "".
+func (q *query) only(domain string) string {
+	if domain == "" {
+		return ""
+	}
+	return " AND gid IN (SELECT gid FROM report_groups WHERE policy_domain = " + q.arg(domain) + ")"
 }
 
 // prefixed returns the comma-separated columns cols, each with prefix.

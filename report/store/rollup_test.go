@@ -338,7 +338,10 @@ func sameAsOracle(t *testing.T, s *Store, l *legacyDB, when string) {
 			}
 		}
 	}
-	for _, since := range []time.Time{t0.Add(-3 * time.Hour), t0.Add(7*time.Hour + 3*time.Second), t0.Add(24 * time.Hour)} {
+	// Since: in the second half of a day (its part counted from the
+	// messages), in the first half (the day's count less the messages
+	// before), at a day's start.
+	for _, since := range []time.Time{t0.Add(-3 * time.Hour), t0.Add(7*time.Hour + 3*time.Second), t0.Add(24 * time.Hour), t0.Add(44 * time.Hour)} {
 		for _, dom := range []string{"", "a.example"} {
 			got, err := s.Summary(context.Background(), since, dom, 3)
 			if err != nil {
@@ -620,4 +623,41 @@ func FuzzGroupKey(f *testing.F) {
 			t.Fatalf("decodeKey(%q) = %#v, which encodes as %q", k, vals, again)
 		}
 	})
+}
+
+// A summary since a time early in a day counts that day as the day's
+// count less the messages before: a domain, or a source, whose messages
+// of the day all came before is not listed, not even with zero.
+func TestSummarySinceEarly(t *testing.T) {
+	s := openSQLite(t)
+	spec := historygen.Spec{Records: 3, Domains: 1, Sources: 1, Start: t0, Step: time.Hour, Reporter: "mx1.example"}
+	early, late, failing := spec.Record(0), spec.Record(1), spec.Record(2) // d0.example: pass at 00:00 and 01:00, fail at 02:00
+	early.PolicyDomain, early.From, early.JobID = "early.example", "early.example", "E"
+	failing.Received = t0.Add(2 * time.Hour)
+	importRecords(t, s, early, late, failing)
+	for _, c := range []struct {
+		since time.Time
+		want  string
+	}{
+		{t0, "[{d0.example 2 1 1 1 1 1 0 1 [{203.0.113.1 1}]} {early.example 1 1 0 1 1 0 0 1 []}]"},
+		{t0.Add(30 * time.Minute), "[{d0.example 2 1 1 1 1 1 0 1 [{203.0.113.1 1}]}]"},
+		{t0.Add(90 * time.Minute), "[{d0.example 1 0 1 0 0 1 0 0 [{203.0.113.1 1}]}]"},
+		{t0.Add(150 * time.Minute), "[]"},
+	} {
+		got, err := s.Summary(context.Background(), c.since, "", 3)
+		if err != nil || fmt.Sprint(got) != c.want {
+			t.Errorf("since %v: %v %v, want %s", c.since, got, err, c.want)
+		}
+	}
+}
+
+func importRecords(t testing.TB, s *Store, recs ...*report.HistoryRecord) {
+	t.Helper()
+	var b []byte
+	for _, r := range recs {
+		b = r.AppendFormat(b)
+	}
+	if res := importBytes(t, s, "h", b); res.Added != int64(len(recs)) {
+		t.Fatalf("import: %+v", res)
+	}
 }
