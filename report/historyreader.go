@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // HistoryError is a history record that was not read: corrupt (a line
@@ -79,9 +80,71 @@ type HistoryReader struct {
 	offset int64 // bytes read so far
 
 	pending   []byte // a "job" line read ahead, starting the next record
+	pendBuf   []byte // pending's memory
 	pendLine  int
 	pendStart int64
 	eof       bool
+
+	// The values that repeat from record to record, as they appear in
+	// the file → as the record holds them: one string for all their
+	// records. One table per kind of value, each remembering its last
+	// value apart (the reporter, the selector, the envelope and policy
+	// domains that are the From domain again).
+	reporters, selectors, uris, lower, addrs interned
+}
+
+// interned is a table of the values seen first; once full it takes no
+// more, so that memory stays flat whatever the file holds (and a file
+// with more distinct values than it holds costs no more than without
+// it). In front of it, the last value asked for.
+type interned struct {
+	m        map[string]string
+	last     []byte
+	lastVal  string
+	haveLast bool
+}
+
+const maxInterned = 1 << 16
+
+func (t *interned) get(b []byte) (string, bool) {
+	if t.haveLast && bytes.Equal(b, t.last) {
+		return t.lastVal, true
+	}
+	v, ok := t.m[string(b)]
+	if ok {
+		t.remember(b, v)
+	}
+	return v, ok
+}
+
+func (t *interned) put(b []byte, v string) string {
+	if t.m == nil {
+		t.m = make(map[string]string)
+	}
+	if len(t.m) < maxInterned {
+		t.m[string(b)] = v
+	}
+	t.remember(b, v)
+	return v
+}
+
+func (t *interned) remember(b []byte, v string) {
+	t.last, t.lastVal, t.haveLast = append(t.last[:0], b...), v, true
+}
+
+// str returns b as a string from the table; lowerStr in lower case.
+func (t *interned) str(b []byte) string {
+	if v, ok := t.get(b); ok {
+		return v
+	}
+	return t.put(b, string(b))
+}
+
+func (t *interned) lowerStr(b []byte) string {
+	if v, ok := t.get(b); ok {
+		return v
+	}
+	return t.put(b, strings.ToLower(string(b)))
 }
 
 // NewHistoryReader reads records from r; file names it in errors.
@@ -127,16 +190,32 @@ var errLongLine = fmt.Errorf("line longer than %d bytes", MaxHistoryLine)
 // a *HistoryError (the reader goes on with the next record on the next
 // call); the end of the input is io.EOF; any other error is the reader's.
 func (h *HistoryReader) Next() (*HistoryRecord, error) {
+	rec := &HistoryRecord{}
+	if err := h.NextInto(rec); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+// NextInto reads the next record into rec as Next does, reusing the
+// memory of rec's DKIM and RUA lists: a reader of many records that
+// keeps none of them (an import) allocates one record, not one per
+// record. After an error rec holds nothing of use.
+func (h *HistoryReader) NextInto(rec *HistoryRecord) error {
 	var (
-		rec       *HistoryRecord
+		started   bool
 		have      int
 		bad       error
 		startLine int
 		start     int64
 		lastLF    = true
 	)
+	reset := func(n int, off int64) {
+		*rec = HistoryRecord{DKIM: rec.DKIM[:0], RUA: rec.RUA[:0]}
+		started, have, bad, startLine, start = true, 0, nil, n, off
+	}
 	begin := func(line []byte, n int, off int64) {
-		rec, have, bad, startLine, start = &HistoryRecord{}, 0, nil, n, off
+		reset(n, off)
 		h.parseLine(rec, line, &have, &bad)
 	}
 	if h.pending != nil {
@@ -151,12 +230,12 @@ func (h *HistoryReader) Next() (*HistoryRecord, error) {
 			break
 		}
 		if err != nil && err != errLongLine {
-			return nil, err
+			return err
 		}
 		lastLF = lf
 		if err == errLongLine {
-			if rec == nil {
-				rec, startLine, start = &HistoryRecord{}, h.line, off
+			if !started {
+				reset(h.line, off)
 			}
 			if bad == nil {
 				bad = fmt.Errorf("line %d: %w", h.line, err)
@@ -167,46 +246,47 @@ func (h *HistoryReader) Next() (*HistoryRecord, error) {
 			continue
 		}
 		if bytes.HasPrefix(line, []byte("job ")) || bytes.Equal(line, []byte("job")) {
-			if rec != nil {
-				h.pending = append(h.pending[:0:0], line...)
+			if started {
+				h.pendBuf = append(h.pendBuf[:0], line...)
+				h.pending = h.pendBuf
 				h.pendLine, h.pendStart = h.line, off
-				return h.finish(rec, have, bad, startLine, start)
+				return h.finish(have, bad, startLine, start)
 			}
 			begin(line, h.line, off)
 			continue
 		}
-		if rec == nil {
+		if !started {
 			// Lines before the first "job": the tail of a record whose
 			// start is not in this file. One error for the run of them.
-			rec, startLine, start = &HistoryRecord{}, h.line, off
+			reset(h.line, off)
 			bad = errors.New(`lines before the first "job" line`)
 			have = keysRequired
 			continue
 		}
 		h.parseLine(rec, line, &have, &bad)
 	}
-	if rec == nil {
-		return nil, io.EOF
+	if !started {
+		return io.EOF
 	}
 	// The last record: cut short when its last line has no end (whatever
 	// that line holds), or when it ends before its required keys.
 	if !lastLF {
-		return nil, &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: errors.New("no line end")}
+		return &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: errors.New("no line end")}
 	}
 	if bad == nil && have&keysRequired != keysRequired {
-		return nil, &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: fmt.Errorf("missing %s", missingKeys(have))}
+		return &HistoryError{File: h.file, Line: startLine, Offset: start, Incomplete: true, Err: fmt.Errorf("missing %s", missingKeys(have))}
 	}
-	return h.finish(rec, have, bad, startLine, start)
+	return h.finish(have, bad, startLine, start)
 }
 
-func (h *HistoryReader) finish(rec *HistoryRecord, have int, bad error, line int, off int64) (*HistoryRecord, error) {
+func (h *HistoryReader) finish(have int, bad error, line int, off int64) error {
 	if bad == nil && have&keysRequired != keysRequired {
 		bad = fmt.Errorf("missing %s", missingKeys(have))
 	}
 	if bad != nil {
-		return nil, &HistoryError{File: h.file, Line: line, Offset: off, Err: bad}
+		return &HistoryError{File: h.file, Line: line, Offset: off, Err: bad}
 	}
-	return rec, nil
+	return nil
 }
 
 func missingKeys(have int) string {
@@ -247,7 +327,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 		}
 		*dst = n
 	}
-	word := func(bit int, dst *string, empty bool) {
+	word := func(bit int, dst *string, empty bool, t *interned) {
 		if !once(bit) {
 			return
 		}
@@ -255,36 +335,50 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 			fail("%q is not one word", value)
 			return
 		}
-		*dst = string(value)
+		if t == &h.lower {
+			*dst = t.lowerStr(value)
+		} else {
+			*dst = t.str(value)
+		}
 	}
 	switch string(key) {
 	case "job":
-		word(keyJob, &rec.JobID, false)
+		if once(keyJob) {
+			if len(value) == 0 || bytes.IndexByte(value, ' ') >= 0 {
+				fail("%q is not one word", value)
+			} else {
+				rec.JobID = string(value) // one per record: not interned
+			}
+		}
 	case "reporter":
-		word(keyReporter, &rec.Reporter, false)
+		word(keyReporter, &rec.Reporter, false, &h.reporters)
 	case "received":
 		var n int
 		num(keyReceived, &n, 1, 1<<40)
 		rec.Received = time.Unix(int64(n), 0)
 	case "ipaddr":
 		if once(keyIPAddr) {
+			if v, ok := h.addrs.get(value); ok {
+				rec.IPAddr = v
+				break
+			}
 			a, err := netip.ParseAddr(string(value))
 			if err != nil {
 				fail("%q is not an IP address", value)
+				rec.IPAddr = "invalid IP"
+				break
 			}
-			rec.IPAddr = a.Unmap().String()
+			rec.IPAddr = h.addrs.put(value, a.Unmap().String())
 		}
 	case "from":
-		word(keyFrom, &rec.From, false)
-		rec.From = strings.ToLower(rec.From)
+		word(keyFrom, &rec.From, false, &h.lower)
 	case "mfrom":
-		word(keyMailFrom, &rec.MailFrom, true)
-		rec.MailFrom = strings.ToLower(rec.MailFrom)
+		word(keyMailFrom, &rec.MailFrom, true, &h.lower)
 	case "pdomain":
-		word(keyPDomain, &rec.PolicyDomain, false)
-		rec.PolicyDomain = strings.ToLower(rec.PolicyDomain)
+		word(keyPDomain, &rec.PolicyDomain, false, &h.lower)
 	case "dkim":
-		f := bytes.Fields(value)
+		var fields [4][]byte
+		f := splitFields(value, fields[:0])
 		if len(f) != 3 {
 			fail("%q is not \"domain selector result\"", value)
 			return
@@ -294,7 +388,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 			fail("result %q is not a result code", f[2])
 			return
 		}
-		rec.DKIM = append(rec.DKIM, HistoryDKIM{Domain: strings.ToLower(string(f[0])), Selector: string(f[1]), Result: ARES(res)})
+		rec.DKIM = append(rec.DKIM, HistoryDKIM{Domain: h.lower.lowerStr(f[0]), Selector: h.selectors.str(f[1]), Result: ARES(res)})
 	case "spf":
 		var n int
 		num(keySPF, &n, -1, 12)
@@ -305,7 +399,7 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 		if len(value) == 0 || bytes.IndexByte(value, ' ') >= 0 {
 			fail("%q is not one URI", value)
 		} else if string(value) != "-" {
-			rec.RUA = append(rec.RUA, string(value))
+			rec.RUA = append(rec.RUA, h.uris.str(value))
 		}
 	case "pct":
 		num(keyPct, &rec.Pct, 0, 100)
@@ -351,6 +445,28 @@ func (h *HistoryReader) parseLine(rec *HistoryRecord, line []byte, have *int, ba
 	default:
 		parseExt(rec, key, value, once, fail)
 	}
+}
+
+// splitFields appends the fields of b to f, as bytes.Fields splits them,
+// without allocating for ASCII text.
+func splitFields(b []byte, f [][]byte) [][]byte {
+	start := -1
+	for i, c := range b {
+		switch {
+		case c >= utf8.RuneSelf:
+			return bytes.Fields(b)
+		case c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r':
+			if start >= 0 {
+				f, start = append(f, b[start:i]), -1
+			}
+		case start < 0:
+			start = i
+		}
+	}
+	if start >= 0 {
+		f = append(f, b[start:])
+	}
+	return f
 }
 
 // parseSeals decodes the arc_policy JSON array.

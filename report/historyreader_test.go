@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -30,6 +31,68 @@ func readAll(t testing.TB, text string) ([]*HistoryRecord, []*HistoryError) {
 		}
 		recs = append(recs, rec)
 	}
+}
+
+// readInto reads text with NextInto into one record, and returns each
+// record formatted, and the errors formatted.
+func readInto(t testing.TB, text string) (recs, errs []string) {
+	t.Helper()
+	r := NewHistoryReader(strings.NewReader(text), "dmarc.dat")
+	rec := &HistoryRecord{}
+	for {
+		err := r.NextInto(rec)
+		if err == io.EOF {
+			return recs, errs
+		}
+		var he *HistoryError
+		if errors.As(err, &he) {
+			errs = append(errs, he.Error())
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, string(rec.AppendFormat(nil)))
+	}
+}
+
+// sameAsNext checks that NextInto, reusing one record, reads text as
+// Next does.
+func sameAsNext(t testing.TB, text string) {
+	t.Helper()
+	recs, errs := readAll(t, text)
+	gotRecs, gotErrs := readInto(t, text)
+	var wantRecs, wantErrs []string
+	for _, r := range recs {
+		wantRecs = append(wantRecs, string(r.AppendFormat(nil)))
+	}
+	for _, e := range errs {
+		wantErrs = append(wantErrs, e.Error())
+	}
+	if strings.Join(gotRecs, "\x00") != strings.Join(wantRecs, "\x00") || strings.Join(gotErrs, "\n") != strings.Join(wantErrs, "\n") {
+		t.Fatalf("NextInto read %d records and %q, Next %d and %q", len(gotRecs), gotErrs, len(wantRecs), wantErrs)
+	}
+}
+
+// NextInto reads what Next reads, though its record's lists shrink and
+// grow from one record to the next.
+func TestHistoryReaderNextInto(t *testing.T) {
+	var text []byte
+	for i := 0; i < 50; i++ {
+		r := &HistoryRecord{JobID: fmt.Sprintf("J%d", i), Reporter: "mx1.example", Received: time.Unix(1700000000+int64(i), 0),
+			IPAddr: "192.0.2.1", From: "d.example", MailFrom: "d.example", PolicyDomain: "d.example", Policy: HistoryPolicyPass,
+			Pct: 100, ADKIM: 'r', ASPF: 'r', P: 'r', AlignDKIM: 4, AlignSPF: 4, ARC: ARESFail, ARCPolicy: 2}
+		for k := 0; k < i%4; k++ {
+			r.DKIM = append(r.DKIM, HistoryDKIM{fmt.Sprintf("k%d.example", k), "s1", ARESPass})
+			r.RUA = append(r.RUA, fmt.Sprintf("mailto:r%d@d.example", k))
+		}
+		if i%3 == 0 {
+			r.Ext = &HistoryExt{SPFDomain: "d.example", RcptDomains: []string{"x.example"}, FO: "1"}
+		}
+		text = r.AppendFormat(text)
+	}
+	sameAsNext(t, string(text))
+	sameAsNext(t, observed+"pct 1000\n"+observed+observed[:40])
 }
 
 // The writer's output reads back as the same records: the round trip of
@@ -142,6 +205,10 @@ func FuzzHistoryReader(f *testing.F) {
 	f.Add("job\njob x\nreporter\n\n\r\narc_policy 1 json:[{\"i\":1}]\ndkim a b 99\n")
 	f.Add(observed + "spf_domain A.example\nspf_scope helo\nrcpt_domain -\nnp 113\nt 0\nfo -\nruf x\noverride other\n")
 	f.Fuzz(func(t *testing.T, text string) {
+		if got, want := splitFields([]byte(text), nil), bytes.Fields([]byte(text)); !equalFields(got, want) {
+			t.Fatalf("splitFields(%q) = %q, want %q", text, got, want)
+		}
+		sameAsNext(t, text)
 		recs, _ := readAll(t, text)
 		// Whatever reads, writes back and reads again the same.
 		for _, r := range recs {
@@ -155,6 +222,53 @@ func FuzzHistoryReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+func equalFields(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSplitFields(t *testing.T) {
+	for _, in := range []string{"", " ", "a", "d.example s1 0", "  d.example\ts1  0 ", "a\vb\fc\rd\ne", "dé s 0", "a\u00a0b \u0085c", "x  "} {
+		if got, want := splitFields([]byte(in), nil), bytes.Fields([]byte(in)); !equalFields(got, want) {
+			t.Errorf("splitFields(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The reader shares the strings that repeat between records; its tables
+// stop growing when full, and every record still gets its own values.
+func TestHistoryReaderInterned(t *testing.T) {
+	const n = 2*maxInterned + 17
+	var text []byte
+	for i := 0; i < n; i++ {
+		d := fmt.Sprintf("D%d.Example", i%(maxInterned+100))
+		r := &HistoryRecord{JobID: fmt.Sprintf("J%d", i), Reporter: "mx1.example", Received: time.Unix(1700000000+int64(i), 0),
+			IPAddr: fmt.Sprintf("::ffff:198.51.%d.%d", i/250%250, i%250), From: d, MailFrom: d, PolicyDomain: d, Policy: HistoryPolicyPass,
+			RUA: []string{"mailto:r@" + d}, Pct: 100, ADKIM: 'r', ASPF: 'r', P: 'r', AlignDKIM: 4, AlignSPF: 4, ARC: ARESFail, ARCPolicy: 2,
+			DKIM: []HistoryDKIM{{d, "s1", ARESPass}}}
+		text = r.AppendFormat(text)
+	}
+	recs, errs := readAll(t, string(text))
+	if len(errs) != 0 || len(recs) != n {
+		t.Fatalf("%d records, %v", len(recs), errs)
+	}
+	for i, r := range recs {
+		d := fmt.Sprintf("d%d.example", i%(maxInterned+100))
+		ip := fmt.Sprintf("198.51.%d.%d", i/250%250, i%250)
+		if r.From != d || r.MailFrom != d || r.PolicyDomain != d || r.DKIM[0].Domain != d || r.IPAddr != ip ||
+			r.RUA[0] != "mailto:r@D"+d[1:len(d)-len("example")]+"Example" || r.JobID != fmt.Sprintf("J%d", i) {
+			t.Fatalf("record %d: %+v", i, r)
+		}
+	}
 }
 
 // BenchmarkHistoryReader reads 100,000 records written by AppendFormat.

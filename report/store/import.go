@@ -2,13 +2,10 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/mailsidecar/sidecar/report"
 )
@@ -40,56 +37,47 @@ func (r *ImportResult) Add(o ImportResult) {
 	}
 }
 
-const (
-	// columns are OpenDMARC's fields, extension those of the sidecar
-	// format (NULL for a record in OpenDMARC's).
-	columns     = "reporter, received, jobid, ip, header_from, envelope_from, policy_domain, policy, action, spf, dkim, align_dkim, align_spf, arc, arc_policy, arc_seals, p, sp, pct, adkim, aspf, rua"
-	extension   = "spf_domain, spf_scope, rcpt_domains, np, psd, testing, fo, ruf, override"
-	ncolumns    = 22 + 9
-	batchRows   = 500   // rows per INSERT statement
-	chunkRecord = 20000 // records per transaction
-)
+// chunkRecord is the number of records the reader hands over at once;
+// memory holds two chunks at most. (Variables: tests make them small.)
+var chunkRecord = 20000
+
+// txRecords is the number of records an SQLite import transaction takes
+// (chunk after chunk) before it commits: the rollup rows of its groups
+// are updated once per transaction, so the fewer transactions the less
+// work, and the write lock is held a second or two at most (another
+// writer waits for it; readers never do). A PostgreSQL transaction is
+// one chunk, so that concurrent importers take their locks in one
+// order.
+var txRecords = 250000
 
 // Import reads history records from r (named file in problems) into the
-// store, in transactions of chunkRecord records, each record once:
-// records already stored are not added again. A corrupt record is
-// counted and skipped whole; a record cut short at the end is left for
-// the next run, which reads the file again. progress, when not nil, is
-// called after each transaction with the counts so far.
+// store, each record once: records already stored are not added again,
+// nor counted again in the rollup. A corrupt record is counted and
+// skipped whole; a record cut short at the end is left for the next run,
+// which reads the file again. progress, when not nil, is called after
+// each transaction with the counts so far.
 //
-// Reading and writing overlap: one goroutine parses the next chunk while
-// the database stores the last one, so memory holds two chunks at most.
+// Reading and writing overlap: one goroutine parses the next chunk (and
+// encodes its group keys) while the database stores the last one.
 func (s *Store) Import(ctx context.Context, r io.Reader, file string, progress func(ImportResult)) (ImportResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	chunks := make(chan []*report.HistoryRecord)
+	chunks := make(chan *batch)
 	var res ImportResult // the reader's counts, read after chunks is closed
 	var readErr error
 	go func() {
 		defer close(chunks)
 		readErr = readChunks(ctx, r, file, &res, chunks)
 	}()
-	var added int64
-	args := make([]any, 0, batchRows*ncolumns)
-	var dbErr error
-	for chunk := range chunks {
-		if dbErr != nil {
-			continue // drain
-		}
-		n, err := s.insert(ctx, chunk, args)
-		if err != nil {
-			dbErr = s.fail("import "+file, err)
-			cancel()
-			continue
-		}
-		added += n
-		if progress != nil {
-			progress(ImportResult{Records: added, Added: added})
+	added, dbErr := s.store(ctx, chunks, progress)
+	if dbErr != nil {
+		cancel()
+		for range chunks { // drain
 		}
 	}
 	res.Added = added
 	if dbErr != nil {
-		return res, dbErr
+		return res, s.fail("import "+file, dbErr)
 	}
 	if readErr == nil {
 		readErr = ctx.Err()
@@ -97,22 +85,63 @@ func (s *Store) Import(ctx context.Context, r io.Reader, file string, progress f
 	return res, readErr
 }
 
-// readChunks parses r into chunks of chunkRecord records, counting
+// store writes the chunks in transactions and returns how many messages
+// they added.
+func (s *Store) store(ctx context.Context, chunks <-chan *batch, progress func(ImportResult)) (int64, error) {
+	var added int64
+	var t *importTx
+	commit := func() error {
+		n, err := t.commit(ctx)
+		t = nil
+		if err != nil {
+			return err
+		}
+		added += n
+		if progress != nil {
+			progress(ImportResult{Records: added, Added: added})
+		}
+		return nil
+	}
+	for b := range chunks {
+		if t == nil {
+			var err error
+			if t, err = s.beginImport(ctx); err != nil {
+				return added, err
+			}
+		}
+		if err := t.w.write(ctx, b); err != nil {
+			t.w.tx.Rollback()
+			return added, err
+		}
+		if s.dialect == Postgres || t.w.rows >= txRecords {
+			if err := commit(); err != nil {
+				return added, err
+			}
+		}
+	}
+	if t != nil {
+		return added, commit()
+	}
+	return added, nil
+}
+
+// readChunks parses r into batches of chunkRecord records, counting
 // records and problems in res.
-func readChunks(ctx context.Context, r io.Reader, file string, res *ImportResult, out chan<- []*report.HistoryRecord) error {
+func readChunks(ctx context.Context, r io.Reader, file string, res *ImportResult, out chan<- *batch) error {
 	hr := report.NewHistoryReader(r, file)
-	chunk := make([]*report.HistoryRecord, 0, chunkRecord)
+	b := newBatch(chunkRecord)
 	send := func() bool {
 		select {
-		case out <- chunk:
-			chunk = make([]*report.HistoryRecord, 0, chunkRecord)
+		case out <- b:
+			b = newBatch(chunkRecord)
 			return true
 		case <-ctx.Done():
 			return false
 		}
 	}
+	rec := &report.HistoryRecord{} // one for all: the batch keeps its key, not the record
 	for {
-		rec, err := hr.Next()
+		err := hr.NextInto(rec)
 		if err == io.EOF {
 			break
 		}
@@ -132,145 +161,57 @@ func readChunks(ctx context.Context, r io.Reader, file string, res *ImportResult
 			return fmt.Errorf("%s: %w", file, err)
 		}
 		res.Records++
-		chunk = append(chunk, rec)
-		if len(chunk) == chunkRecord && !send() {
+		start := len(b.keys)
+		b.keys = appendRecordKey(b.keys, rec)
+		b.add(rec.Received.Unix(), rec.Reporter, rec.JobID, start)
+		if len(b.rows) == chunkRecord && !send() {
 			return ctx.Err()
 		}
 	}
-	if len(chunk) > 0 && !send() {
+	if len(b.rows) > 0 && !send() {
 		return ctx.Err()
 	}
 	return nil
 }
 
-// insert writes one transaction of records and returns how many were new.
-// The records go in key order: concurrent importers into PostgreSQL then
-// take the unique index's locks in the same order and cannot deadlock.
-func (s *Store) insert(ctx context.Context, recs []*report.HistoryRecord, args []any) (int64, error) {
-	sort.Slice(recs, func(i, j int) bool {
-		a, b := recs[i], recs[j]
-		if !a.Received.Equal(b.Received) {
-			return a.Received.Before(b.Received)
-		}
-		if a.Reporter != b.Reporter {
-			return a.Reporter < b.Reporter
-		}
-		return a.JobID < b.JobID
-	})
-	tx, err := s.db.BeginTx(ctx, nil)
+// importTx is an import transaction. In PostgreSQL it holds the store
+// lock shared, so that Expire (which takes it alone) never runs beside
+// it.
+type importTx struct {
+	w   *txWriter
+	gen int64 // of the group cache
+}
+
+func (s *Store) beginImport(ctx context.Context) (*importTx, error) {
+	tx, err := s.db.BeginTx(ctx, nil) // SQLite: BEGIN IMMEDIATE, one writer at a time
 	if err != nil {
+		return nil, err
+	}
+	if s.dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock_shared("+strconv.Itoa(storeLock)+")"); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+	}
+	var gen int64
+	if err := tx.QueryRowContext(ctx, "SELECT value FROM store_meta WHERE name = 'groups_generation'").Scan(&gen); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	s.groups.sync(gen)
+	return &importTx{w: s.newWriter(tx), gen: gen}, nil
+}
+
+// commit adds the transaction's counts to the rollup, commits, and
+// returns how many messages it added.
+func (t *importTx) commit(ctx context.Context) (int64, error) {
+	if err := t.w.flush(ctx); err != nil {
+		t.w.tx.Rollback()
 		return 0, err
 	}
-	defer tx.Rollback()
-	var full *sql.Stmt
-	var added int64
-	for len(recs) > 0 {
-		n := min(len(recs), batchRows)
-		args = args[:0]
-		for _, r := range recs[:n] {
-			args = appendRow(args, r)
-		}
-		var res sql.Result
-		if n == batchRows {
-			if full == nil {
-				if full, err = tx.PrepareContext(ctx, s.insertSQL(batchRows)); err != nil {
-					return 0, err
-				}
-			}
-			res, err = full.ExecContext(ctx, args...)
-		} else {
-			res, err = tx.ExecContext(ctx, s.insertSQL(n), args...)
-		}
-		if err != nil {
-			return 0, err
-		}
-		k, _ := res.RowsAffected()
-		added += k
-		recs = recs[n:]
+	if err := t.w.tx.Commit(); err != nil {
+		return 0, err
 	}
-	return added, tx.Commit()
-}
-
-// insertSQL is the INSERT of n rows that skips rows already stored.
-func (s *Store) insertSQL(n int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO messages (" + columns + ", " + extension + ") VALUES ")
-	k := 1
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('(')
-		for c := 0; c < ncolumns; c++ {
-			if c > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(s.ph(k))
-			k++
-		}
-		b.WriteByte(')')
-	}
-	b.WriteString(" ON CONFLICT (received, reporter, jobid) DO NOTHING")
-	return b.String()
-}
-
-func appendRow(args []any, r *report.HistoryRecord) []any {
-	args = append(args, r.Reporter, r.Received.Unix(), r.JobID, r.IPAddr, r.From, r.MailFrom, r.PolicyDomain,
-		r.Policy, r.Action, int(r.SPF), FormatDKIM(r.DKIM), r.AlignDKIM, r.AlignSPF, int(r.ARC), r.ARCPolicy,
-		formatSeals(r.ARCSeals), r.P, r.SP, r.Pct, r.ADKIM, r.ASPF, strings.Join(r.RUA, " "))
-	x := r.Ext
-	if x == nil {
-		return append(args, nil, nil, nil, nil, nil, nil, nil, nil, nil)
-	}
-	return append(args, x.SPFDomain, x.SPFScope, strings.Join(x.RcptDomains, " "), x.NP, x.PSD, x.Testing, x.FO,
-		strings.Join(x.RUF, " "), strings.Join(x.Reasons(), " "))
-}
-
-// FormatDKIM is the dkim column: one "domain selector result-code" per
-// signature, newline-separated, in the record's order.
-func FormatDKIM(sigs []report.HistoryDKIM) string {
-	if len(sigs) == 0 {
-		return ""
-	}
-	var b []byte
-	for i, d := range sigs {
-		if i > 0 {
-			b = append(b, '\n')
-		}
-		b = append(b, d.Domain...)
-		b = append(b, ' ')
-		b = append(b, d.Selector...)
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, int64(d.Result), 10)
-	}
-	return string(b)
-}
-
-// ParseDKIM reads the dkim column back.
-func ParseDKIM(col string) []report.HistoryDKIM {
-	if col == "" {
-		return nil
-	}
-	var out []report.HistoryDKIM
-	for _, line := range strings.Split(col, "\n") {
-		f := strings.Fields(line)
-		if len(f) != 3 {
-			continue
-		}
-		n, _ := strconv.Atoi(f[2])
-		out = append(out, report.HistoryDKIM{Domain: f[0], Selector: f[1], Result: report.ARES(n)})
-	}
-	return out
-}
-
-// formatSeals is the arc_seals column: "i d s" per seal, newline-separated.
-func formatSeals(seals []report.ARCSeal) string {
-	var b strings.Builder
-	for i, s := range seals {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		fmt.Fprintf(&b, "%d %s %s", s.Instance, s.Domain, s.Selector)
-	}
-	return b.String()
+	t.w.s.groups.merge(t.gen, t.w.known)
+	return t.w.added, nil
 }
