@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailsidecar/sidecar/report"
@@ -418,7 +419,9 @@ func (r *Report) Gzip() ([]byte, error) {
 		return nil, err
 	}
 	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&b)
 	zw.Name = strings.TrimSuffix(r.FileName(""), ".gz")
 	zw.ModTime = time.Unix(r.Metadata.DateRange.End, 0)
 	zw.Write(x)
@@ -427,6 +430,11 @@ func (r *Report) Gzip() ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// gzipWriters keeps compressors between reports: a new one allocates
+// about 800 KB of tables, which for 10,000 small reports costs more than
+// compressing them.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 
 // FileName is the RFC 9990 file name: receiver "!" policy-domain "!"
 // begin "!" end [ "!" unique-id ] ".xml.gz"; receiver is the
